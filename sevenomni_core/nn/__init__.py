@@ -1,0 +1,24 @@
+"""Building blocks of SevenNet models."""
+
+from .convolution import Convolution
+from .edge import EdgeEmbedding
+from .gate import Gate
+from .linear import IrrepsLinear
+from .radial import BesselBasis, PolynomialCutoff, XPLORCutoff
+from .rescale import Rescale
+from .self_connection import LinearSelfConnection, SpeciesSelfConnection
+from .tensor_product import UVUKernel
+
+__all__ = [
+    "BesselBasis",
+    "Convolution",
+    "EdgeEmbedding",
+    "Gate",
+    "IrrepsLinear",
+    "LinearSelfConnection",
+    "PolynomialCutoff",
+    "Rescale",
+    "SpeciesSelfConnection",
+    "UVUKernel",
+    "XPLORCutoff",
+]

@@ -1,0 +1,1 @@
+"""sevenomni_flows: jobflow Makers for screening with SevenNet models (to come)."""
