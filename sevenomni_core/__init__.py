@@ -1,3 +1,19 @@
-"""sevenomni_core: SevenNet-family equivariant potentials on torch and e3nn."""
+"""sevenomni_core: SevenNet-family equivariant potentials on torch and e3nn.
+
+>>> from sevenomni_core import SevenOmniCalculator, load_model, available_models
+"""
 
 __version__ = "0.1.0"
+
+from .calculator import SevenOmniCalculator  # noqa: E402
+from .data import InvalidStructureError  # noqa: E402
+from .model import ModelNotFoundError, available_models, load_model  # noqa: E402
+
+__all__ = [
+    "InvalidStructureError",
+    "ModelNotFoundError",
+    "SevenOmniCalculator",
+    "__version__",
+    "available_models",
+    "load_model",
+]

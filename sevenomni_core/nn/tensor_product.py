@@ -67,16 +67,30 @@ class UVUKernel(torch.nn.Module):
             offset += mul
         self.weight_numel = offset
         self._groups = []
+        self._group_sizes = []
         for idx, ((i1, i2), paths) in enumerate(groups.items()):
             l1 = self.irreps_in1[i1].ir.l
             l2 = self.irreps_in2[i2].ir.l
             mats = []
             for i_out, _, _, pw in paths:
                 l3 = self.irreps_out[i_out].ir.l
-                mats.append(coupling(l1, l2, l3).reshape((2 * l1 + 1) * (2 * l2 + 1), -1) * pw)
-            self.register_buffer(f"_cg{idx}", torch.cat(mats, dim=1).float(), persistent=False)
+                mats.append(coupling(l1, l2, l3) * pw)
+            # stored as (d2, d1 * sum d3): contracted with the harmonics first
+            cg = torch.cat(mats, dim=2).permute(1, 0, 2)
+            self.register_buffer(
+                f"_cg{idx}", cg.reshape(cg.shape[0], -1).float(), persistent=False
+            )
             dims = [2 * self.irreps_out[p[0]].ir.l + 1 for p in paths]
             self._groups.append((i1, i2, paths, dims))
+            self._group_sizes.append(len(paths) * self.irreps_in1[i1].mul)
+        # weights are laid out path by path; regroup them by input pair
+        order = []
+        for _, _, paths, _ in self._groups:
+            for _, off, mul, _ in paths:
+                order.append(torch.arange(off, off + mul).view(1, mul))
+        self._weight_perm = [
+            torch.cat([o.view(-1) for o in order]).tolist()
+        ]
         self._splits1 = [m.dim for m in self.irreps_in1]
         self._splits2 = [m.dim for m in self.irreps_in2]
 
@@ -90,26 +104,26 @@ class UVUKernel(torch.nn.Module):
             for b, m in zip(torch.split(x1, self._splits1, dim=1), self.irreps_in1)
         ]
         b2 = torch.split(x2, self._splits2, dim=1)
+        perm = self._weight_perm[0]
+        if perm != list(range(len(perm))):
+            weight = weight[:, perm]
+        wgroups = torch.split(weight, self._group_sizes, dim=1)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for idx, (i1, i2, paths, dims) in enumerate(self._groups):
             cg = getattr(self, f"_cg{idx}").to(x1.dtype)
             a, b = b1[i1], b2[i2]
-            mul, d1, d2 = a.shape[1], a.shape[2], b.shape[1]
-            if d1 == 1:
-                xx = a * b.unsqueeze(1)  # (E, mul, d2)
-            elif d2 == 1:
-                xx = a * b.unsqueeze(1)  # (E, mul, d1)
-            else:
-                xx = (a.unsqueeze(-1) * b.view(e, 1, 1, d2)).reshape(e, mul, d1 * d2)
-            y = torch.matmul(xx, cg)  # (E, mul, sum d3)
-            for (i_out, off, m, _), part in zip(paths, torch.split(y, dims, dim=2)):
-                w = weight[:, off : off + m].unsqueeze(-1)
-                r = part * w
+            d1 = a.shape[2]
+            # T[e, i, k] = sum_j Y[e, j] C[i, j, k], then y = x1 @ T per edge
+            t = torch.mm(b, cg).view(e, d1, -1)
+            y = a * t if d1 == 1 else torch.bmm(a, t)  # (E, mul, sum d3)
+            mul = a.shape[1]
+            ws = torch.split(wgroups[idx], mul, dim=1)
+            for (i_out, _, _, _), part, w in zip(paths, torch.split(y, dims, dim=2), ws):
+                part = part * w.unsqueeze(-1)
                 prev = outs[i_out]
-                outs[i_out] = r if prev is None else prev + r
+                outs[i_out] = part if prev is None else prev + part
         flat = [
-            (o.reshape(e, -1) if o is not None
-             else x1.new_zeros(e, m.dim))
+            (o.reshape(e, -1) if o is not None else x1.new_zeros(e, m.dim))
             for o, m in zip(outs, self.irreps_out)
         ]
         return torch.cat(flat, dim=1)

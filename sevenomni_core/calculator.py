@@ -1,0 +1,110 @@
+"""The ASE calculator."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from . import _keys as K
+from .data import atoms_to_graph, validate_atoms
+from .model.potential import Potential, load_model
+
+__all__ = ["SevenOmniCalculator"]
+
+
+class SevenOmniCalculator(Calculator):
+    """ASE calculator for SevenNet-family models.
+
+    Gives ``energy`` and ``free_energy`` (eV, equal), per-atom ``energies``
+    (eV), ``forces`` (eV/Å) and, for structures with a periodic cell of
+    non-zero volume, ``stress`` (eV/Å³, ASE sign and Voigt order
+    ``xx, yy, zz, yz, xz, xy``).
+
+    Parameters
+    ----------
+    model : str, path-like or Potential
+        ``"auto"``, a registry name, a checkpoint path, or a loaded model.
+    task : str, optional
+        Task (DFT protocol) of a multi-task model, case-insensitive; the
+        model's default when omitted.
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:n]"``.
+    dtype : str
+        ``"float32"`` or ``"float64"``.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> atoms = bulk("Cu", "fcc", a=3.61)
+    >>> atoms.calc = SevenOmniCalculator("7net-0", device="cpu")  # doctest: +SKIP
+    >>> atoms.get_potential_energy()  # doctest: +SKIP
+    -4.09...
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Potential = "auto",
+        task: str | None = None,
+        device: str = "auto",
+        dtype: str = "float32",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(model, Potential):
+            self.potential = model
+        else:
+            self.potential = load_model(model, device=device, dtype=dtype)
+        self.task, self.task_index = self.potential.resolve_task(task)
+        self.parameters.update(self.potential.describe(self.task))
+
+    @property
+    def model_name(self) -> str:
+        """The model in use (after ``"auto"`` is resolved)."""
+        return self.potential.name
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Evaluate ``atoms``; invalid structures raise before any compute."""
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        pot = self.potential
+        validate_atoms(
+            atoms,
+            pot.network.species,
+            model_name=pot.name,
+            label=atoms.get_chemical_formula(),
+        )
+        graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, self.task_index)
+        graph = {k: v.to(pot.device) for k, v in graph.items()}
+        periodic = bool(atoms.pbc.any()) and graph[K.VOLUME].item() > 0
+        out = pot.network(graph, compute_forces=True, compute_stress=periodic)
+        energy = float(out[K.ENERGY].detach().item())
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out[K.ATOMIC_ENERGIES].detach().cpu().double().numpy(),
+            "forces": out[K.FORCES].detach().cpu().double().numpy(),
+        }
+        if periodic:
+            self.results["stress"] = np.asarray(
+                out[K.STRESS][0].detach().cpu().double().numpy()
+            )
+
+    def __repr__(self) -> str:
+        task = f", task={self.task!r}" if self.task else ""
+        return (
+            f"SevenOmniCalculator(model={self.model_name!r}{task}, "
+            f"device={self.potential.device}, dtype={self.potential.dtype})"
+        )
+
+
