@@ -1,0 +1,144 @@
+"""The ``sevenomni`` command line (core commands: ``models`` and ``eval``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from ..model.checkpoint import CheckpointError, read_checkpoint
+    from ..model.config import ModelConfig
+    from ..model.potential import _auto_name
+    from ..model.registry import MODELS, available_models, model_dirs
+
+    present = available_models()
+    rows = []
+    for name, spec in MODELS.items():
+        path = present.get(name)
+        tasks = ""
+        if path is not None:
+            try:
+                cfg = ModelConfig.from_sevenn(read_checkpoint(path)["config"])
+                tasks = ", ".join(cfg.tasks) or "(single task)"
+            except (CheckpointError, ValueError) as err:
+                tasks = f"unreadable: {err}"
+        rows.append(
+            {
+                "model": name,
+                "present": path is not None,
+                "default_task": spec.default_task,
+                "tasks": tasks,
+                "path": str(path) if path else None,
+            }
+        )
+    if args.format == "json":
+        print(json.dumps({"auto": _auto_name(), "models": rows}, indent=2))
+        return 0
+    print("Models folders searched: " + ", ".join(str(d) for d in model_dirs()))
+    print(f"{'model':<18}{'offline':<9}{'default task':<14}tasks")
+    for row in rows:
+        mark = "yes" if row["present"] else "no"
+        print(f"{row['model']:<18}{mark:<9}{row['default_task'] or '-':<14}{row['tasks']}")
+    print(f"'auto' resolves to: {_auto_name()}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+    from ase.io import read
+
+    from ..calculator import SevenOmniCalculator
+
+    calc = SevenOmniCalculator(args.model, task=args.task, device=args.device,
+                               dtype=args.dtype)
+    status = 0
+    results = []
+    for path in args.structures:
+        try:
+            frames = read(path, index=":")
+        except Exception as err:  # ase raises many kinds for unreadable files
+            print(f"error: {path}: cannot read structure: {err}", file=sys.stderr)
+            status = 1
+            continue
+        for k, atoms in enumerate(frames):
+            label = f"{path}[{k}]" if len(frames) > 1 else str(path)
+            atoms.calc = calc
+            try:
+                energy = atoms.get_potential_energy()
+                forces = atoms.get_forces()
+                stress = atoms.get_stress() if "stress" in calc.results else None
+            except ValueError as err:
+                print(f"error: {label}: {err}", file=sys.stderr)
+                status = 1
+                continue
+            results.append(
+                {
+                    "structure": label,
+                    "formula": atoms.get_chemical_formula(),
+                    "energy_eV": energy,
+                    "energy_per_atom_eV": energy / len(atoms),
+                    "max_force_eV_per_A": float(np.linalg.norm(forces, axis=1).max()),
+                    "forces_eV_per_A": forces.tolist(),
+                    "stress_eV_per_A3": None if stress is None else stress.tolist(),
+                }
+            )
+    meta = calc.potential.describe(calc.task)
+    if args.format == "json":
+        print(json.dumps({"model": meta, "results": results}, indent=2))
+        return status
+    print(f"model {meta['model']} (task {meta['task'] or '-'}, {meta['dtype']}, "
+          f"{meta['device']}, sha256 {meta['sha256'][:12]}) from {meta['checkpoint']}")
+    for r in results:
+        print(f"\n{r['structure']}  {r['formula']}")
+        print(f"  energy        {r['energy_eV']:.6f} eV  "
+              f"({r['energy_per_atom_eV']:.6f} eV/atom)")
+        print(f"  max |force|   {r['max_force_eV_per_A']:.6f} eV/Å")
+        if r["stress_eV_per_A3"] is not None:
+            gpa = np.array(r["stress_eV_per_A3"]) * 160.21766208
+            print("  stress (GPa)  xx yy zz yz xz xy = "
+                  + " ".join(f"{v:.4f}" for v in gpa))
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``sevenomni``."""
+    parser = argparse.ArgumentParser(
+        prog="sevenomni",
+        description="SevenNet-Omni screening: models, evaluation and workflows.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("models", help="list the models and tasks available offline")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_cmd_models)
+    p = sub.add_parser("eval", help="energy, forces and stress of structure files")
+    p.add_argument("structures", nargs="+", help="files ASE can read (CIF, POSCAR, extxyz, ...)")
+    p.add_argument("--model", default="auto")
+    p.add_argument("--task", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
