@@ -109,7 +109,7 @@ class IrrepsLinear(nn.Module):
             outs[i_out] = y if prev is None else prev + y
         dtype = weight.dtype if self.onehot_input else x.dtype
         flat = [
-            (o.reshape(n, -1) if o is not None
+            (o.reshape(n, mul_ir.dim) if o is not None
              else torch.zeros(n, mul_ir.dim, dtype=dtype, device=x.device))
             for o, mul_ir in zip(outs, self.irreps_out)
         ]

@@ -83,7 +83,7 @@ class SpeciesSelfConnection(nn.Module):
             prev = outs[i_out]
             outs[i_out] = y if prev is None else prev + y
         flat = [
-            (o.reshape(n, -1) if o is not None else x.new_zeros(n, m.dim))
+            (o.reshape(n, m.dim) if o is not None else x.new_zeros(n, m.dim))
             for o, m in zip(outs, self.irreps_out)
         ]
         return torch.cat(flat, dim=1)

@@ -114,7 +114,7 @@ class UVUKernel(torch.nn.Module):
             a, b = b1[i1], b2[i2]
             d1 = a.shape[2]
             # T[e, i, k] = sum_j Y[e, j] C[i, j, k], then y = x1 @ T per edge
-            t = torch.mm(b, cg).view(e, d1, -1)
+            t = torch.mm(b, cg).view(e, d1, cg.shape[1] // d1)
             y = a * t if d1 == 1 else torch.bmm(a, t)  # (E, mul, sum d3)
             mul = a.shape[1]
             ws = torch.split(wgroups[idx], mul, dim=1)
@@ -123,7 +123,7 @@ class UVUKernel(torch.nn.Module):
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
         flat = [
-            (o.reshape(e, -1) if o is not None else x1.new_zeros(e, m.dim))
+            (o.reshape(e, m.dim) if o is not None else x1.new_zeros(e, m.dim))
             for o, m in zip(outs, self.irreps_out)
         ]
         return torch.cat(flat, dim=1)
