@@ -63,8 +63,10 @@ def main():
     _, path = resolve_checkpoint(args.model)
     ours = SevenOmniCalculator(str(path), task=args.task, device=args.device)
     ref = SevenNetCalculator(str(path), modal=ours.task, device=args.device)
-    print(f"model {args.model} ({path.name}), device {args.device}, "
-          f"torch threads {torch.get_num_threads()}, repeats {args.repeats}")
+    print(
+        f"model {args.model} ({path.name}), device {args.device}, "
+        f"torch threads {torch.get_num_threads()}, repeats {args.repeats}"
+    )
     print(f"{'structure':<22}{'sevenn s':>10}{'ours s':>10}{'ratio':>8}")
     for name, atoms in structures().items():
         # interleave to share the machine's noise

@@ -5,9 +5,9 @@
 
 __version__ = "0.1.0"
 
-from .calculator import SevenOmniCalculator  # noqa: E402
-from .data import InvalidStructureError  # noqa: E402
-from .model import ModelNotFoundError, available_models, load_model  # noqa: E402
+from .calculator import SevenOmniCalculator
+from .data import InvalidStructureError
+from .model import ModelNotFoundError, available_models, load_model
 
 __all__ = [
     "InvalidStructureError",

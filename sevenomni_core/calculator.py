@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import numpy as np
-import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
@@ -45,7 +45,13 @@ class SevenOmniCalculator(Calculator):
     -4.09...
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties: ClassVar[list[str]] = [
+        "energy",
+        "free_energy",
+        "energies",
+        "forces",
+        "stress",
+    ]
 
     def __init__(
         self,
@@ -84,7 +90,9 @@ class SevenOmniCalculator(Calculator):
             model_name=pot.name,
             label=atoms.get_chemical_formula(),
         )
-        graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, self.task_index)
+        graph = atoms_to_graph(
+            atoms, pot.cutoff, pot.network.z_to_index, self.task_index
+        )
         graph = {k: v.to(pot.device) for k, v in graph.items()}
         periodic = bool(atoms.pbc.any()) and graph[K.VOLUME].item() > 0
         out = pot.network(graph, compute_forces=True, compute_stress=periodic)
@@ -106,5 +114,3 @@ class SevenOmniCalculator(Calculator):
             f"SevenOmniCalculator(model={self.model_name!r}{task}, "
             f"device={self.potential.device}, dtype={self.potential.dtype})"
         )
-
-

@@ -16,7 +16,13 @@ def bulk_si() -> Atoms:
 def triclinic() -> Atoms:
     cell = np.array([[4.6, 0.3, 0.2], [0.9, 4.9, 0.4], [0.5, 0.7, 5.2]])
     frac = np.array(
-        [[0.0, 0.0, 0.0], [0.5, 0.5, 0.1], [0.25, 0.7, 0.5], [0.8, 0.2, 0.6], [0.4, 0.1, 0.85]]
+        [
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.1],
+            [0.25, 0.7, 0.5],
+            [0.8, 0.2, 0.6],
+            [0.4, 0.1, 0.85],
+        ]
     )
     return Atoms("LiFePO2", scaled_positions=frac, cell=cell, pbc=True)
 
@@ -44,8 +50,10 @@ def small_cell() -> Atoms:
 
 def one_atom_cell() -> Atoms:
     atoms = bulk("Cu", "fcc", a=3.61)
-    atoms.set_cell(atoms.cell.array @ np.array([[1.02, 0.01, 0], [0, 0.99, 0], [0, 0.02, 1.0]]),
-                   scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell.array @ np.array([[1.02, 0.01, 0], [0, 0.99, 0], [0, 0.02, 1.0]]),
+        scale_atoms=True,
+    )
     return atoms
 
 

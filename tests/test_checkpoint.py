@@ -21,14 +21,18 @@ def test_round_trip(model, task, tmp_path, sevenn_calculator):
     """An old-format (0.9.x) checkpoint saved here loads here and in sevenn alike."""
     pot = load_model(model)
     out = tmp_path / "saved.pth"
-    sha = save_checkpoint(pot.network, out, base_config=read_checkpoint(pot.path)["config"])
+    sha = save_checkpoint(
+        pot.network, out, base_config=read_checkpoint(pot.path)["config"]
+    )
     assert sha == file_sha256(out)
     saved = read_checkpoint(out)
     assert set(saved) >= {"config", "model_state_dict", "optimizer_state_dict", "epoch"}
     assert saved["config"]["version"] == "0.11.0"
     for atoms in (bulk_si(), slab_with_adsorbate()):
         e0, f0, s0 = _evaluate(SevenOmniCalculator(pot, task=task), atoms)
-        e1, f1, s1 = _evaluate(SevenOmniCalculator(str(out), task=task, device="cpu"), atoms)
+        e1, f1, s1 = _evaluate(
+            SevenOmniCalculator(str(out), task=task, device="cpu"), atoms
+        )
         e2, f2, s2 = _evaluate(sevenn_calculator(out, task), atoms)
         assert e1 == pytest.approx(e0, abs=1e-6)
         np.testing.assert_allclose(f1, f0, atol=1e-5)
@@ -39,7 +43,7 @@ def test_round_trip(model, task, tmp_path, sevenn_calculator):
 
 
 def test_old_convolution_order_is_patched():
-    """Loading a 0.9 checkpoint reorders the radial outputs: raw weights would differ."""
+    """Loading a 0.9 checkpoint reorders the radial outputs (raw weights differ)."""
     pot = load_model("7net-0")
     raw = read_checkpoint(pot.path)["model_state_dict"]
     key = "1_convolution.weight_nn.layer2.weight"

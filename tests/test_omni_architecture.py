@@ -53,7 +53,7 @@ def test_round_trip_through_sevenn(omni_checkpoint, tmp_path, sevenn_calculator)
     atoms = triclinic()
     for task in ("mpa", "odac23"):
         e0, f0, s0 = _evaluate(SevenOmniCalculator(pot, task=task), atoms)
-        e1, f1, s1 = _evaluate(SevenOmniCalculator(str(out), task=task), atoms)
+        e1, _f1, _s1 = _evaluate(SevenOmniCalculator(str(out), task=task), atoms)
         e2, f2, s2 = _evaluate(sevenn_calculator(out, task), atoms)
         assert e1 == pytest.approx(e0, abs=1e-6)
         assert e2 == pytest.approx(e0, abs=len(atoms) * 1e-5)

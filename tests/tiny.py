@@ -10,7 +10,9 @@ from sevenomni_core.model import ModelConfig, SevenNet
 from sevenomni_core.model.potential import Potential
 
 
-def tiny_parity_potential(dtype: torch.dtype = torch.float64, seed: int = 0) -> Potential:
+def tiny_parity_potential(
+    dtype: torch.dtype = torch.float64, seed: int = 0
+) -> Potential:
     """Two layers, lmax 2, O(3), nequip self-connection, 3 tasks, 4 species."""
     torch.manual_seed(seed)
     config = ModelConfig(

@@ -44,7 +44,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print(f"{'model':<18}{'offline':<9}{'default task':<14}tasks")
     for row in rows:
         mark = "yes" if row["present"] else "no"
-        print(f"{row['model']:<18}{mark:<9}{row['default_task'] or '-':<14}{row['tasks']}")
+        print(
+            f"{row['model']:<18}{mark:<9}{row['default_task'] or '-':<14}{row['tasks']}"
+        )
     print(f"'auto' resolves to: {_auto_name()}")
     return 0
 
@@ -55,8 +57,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from ..calculator import SevenOmniCalculator
 
-    calc = SevenOmniCalculator(args.model, task=args.task, device=args.device,
-                               dtype=args.dtype)
+    calc = SevenOmniCalculator(
+        args.model, task=args.task, device=args.device, dtype=args.dtype
+    )
     status = 0
     results = []
     for path in args.structures:
@@ -92,17 +95,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps({"model": meta, "results": results}, indent=2))
         return status
-    print(f"model {meta['model']} (task {meta['task'] or '-'}, {meta['dtype']}, "
-          f"{meta['device']}, sha256 {meta['sha256'][:12]}) from {meta['checkpoint']}")
+    print(
+        f"model {meta['model']} (task {meta['task'] or '-'}, {meta['dtype']}, "
+        f"{meta['device']}, sha256 {meta['sha256'][:12]}) from {meta['checkpoint']}"
+    )
     for r in results:
         print(f"\n{r['structure']}  {r['formula']}")
-        print(f"  energy        {r['energy_eV']:.6f} eV  "
-              f"({r['energy_per_atom_eV']:.6f} eV/atom)")
+        print(
+            f"  energy        {r['energy_eV']:.6f} eV  "
+            f"({r['energy_per_atom_eV']:.6f} eV/atom)"
+        )
         print(f"  max |force|   {r['max_force_eV_per_A']:.6f} eV/Å")
         if r["stress_eV_per_A3"] is not None:
             gpa = np.array(r["stress_eV_per_A3"]) * 160.21766208
-            print("  stress (GPa)  xx yy zz yz xz xy = "
-                  + " ".join(f"{v:.4f}" for v in gpa))
+            print(
+                "  stress (GPa)  xx yy zz yz xz xy = "
+                + " ".join(f"{v:.4f}" for v in gpa)
+            )
     return status
 
 
@@ -118,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("eval", help="energy, forces and stress of structure files")
-    p.add_argument("structures", nargs="+", help="files ASE can read (CIF, POSCAR, extxyz, ...)")
+    p.add_argument(
+        "structures", nargs="+", help="files ASE can read (CIF, POSCAR, extxyz, ...)"
+    )
     p.add_argument("--model", default="auto")
     p.add_argument("--task", default=None)
     p.add_argument("--device", default="auto")
@@ -131,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as err:

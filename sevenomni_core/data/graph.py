@@ -81,7 +81,11 @@ def collate(graphs: Sequence[Mapping[str, torch.Tensor]]) -> AtomGraph:
     for key in (K.CELL, K.VOLUME, K.NUM_ATOMS, K.TASK):
         out[key] = torch.cat([g[key] for g in graphs])
     out[K.EDGE_INDEX] = torch.cat(
-        [g[K.EDGE_INDEX] + off for g, off in zip(graphs, offsets.tolist())], dim=1
+        [
+            g[K.EDGE_INDEX] + off
+            for g, off in zip(graphs, offsets.tolist(), strict=True)
+        ],
+        dim=1,
     )
     out[K.BATCH] = torch.repeat_interleave(torch.arange(len(graphs)), counts)
     return out

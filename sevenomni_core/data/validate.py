@@ -8,7 +8,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 
-__all__ = ["InvalidStructureError", "MIN_DISTANCE", "validate_atoms"]
+__all__ = ["MIN_DISTANCE", "InvalidStructureError", "validate_atoms"]
 
 #: Atoms closer than this (Å) are rejected as unphysical.
 MIN_DISTANCE = 0.5

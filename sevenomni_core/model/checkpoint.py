@@ -64,10 +64,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many kinds here
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
-    if not isinstance(ckpt, dict) or "config" not in ckpt or "model_state_dict" not in ckpt:
         raise CheckpointError(
-            f"{path} is not a SevenNet checkpoint (needs 'config' and 'model_state_dict')"
+            f"{path} is not a readable torch checkpoint: {err}"
+        ) from err
+    if (
+        not isinstance(ckpt, dict)
+        or "config" not in ckpt
+        or "model_state_dict" not in ckpt
+    ):
+        raise CheckpointError(
+            f"{path} is not a SevenNet checkpoint "
+            "(needs 'config' and 'model_state_dict')"
         )
     return ckpt
 
@@ -126,7 +133,10 @@ def _sort_old_convolutions(
             col += mul
             ls = (irreps_x[ins[0]].ir.l, irreps_f[ins[1]].ir.l, irreps_mid[ins[2]].ir.l)
             if min(ls) > 0:
-                w3j_key = f"{name}.convolution._compiled_main_left_right._w3j_{ls[0]}_{ls[1]}_{ls[2]}"
+                w3j_key = (
+                    f"{name}.convolution._compiled_main_left_right"
+                    f"._w3j_{ls[0]}_{ls[1]}_{ls[2]}"
+                )
                 now = o3.wigner_3j(*ls)
                 stored = state_dict.get(w3j_key)
                 if stored is not None and not torch.allclose(stored, now, atol=1e-6):
@@ -164,7 +174,7 @@ def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> SevenNet:
     scale = state.get("rescale_atomic_energy.scale")
     model = SevenNet(config, shift=shift, scale=scale)
     state = _patch_state_dict(dict(state), config, model)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = model.load_state_dict(state, strict=True)
     # buffers e3nn recreates deterministically may be absent from old files
     missing = [k for k in missing if "_w3j_" not in k]
     if missing or unexpected:
@@ -175,7 +185,9 @@ def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> SevenNet:
     return model
 
 
-def to_sevenn_config(model: SevenNet, base: dict[str, Any] | None = None) -> dict[str, Any]:
+def to_sevenn_config(
+    model: SevenNet, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A sevenn-style config describing ``model`` exactly (every key explicit)."""
     cfg = model.config
     raw = copy.deepcopy(base) if base else {}
@@ -201,7 +213,10 @@ def to_sevenn_config(model: SevenNet, base: dict[str, Any] | None = None) -> dic
             "cutoff_function": (
                 {"cutoff_function_name": "XPLOR", "cutoff_on": cfg.cutoff_on}
                 if cfg.cutoff_function == "XPLOR"
-                else {"cutoff_function_name": "poly_cut", "poly_cut_p_value": cfg.poly_cut_p_value}
+                else {
+                    "cutoff_function_name": "poly_cut",
+                    "poly_cut_p_value": cfg.poly_cut_p_value,
+                }
             ),
             "act_radial": cfg.act_radial,
             "act_scalar": dict(cfg.act_scalar),

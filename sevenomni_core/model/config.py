@@ -54,7 +54,9 @@ class ModelConfig:
     poly_cut_p_value: float = 6.0
     cutoff_on: float | None = None
     act_radial: str = "silu"
-    act_scalar: dict[str, str] = field(default_factory=lambda: {"e": "silu", "o": "tanh"})
+    act_scalar: dict[str, str] = field(
+        default_factory=lambda: {"e": "silu", "o": "tanh"}
+    )
     act_gate: dict[str, str] = field(default_factory=lambda: {"e": "silu", "o": "tanh"})
     weight_nn_hidden_neurons: list[int] = field(default_factory=lambda: [64, 64])
     conv_denominator: list[float] = field(default_factory=list)
@@ -107,7 +109,9 @@ class ModelConfig:
         cut = dict(cfg.get("cutoff_function", {"cutoff_function_name": "poly_cut"}))
         cut_name = cut.get("cutoff_function_name", "poly_cut")
         if cut_name not in ("poly_cut", "XPLOR"):
-            raise UnsupportedModelError(f"cutoff function {cut_name!r} is not supported")
+            raise UnsupportedModelError(
+                f"cutoff function {cut_name!r} is not supported"
+            )
         sc = cfg.get("self_connection_type", "nequip")
         sc = [sc] * n_conv if isinstance(sc, str) else list(sc)
         if any(s not in ("nequip", "linear") for s in sc):
@@ -133,7 +137,9 @@ class ModelConfig:
         )
         irreps_manual = cfg.get("irreps_manual", False)
         if old:
-            train_denominator = cfg.get("train_denominator", cfg.get("train_avg_num_neigh", False))
+            train_denominator = cfg.get(
+                "train_denominator", cfg.get("train_avg_num_neigh", False)
+            )
         else:
             train_denominator = cfg.get("train_denominator", False)
         return cls(
@@ -154,7 +160,9 @@ class ModelConfig:
             act_radial=cfg.get("act_radial", "silu"),
             act_scalar=dict(cfg.get("act_scalar", {"e": "silu", "o": "tanh"})),
             act_gate=dict(cfg.get("act_gate", {"e": "silu", "o": "tanh"})),
-            weight_nn_hidden_neurons=list(cfg.get("weight_nn_hidden_neurons", [64, 64])),
+            weight_nn_hidden_neurons=list(
+                cfg.get("weight_nn_hidden_neurons", [64, 64])
+            ),
             conv_denominator=denom,
             train_denominator=bool(train_denominator),
             train_shift_scale=bool(cfg.get("train_shift_scale", False)),
@@ -163,10 +171,14 @@ class ModelConfig:
             # configs before 0.10 without the key used unnormalised vectors
             normalize_sph=bool(cfg.get("_normalize_sph", not old)),
             task_map=task_map,
-            task_node_embedding=use_task and bool(cfg.get("use_modal_node_embedding", False)),
-            task_self_inter_intro=use_task and bool(cfg.get("use_modal_self_inter_intro", False)),
-            task_self_inter_outro=use_task and bool(cfg.get("use_modal_self_inter_outro", False)),
-            task_output_block=use_task and bool(cfg.get("use_modal_output_block", False)),
+            task_node_embedding=use_task
+            and bool(cfg.get("use_modal_node_embedding", False)),
+            task_self_inter_intro=use_task
+            and bool(cfg.get("use_modal_self_inter_intro", False)),
+            task_self_inter_outro=use_task
+            and bool(cfg.get("use_modal_self_inter_outro", False)),
+            task_output_block=use_task
+            and bool(cfg.get("use_modal_output_block", False)),
             task_wise_shift=use_task and bool(cfg.get("use_modal_wise_shift", False)),
             task_wise_scale=use_task and bool(cfg.get("use_modal_wise_scale", False)),
             default_task=cfg.get("default_modal") if use_task else None,

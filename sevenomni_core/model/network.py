@@ -117,7 +117,9 @@ class SevenNet(nn.Module):
             cfg.normalize_sph,
         )
         irreps_filter = self.edge_embedding.irreps_out
-        manual = [o3.Irreps(i) for i in cfg.irreps_manual] if cfg.irreps_manual else None
+        manual = (
+            [o3.Irreps(i) for i in cfg.irreps_manual] if cfg.irreps_manual else None
+        )
         if manual is not None and len(manual) != cfg.num_convolution_layer + 1:
             raise ValueError(
                 f"irreps_manual has {len(manual)} entries; expected "
@@ -135,7 +137,10 @@ class SevenNet(nn.Module):
         act_scalar = {k: ACTIVATIONS[v] for k, v in cfg.act_scalar.items()}
         act_gate = {k: ACTIVATIONS[v] for k, v in cfg.act_gate.items()}
         lmax_node = cfg.lmax_node if cfg.lmax_node > 0 else cfg.lmax
-        radial_layers = [self.edge_embedding.num_basis] + list(cfg.weight_nn_hidden_neurons)
+        radial_layers = [
+            self.edge_embedding.num_basis,
+            *list(cfg.weight_nn_hidden_neurons),
+        ]
         denominators = cfg.conv_denominator or [1.0] * cfg.num_convolution_layer
         self.num_layers = cfg.num_convolution_layer
         for t in range(cfg.num_convolution_layer):
@@ -148,7 +153,9 @@ class SevenNet(nn.Module):
                 )
             else:
                 irreps_out = manual[t + 1]
-            irreps_tp = infer_irreps_out(irreps_x, irreps_filter, irreps_out.lmax, even_only)
+            irreps_tp = infer_irreps_out(
+                irreps_x, irreps_filter, irreps_out.lmax, even_only
+            )
             gate = Gate(irreps_out, act_scalar, act_gate)
             if cfg.self_connection_type[t] == "linear":
                 sc = LinearSelfConnection(irreps_x, gate.irreps_in)
@@ -196,9 +203,17 @@ class SevenNet(nn.Module):
             hidden, o3.Irreps("1x0e"), bias=cfg.use_bias_in_linear
         )
         if shift is None:
-            shift = torch.zeros(n_tasks, n_species) if cfg.task_wise_shift else torch.zeros(n_species)
+            shift = (
+                torch.zeros(n_tasks, n_species)
+                if cfg.task_wise_shift
+                else torch.zeros(n_species)
+            )
         if scale is None:
-            scale = torch.ones(n_tasks, n_species) if cfg.task_wise_scale else torch.ones(n_species)
+            scale = (
+                torch.ones(n_tasks, n_species)
+                if cfg.task_wise_scale
+                else torch.ones(n_species)
+            )
         self.rescale_atomic_energy = Rescale(shift, scale, cfg.train_shift_scale)
 
     # -- properties -----------------------------------------------------------

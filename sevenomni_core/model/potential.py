@@ -38,7 +38,9 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
             raise ValueError(f"dtype {dtype} is not supported (float32, float64)")
         return dtype
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not supported; use one of {list(_DTYPES)}")
+        raise ValueError(
+            f"dtype {dtype!r} is not supported; use one of {list(_DTYPES)}"
+        )
     return _DTYPES[dtype]
 
 
@@ -103,7 +105,8 @@ class Potential:
             if name.lower() == str(task).lower():
                 return name, self.network.config.task_map[name]
         raise ValueError(
-            f"task {task!r} is not a task of {self.name}; valid tasks: {', '.join(tasks)}"
+            f"task {task!r} is not a task of {self.name}; "
+            f"valid tasks: {', '.join(tasks)}"
         )
 
     def describe(self, task: str | None = None) -> dict[str, str | None]:

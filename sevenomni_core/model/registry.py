@@ -57,7 +57,9 @@ MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
         ModelSpec("7net-0", "checkpoint_sevennet_0.pth", "SevenNet_0__11Jul2024"),
-        ModelSpec("7net-0_22May2024", "checkpoint_sevennet_0.pth", "SevenNet_0__22May2024"),
+        ModelSpec(
+            "7net-0_22May2024", "checkpoint_sevennet_0.pth", "SevenNet_0__22May2024"
+        ),
         ModelSpec("7net-l3i5", "checkpoint_l3i5.pth", "SevenNet_l3i5"),
         ModelSpec("7net-mf-0", "checkpoint_sevennet_mf_0.pth", "SevenNet_MF_0", "PBE"),
         ModelSpec(
@@ -171,7 +173,8 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[str, Path]:
             return path.stem, path
         known = ", ".join(MODELS)
         raise ModelNotFoundError(
-            f"model {str(model)!r} is neither a known name ({known}) nor an existing file"
+            f"model {str(model)!r} is neither a known name ({known}) "
+            "nor an existing file"
         )
     spec = MODELS[name]
     searched = []

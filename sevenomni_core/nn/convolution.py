@@ -93,7 +93,7 @@ class Convolution(nn.Module):
             internal_weights=False,
         )
         self.weight_nn = FullyConnectedNet(
-            radial_layers + [self.convolution.weight_numel], radial_act
+            [*radial_layers, self.convolution.weight_numel], radial_act
         )
         self.kernel = UVUKernel(self.convolution)
 

@@ -46,14 +46,21 @@ class Gate(nn.Module):
         slices = cut.irreps_in.slices()
         self._index = [
             torch.cat([torch.arange(slices[i].start, slices[i].stop) for i in ins])
-            if len(ins) else torch.zeros(0, dtype=torch.long)
+            if len(ins)
+            else torch.zeros(0, dtype=torch.long)
             for ins in cut.instructions
         ]
         self._scalars = [
-            (m.dim, act) for m, act in zip(self.gate.irreps_scalars, self.gate.act_scalars.acts)
+            (m.dim, act)
+            for m, act in zip(
+                self.gate.act_scalars.irreps_in, self.gate.act_scalars.acts, strict=True
+            )
         ]
         self._gates = [
-            (m.dim, act) for m, act in zip(self.gate.irreps_gates, self.gate.act_gates.acts)
+            (m.dim, act)
+            for m, act in zip(
+                self.gate.act_gates.irreps_in, self.gate.act_gates.acts, strict=True
+            )
         ]
         self._gated = [(m.mul, m.ir.dim) for m in self.gate.irreps_gated]
 
@@ -65,7 +72,9 @@ class Gate(nn.Module):
         idx_s, idx_g, idx_v = (i.to(x.device) for i in self._index)
         outs = []
         for part, (_, act) in zip(
-            torch.split(x[:, idx_s], [d for d, _ in self._scalars], dim=1), self._scalars
+            torch.split(x[:, idx_s], [d for d, _ in self._scalars], dim=1),
+            self._scalars,
+            strict=True,
         ):
             outs.append(act(part) if act is not None else part)
         if self._gated:
@@ -74,6 +83,7 @@ class Gate(nn.Module):
                 for part, (_, act) in zip(
                     torch.split(x[:, idx_g], [d for d, _ in self._gates], dim=1),
                     self._gates,
+                    strict=True,
                 )
             ]
             gates = torch.cat(gates, dim=1)

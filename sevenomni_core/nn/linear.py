@@ -62,8 +62,15 @@ class IrrepsLinear(nn.Module):
         for ins in self.linear.instructions:
             mul_in, mul_out = ins.path_shape
             self._plan.append(
-                (ins.i_in, ins.i_out, offset, mul_in, mul_out, ins.path_weight,
-                 ins.i_in >= n_x)
+                (
+                    ins.i_in,
+                    ins.i_out,
+                    offset,
+                    mul_in,
+                    mul_out,
+                    ins.path_weight,
+                    ins.i_in >= n_x,
+                )
             )
             offset += mul_in * mul_out
         self._splits = [mul_ir.dim for mul_ir in self.irreps_x]
@@ -90,7 +97,9 @@ class IrrepsLinear(nn.Module):
         else:
             blocks = [
                 b.reshape(n, mul_ir.mul, mul_ir.ir.dim)
-                for b, mul_ir in zip(torch.split(x, self._splits, dim=1), self.irreps_x)
+                for b, mul_ir in zip(
+                    torch.split(x, self._splits, dim=1), self.irreps_x, strict=True
+                )
             ]
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for i_in, i_out, off, mul_in, mul_out, pw, is_task in self._plan:
@@ -109,9 +118,12 @@ class IrrepsLinear(nn.Module):
             outs[i_out] = y if prev is None else prev + y
         dtype = weight.dtype if self.onehot_input else x.dtype
         flat = [
-            (o.reshape(n, mul_ir.dim) if o is not None
-             else torch.zeros(n, mul_ir.dim, dtype=dtype, device=x.device))
-            for o, mul_ir in zip(outs, self.irreps_out)
+            (
+                o.reshape(n, mul_ir.dim)
+                if o is not None
+                else torch.zeros(n, mul_ir.dim, dtype=dtype, device=x.device)
+            )
+            for o, mul_ir in zip(outs, self.irreps_out, strict=True)
         ]
         if not flat:
             return torch.zeros(n, 0, dtype=dtype, device=x.device)
@@ -122,9 +134,7 @@ class IrrepsLinear(nn.Module):
     ) -> torch.Tensor:
         """The same map through e3nn's own forward (for parity checks)."""
         if self.onehot_input:
-            x = nn.functional.one_hot(x, self.irreps_x.dim).to(
-                self.linear.weight.dtype
-            )
+            x = nn.functional.one_hot(x, self.irreps_x.dim).to(self.linear.weight.dtype)
         if self.num_tasks:
             onehot = nn.functional.one_hot(task, self.num_tasks).to(x.dtype)
             x = torch.cat([x, onehot], dim=1)

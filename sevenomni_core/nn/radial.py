@@ -79,6 +79,8 @@ class XPLORCutoff(nn.Module):
         on_sq = self.r_on**2
         cut_sq = self.r_cut**2
         switched = (
-            (cut_sq - r_sq) ** 2 * (cut_sq + 2 * r_sq - 3 * on_sq) / (cut_sq - on_sq) ** 3
+            (cut_sq - r_sq) ** 2
+            * (cut_sq + 2 * r_sq - 3 * on_sq)
+            / (cut_sq - on_sq) ** 3
         )
         return torch.where(r < self.r_on, torch.ones_like(r), switched)

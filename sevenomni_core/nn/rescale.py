@@ -22,12 +22,16 @@ class Rescale(nn.Module):
         Whether they are trained.
     """
 
-    def __init__(self, shift: torch.Tensor, scale: torch.Tensor, trainable: bool = False):
+    def __init__(
+        self, shift: torch.Tensor, scale: torch.Tensor, trainable: bool = False
+    ):
         super().__init__()
-        self.shift = nn.Parameter(torch.as_tensor(shift, dtype=torch.float32).clone(),
-                                  requires_grad=trainable)
-        self.scale = nn.Parameter(torch.as_tensor(scale, dtype=torch.float32).clone(),
-                                  requires_grad=trainable)
+        self.shift = nn.Parameter(
+            torch.as_tensor(shift, dtype=torch.float32).clone(), requires_grad=trainable
+        )
+        self.scale = nn.Parameter(
+            torch.as_tensor(scale, dtype=torch.float32).clone(), requires_grad=trainable
+        )
 
     @staticmethod
     def _lookup(table: torch.Tensor, species: torch.Tensor, task: torch.Tensor):

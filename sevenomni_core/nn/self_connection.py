@@ -67,7 +67,9 @@ class SpeciesSelfConnection(nn.Module):
         weight = self.fc_tensor_product.weight
         blocks = [
             b.reshape(n, m.mul, m.ir.dim)
-            for b, m in zip(torch.split(x, self._splits, dim=1), self.irreps_in)
+            for b, m in zip(
+                torch.split(x, self._splits, dim=1), self.irreps_in, strict=True
+            )
         ]
         present = torch.unique(species)
         masks = [species == s for s in present]
@@ -77,13 +79,13 @@ class SpeciesSelfConnection(nn.Module):
             w = w.view(mul_in, self.num_species, mul_out)
             xb = blocks[i_in]
             y = xb.new_zeros(n, mul_out, xb.shape[-1])
-            for s, mask in zip(present, masks):
+            for s, mask in zip(present, masks, strict=True):
                 ys = torch.einsum("nud,uw->nwd", xb[mask], w[:, s] * scale)
                 y = y.index_put((mask,), ys)
             prev = outs[i_out]
             outs[i_out] = y if prev is None else prev + y
         flat = [
             (o.reshape(n, m.dim) if o is not None else x.new_zeros(n, m.dim))
-            for o, m in zip(outs, self.irreps_out)
+            for o, m in zip(outs, self.irreps_out, strict=True)
         ]
         return torch.cat(flat, dim=1)

@@ -88,9 +88,7 @@ class UVUKernel(torch.nn.Module):
         for _, _, paths, _ in self._groups:
             for _, off, mul, _ in paths:
                 order.append(torch.arange(off, off + mul).view(1, mul))
-        self._weight_perm = [
-            torch.cat([o.view(-1) for o in order]).tolist()
-        ]
+        self._weight_perm = [torch.cat([o.view(-1) for o in order]).tolist()]
         self._splits1 = [m.dim for m in self.irreps_in1]
         self._splits2 = [m.dim for m in self.irreps_in2]
 
@@ -101,7 +99,9 @@ class UVUKernel(torch.nn.Module):
         e = x1.shape[0]
         b1 = [
             b.reshape(e, m.mul, m.ir.dim)
-            for b, m in zip(torch.split(x1, self._splits1, dim=1), self.irreps_in1)
+            for b, m in zip(
+                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
+            )
         ]
         b2 = torch.split(x2, self._splits2, dim=1)
         perm = self._weight_perm[0]
@@ -118,12 +118,14 @@ class UVUKernel(torch.nn.Module):
             y = a * t if d1 == 1 else torch.bmm(a, t)  # (E, mul, sum d3)
             mul = a.shape[1]
             ws = torch.split(wgroups[idx], mul, dim=1)
-            for (i_out, _, _, _), part, w in zip(paths, torch.split(y, dims, dim=2), ws):
+            for (i_out, _, _, _), part, w in zip(
+                paths, torch.split(y, dims, dim=2), ws, strict=True
+            ):
                 part = part * w.unsqueeze(-1)
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
         flat = [
             (o.reshape(e, m.dim) if o is not None else x1.new_zeros(e, m.dim))
-            for o, m in zip(outs, self.irreps_out)
+            for o, m in zip(outs, self.irreps_out, strict=True)
         ]
         return torch.cat(flat, dim=1)

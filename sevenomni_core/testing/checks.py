@@ -28,7 +28,9 @@ def random_rotation(rng: np.random.Generator, reflect: bool = False) -> np.ndarr
     return -q if reflect else q
 
 
-def _evaluate(calc: Calculator, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray | None]:
+def _evaluate(
+    calc: Calculator, atoms: Atoms
+) -> tuple[float, np.ndarray, np.ndarray | None]:
     atoms = atoms.copy()
     atoms.calc = calc
     energy = atoms.get_potential_energy()
@@ -117,5 +119,3 @@ def check_extensivity(
             np.abs(full_3x3_to_voigt_6_stress(s) - full_3x3_to_voigt_6_stress(s0)).max()
         )
     return out
-
-
