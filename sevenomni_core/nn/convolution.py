@@ -112,12 +112,20 @@ class Convolution(nn.Module):
         """
         weight = self.weight_nn(edge_radial)
         src = x[edge_index[1]]
+        n = x.shape[0]
         if reference:
             message = self.convolution(src, edge_sh, weight)
-        else:
-            message = self.kernel(src, edge_sh, weight)
-        out = torch.zeros(
-            x.shape[0], message.shape[1], dtype=message.dtype, device=message.device
-        )
-        out = out.index_add(0, edge_index[0], message)
-        return out / self.denominator
+            out = torch.zeros(n, message.shape[1], dtype=x.dtype, device=x.device)
+            return out.index_add(0, edge_index[0], message) / self.denominator
+        # sum each output block over edges before concatenating (cheaper than
+        # concatenating per edge)
+        nodes = []
+        for block, m in zip(
+            self.kernel.blocks(src, edge_sh, weight), self.irreps_out, strict=True
+        ):
+            if block is None:
+                nodes.append(x.new_zeros(n, m.dim))
+                continue
+            summed = x.new_zeros(n, m.mul, m.ir.dim).index_add(0, edge_index[0], block)
+            nodes.append(summed.reshape(n, m.dim))
+        return torch.cat(nodes, dim=1) / self.denominator

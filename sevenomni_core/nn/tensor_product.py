@@ -41,6 +41,9 @@ class UVUKernel(torch.nn.Module):
 
     The second input has multiplicity one per irrep (spherical harmonics) and
     the weights are given per row (per edge), as in a NequIP convolution.
+    For each pair of input irreps, the harmonics are first contracted with the
+    coupling tensors of all its paths, ``T[e] = Y[e] . C``, and the features
+    then multiplied by ``T[e]`` in one batched product.
 
     Parameters
     ----------
@@ -56,46 +59,42 @@ class UVUKernel(torch.nn.Module):
         if any(mul != 1 for mul, _ in self.irreps_in2):
             raise ValueError("UVUKernel needs multiplicity 1 in the second input")
         groups: dict[tuple[int, int], list] = {}
-        offset = 0
-        for ins in tp.instructions:
+        self._path_sizes = []
+        for p, ins in enumerate(tp.instructions):
             if ins.connection_mode != "uvu" or not ins.has_weight:
                 raise ValueError("UVUKernel supports weighted 'uvu' paths only")
-            mul = self.irreps_in1[ins.i_in1].mul
             groups.setdefault((ins.i_in1, ins.i_in2), []).append(
-                (ins.i_out, offset, mul, ins.path_weight)
+                (ins.i_out, p, ins.path_weight)
             )
-            offset += mul
-        self.weight_numel = offset
+            self._path_sizes.append(self.irreps_in1[ins.i_in1].mul)
+        self.weight_numel = sum(self._path_sizes)
         self._groups = []
-        self._group_sizes = []
         for idx, ((i1, i2), paths) in enumerate(groups.items()):
             l1 = self.irreps_in1[i1].ir.l
             l2 = self.irreps_in2[i2].ir.l
-            mats = []
-            for i_out, _, _, pw in paths:
-                l3 = self.irreps_out[i_out].ir.l
-                mats.append(coupling(l1, l2, l3) * pw)
+            mats = [
+                coupling(l1, l2, self.irreps_out[i_out].ir.l) * pw
+                for i_out, _, pw in paths
+            ]
             # stored as (d2, d1 * sum d3): contracted with the harmonics first
             cg = torch.cat(mats, dim=2).permute(1, 0, 2)
             self.register_buffer(
                 f"_cg{idx}", cg.reshape(cg.shape[0], -1).float(), persistent=False
             )
-            dims = [2 * self.irreps_out[p[0]].ir.l + 1 for p in paths]
-            self._groups.append((i1, i2, paths, dims))
-            self._group_sizes.append(len(paths) * self.irreps_in1[i1].mul)
-        # weights are laid out path by path; regroup them by input pair
-        order = []
-        for _, _, paths, _ in self._groups:
-            for _, off, mul, _ in paths:
-                order.append(torch.arange(off, off + mul).view(1, mul))
-        self._weight_perm = [torch.cat([o.view(-1) for o in order]).tolist()]
+            dims = [2 * self.irreps_out[i_out].ir.l + 1 for i_out, _, _ in paths]
+            outs = [i_out for i_out, _, _ in paths]
+            index = [p for _, p, _ in paths]
+            self._groups.append((i1, i2, outs, index, dims))
         self._splits1 = [m.dim for m in self.irreps_in1]
         self._splits2 = [m.dim for m in self.irreps_in2]
 
-    def forward(
+    def blocks(
         self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
-    ) -> torch.Tensor:
-        """``x1 (E, in1) x x2 (E, in2)`` with per-row weights ``(E, numel)``."""
+    ) -> list[torch.Tensor | None]:
+        """The product as one ``(E, mul, 2l+1)`` block per output irrep.
+
+        Blocks that no path reaches are None.
+        """
         e = x1.shape[0]
         b1 = [
             b.reshape(e, m.mul, m.ir.dim)
@@ -104,28 +103,28 @@ class UVUKernel(torch.nn.Module):
             )
         ]
         b2 = torch.split(x2, self._splits2, dim=1)
-        perm = self._weight_perm[0]
-        if perm != list(range(len(perm))):
-            weight = weight[:, perm]
-        wgroups = torch.split(weight, self._group_sizes, dim=1)
+        wpaths = torch.split(weight, self._path_sizes, dim=1)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
-        for idx, (i1, i2, paths, dims) in enumerate(self._groups):
+        for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
             cg = getattr(self, f"_cg{idx}").to(x1.dtype)
-            a, b = b1[i1], b2[i2]
+            a = b1[i1]
             d1 = a.shape[2]
-            # T[e, i, k] = sum_j Y[e, j] C[i, j, k], then y = x1 @ T per edge
-            t = torch.mm(b, cg).view(e, d1, cg.shape[1] // d1)
+            t = torch.mm(b2[i2], cg).view(e, d1, cg.shape[1] // d1)
             y = a * t if d1 == 1 else torch.bmm(a, t)  # (E, mul, sum d3)
-            mul = a.shape[1]
-            ws = torch.split(wgroups[idx], mul, dim=1)
-            for (i_out, _, _, _), part, w in zip(
-                paths, torch.split(y, dims, dim=2), ws, strict=True
-            ):
-                part = part * w.unsqueeze(-1)
+            parts = torch.split(y, dims, dim=2)
+            for i_out, p, part in zip(out_index, path_index, parts, strict=True):
+                part = part * wpaths[p].unsqueeze(-1)
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
+        return outs
+
+    def forward(
+        self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
+    ) -> torch.Tensor:
+        """``x1 (E, in1) x x2 (E, in2)`` with per-row weights ``(E, numel)``."""
+        e = x1.shape[0]
         flat = [
             (o.reshape(e, m.dim) if o is not None else x1.new_zeros(e, m.dim))
-            for o, m in zip(outs, self.irreps_out, strict=True)
+            for o, m in zip(self.blocks(x1, x2, weight), self.irreps_out, strict=True)
         ]
         return torch.cat(flat, dim=1)
