@@ -88,7 +88,7 @@ class SevenOmniCalculator(Calculator):
             atoms,
             pot.network.species,
             model_name=pot.name,
-            label=atoms.get_chemical_formula(),
+            label=atoms.get_chemical_formula() or "empty structure",
         )
         graph = atoms_to_graph(
             atoms, pot.cutoff, pot.network.z_to_index, self.task_index

@@ -76,7 +76,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 energy = atoms.get_potential_energy()
                 forces = atoms.get_forces()
                 stress = atoms.get_stress() if "stress" in calc.results else None
-            except ValueError as err:
+            except Exception as err:  # one bad structure fails alone
                 print(f"error: {label}: {err}", file=sys.stderr)
                 status = 1
                 continue

@@ -122,6 +122,7 @@ class Potential:
 
 
 _CACHE: dict[tuple, Potential] = {}
+_NETWORKS: dict[tuple, tuple[SevenNet, str]] = {}
 _LOCK = threading.Lock()
 
 
@@ -170,26 +171,37 @@ def load_model(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(dev), dt)
+    file_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(dev), dt)
+    key = (resolved_name, str(path), *file_key)
     with _LOCK:
         if cache and key in _CACHE:
             return _CACHE[key]
-        ckpt = read_checkpoint(path)
-        network = build_model(ckpt, source=str(path)).to(device=dev, dtype=dt).eval()
-        for p in network.parameters():
-            p.requires_grad_(False)
+        # one network per file, shared by every name the file is requested by
+        shared = _NETWORKS.get(file_key) if cache else None
+        if shared is None:
+            ckpt = read_checkpoint(path)
+            network = build_model(ckpt, source=str(path)).to(device=dev, dtype=dt)
+            network.eval()
+            for p in network.parameters():
+                p.requires_grad_(False)
+            shared = (network, file_sha256(path))
+            if cache:
+                _NETWORKS[file_key] = shared
+        network, sha256 = shared
         spec = MODELS.get(resolved_name)
         default_task = None
         if network.tasks:
-            default_task = (
-                (spec.default_task if spec else None)
-                or network.config.default_task
-                or ("mpa" if "mpa" in network.tasks else network.tasks[0])
-            )
+            candidates = [
+                spec.default_task if spec else None,
+                network.config.default_task,
+                "mpa",
+            ]
+            default_task = next((t for t in candidates if t in network.tasks), None)
+            default_task = default_task or network.tasks[0]
         pot = Potential(
             name=resolved_name,
             path=path,
-            sha256=file_sha256(path),
+            sha256=sha256,
             network=network,
             default_task=default_task,
             device=dev,
@@ -197,5 +209,5 @@ def load_model(
         )
         if cache:
             _CACHE[key] = pot
-        log.info("loaded %s from %s (sha256 %s)", resolved_name, path, pot.sha256[:12])
+        log.info("loaded %s from %s (sha256 %s)", resolved_name, path, sha256[:12])
         return pot

@@ -183,10 +183,14 @@ def resolve_checkpoint(model: str | os.PathLike) -> tuple[str, Path]:
             searched.append(str(candidate))
             if candidate.is_file():
                 return name, candidate
+    target = (
+        f"{_user_model_dir()} (the SEVENOMNI_MODEL_DIR in use)"
+        if os.environ.get("SEVENOMNI_MODEL_DIR")
+        else f"{_user_model_dir()} (or set SEVENOMNI_MODEL_DIR)"
+    )
     where = (
         f"It is published at {spec.release}; download it on a machine with "
-        f"network access and copy it into {_user_model_dir()} "
-        f"(or set SEVENOMNI_MODEL_DIR)."
+        f"network access and copy it into {target}."
         if spec.release
         else "It ships in the sevenn wheel: pip install 'sevenn==0.13.0'."
     )

@@ -1,0 +1,151 @@
+"""Energies, forces and stress of many structures, many per forward pass."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import _keys as K
+from ..data import collate
+from ..model.potential import Potential, load_model
+from .inputs import labels, per_structure, prepare
+from .sizing import plan_batches
+
+__all__ = ["Prediction", "evaluate_graphs", "predict"]
+
+log = logging.getLogger("sevenomni")
+
+
+@dataclass
+class Prediction:
+    """The result for one structure (the calculator's conventions).
+
+    Attributes
+    ----------
+    energy : float or None
+        eV.
+    forces : numpy.ndarray or None
+        ``(N, 3)`` eV/Å.
+    stress : numpy.ndarray or None
+        ``(6,)`` eV/Å³, ASE sign and Voigt order; None without a periodic cell.
+    energies : numpy.ndarray or None
+        Per-atom energies ``(N,)``, eV.
+    error : str or None
+        Why this structure failed; the other fields are then None.
+    """
+
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    energies: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the structure was evaluated."""
+        return self.error is None
+
+
+def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Prediction]:
+    batch = collate(graphs)
+    batch = {k: v.to(potential.device) for k, v in batch.items()}
+    out = potential.network(batch, compute_forces=True, compute_stress=stress)
+    energy = out[K.ENERGY].detach().double().cpu().numpy()
+    forces = out[K.FORCES].detach().double().cpu().numpy()
+    atomic = out[K.ATOMIC_ENERGIES].detach().double().cpu().numpy()
+    stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
+    counts = [int(g[K.NUM_ATOMS].sum()) for g in graphs]
+    bounds = np.cumsum([0, *counts])
+    results = []
+    for b, g in enumerate(graphs):
+        lo, hi = bounds[b], bounds[b + 1]
+        periodic = bool(g[K.VOLUME][0] > 0)
+        results.append(
+            Prediction(
+                energy=float(energy[b]),
+                forces=forces[lo:hi],
+                energies=atomic[lo:hi],
+                stress=stresses[b] if (stresses is not None and periodic) else None,
+            )
+        )
+    return results
+
+
+def evaluate_graphs(
+    potential: Potential, graphs: list[dict], stress: bool = True
+) -> list[Prediction]:
+    """Evaluate graphs in one pass; on a GPU out-of-memory error, split and retry."""
+    try:
+        return _run(potential, graphs, stress)
+    except torch.OutOfMemoryError:
+        if potential.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(graphs) == 1:
+            return [Prediction(error="out of memory for this structure alone")]
+        half = len(graphs) // 2
+        log.info("out of memory with %d structures; splitting the batch", len(graphs))
+        return evaluate_graphs(potential, graphs[:half], stress) + evaluate_graphs(
+            potential, graphs[half:], stress
+        )
+
+
+def predict(
+    structures: Sequence[Any],
+    model: str | Potential = "auto",
+    task: str | Sequence[str | None] | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    batch_size: int | str = "auto",
+) -> list[Prediction]:
+    """Energy, forces and stress of many structures, batched.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms or pymatgen structures
+        The inputs; they are not modified.
+    model : str or Potential
+        As for :class:`~sevenomni_core.SevenOmniCalculator`.
+    task : str, None, or one per structure
+        Tasks may differ between structures of one batch.
+    device, dtype : str
+        Where and in which precision to evaluate.
+    batch_size : int or "auto"
+        Structures per forward pass; ``"auto"`` sizes batches from a memory
+        estimate (edges times feature size), with a cap.
+
+    Returns
+    -------
+    list of Prediction
+        One per input, in order.  A structure that cannot be evaluated gets
+        its ``error`` and the others complete.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> out = predict([bulk("Cu"), bulk("Si")], model="7net-0")  # doctest: +SKIP
+    >>> out[0].energy  # doctest: +SKIP
+    -4.09...
+    """
+    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    tasks = per_structure(task, len(structures), "task")
+    names = labels(structures)
+    results: list[Prediction | None] = [None] * len(structures)
+    graphs, index = [], []
+    for i, (s, t) in enumerate(zip(structures, tasks, strict=True)):
+        try:
+            _, g = prepare(pot, s, t, names[i])
+        except (ValueError, TypeError) as err:
+            results[i] = Prediction(error=str(err))
+            continue
+        graphs.append(g)
+        index.append(i)
+    for batch in plan_batches(graphs, pot.network, pot.device, batch_size):
+        preds = evaluate_graphs(pot, [graphs[b] for b in batch])
+        for b, p in zip(batch, preds, strict=True):
+            results[index[b]] = p
+    return results  # type: ignore[return-value]
