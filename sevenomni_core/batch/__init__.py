@@ -1,5 +1,6 @@
 """Many structures per forward pass: batched prediction and relaxation."""
 
 from .predict import Prediction, predict
+from .relax import FireParameters, RelaxResult, relax
 
-__all__ = ["Prediction", "predict"]
+__all__ = ["FireParameters", "Prediction", "RelaxResult", "predict", "relax"]

@@ -1,0 +1,333 @@
+"""Batched FIRE relaxation of many structures at once.
+
+Every step evaluates all active structures in one forward pass.  Each
+structure keeps its own FIRE state (the algorithm and parameters of ASE's
+``FIRE``), converges on its own (``fmax`` over atoms and, with
+``relax_cell``, the cell as in ASE's ``FrechetCellFilter``), and leaves the
+batch when done, making room for the next.  A structure that diverges
+(non-finite or exploding forces) fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.constraints import FixAtoms
+from ase.stress import voigt_6_to_full_3x3_stress
+
+from .. import _keys as K
+from ..data import atoms_to_graph
+from ..model.potential import Potential, load_model
+from .cell import cell_force, deformation
+from .inputs import labels, per_structure, prepare
+from .predict import Prediction, evaluate_graphs
+from .sizing import MAX_STRUCTURES, bytes_per_edge, memory_budget
+
+__all__ = ["FireParameters", "RelaxResult", "relax"]
+
+log = logging.getLogger("sevenomni")
+
+#: Forces above this (eV/Å) mean the structure exploded.
+DIVERGED_FORCE = 1e4
+
+
+@dataclass(frozen=True)
+class FireParameters:
+    """FIRE settings; the defaults are ASE's."""
+
+    dt: float = 0.1
+    maxstep: float = 0.2
+    dtmax: float = 1.0
+    nmin: int = 5
+    finc: float = 1.1
+    fdec: float = 0.5
+    astart: float = 0.1
+    fa: float = 0.99
+
+
+@dataclass
+class RelaxResult:
+    """The outcome of one relaxation.
+
+    Attributes
+    ----------
+    atoms : ase.Atoms or None
+        The last structure, with its energy, forces and stress attached.
+    energy : float or None
+        eV, of the last structure.
+    converged : bool
+        Whether ``fmax`` was reached within ``max_steps``.
+    steps : int
+        FIRE steps taken.
+    error : str or None
+        Why the relaxation failed (invalid input or divergence).
+    """
+
+    atoms: Atoms | None = None
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+    converged: bool = False
+    steps: int = 0
+    error: str | None = None
+
+
+@dataclass
+class _State:
+    index: int
+    atoms: Atoms
+    graph: dict
+    fixed: np.ndarray
+    relax_cell: bool
+    task_index: int
+    cell0: np.ndarray = field(default=None)
+    r0: np.ndarray = field(default=None)
+    u: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    v: np.ndarray | None = None
+    dt: float = 0.1
+    a: float = 0.1
+    nsteps: int = 0
+    steps: int = 0
+
+    def __post_init__(self):
+        self.cell0 = self.atoms.cell.array.copy()
+        self.r0 = self.atoms.positions.copy()
+
+    @property
+    def factor(self) -> float:
+        return float(len(self.atoms))
+
+
+def _fixed_mask(atoms: Atoms, extra: Sequence[int] | None, label: str) -> np.ndarray:
+    mask = np.zeros(len(atoms), dtype=bool)
+    for c in atoms.constraints:
+        if not isinstance(c, FixAtoms):
+            raise ValueError(
+                f"{label}: constraint {type(c).__name__} is not supported "
+                "(only FixAtoms)"
+            )
+        mask[c.index] = True
+    if extra is not None:
+        idx = np.asarray(extra, dtype=int)
+        if idx.size and (idx.min() < -len(atoms) or idx.max() >= len(atoms)):
+            raise ValueError(
+                f"{label}: fixed index out of range for {len(atoms)} atoms"
+            )
+        mask[idx] = True
+    return mask
+
+
+def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndarray:
+    f_mat = deformation(s.u, s.factor)
+    forces = pred.forces.copy()
+    forces[s.fixed] = 0.0
+    atom_part = forces @ f_mat
+    if not s.relax_cell:
+        return atom_part
+    stress = voigt_6_to_full_3x3_stress(pred.stress)
+    cell_part = cell_force(s.u, stress, s.atoms.get_volume(), s.factor, pressure)
+    return np.vstack([atom_part, cell_part])
+
+
+def _fire_step(s: _State, force: np.ndarray, p: FireParameters) -> None:
+    if s.v is None:
+        s.v = np.zeros_like(force)
+    else:
+        vf = np.vdot(force, s.v)
+        if vf > 0.0:
+            s.v = (1.0 - s.a) * s.v + s.a * force / np.sqrt(
+                np.vdot(force, force)
+            ) * np.sqrt(np.vdot(s.v, s.v))
+            if s.nsteps > p.nmin:
+                s.dt = min(s.dt * p.finc, p.dtmax)
+                s.a *= p.fa
+            s.nsteps += 1
+        else:
+            s.v[:] = 0.0
+            s.a = p.astart
+            s.dt *= p.fdec
+            s.nsteps = 0
+    s.v += s.dt * force
+    dr = s.dt * s.v
+    norm = np.sqrt(np.vdot(dr, dr))
+    if norm > p.maxstep:
+        dr = p.maxstep * dr / norm
+    n = len(s.atoms)
+    old = s.atoms.positions.copy()
+    s.r0 = s.r0 + dr[:n]
+    if s.relax_cell:
+        s.u = s.u + dr[n:]
+    f_mat = deformation(s.u, s.factor)
+    positions = s.r0 @ f_mat.T
+    positions[s.fixed] = old[s.fixed]
+    s.r0[s.fixed] = np.linalg.solve(f_mat, positions[s.fixed].T).T
+    if s.relax_cell:
+        s.atoms.set_cell(s.cell0 @ f_mat.T, scale_atoms=False)
+    s.atoms.positions = positions
+
+
+def _finish(s: _State, pred: Prediction, converged: bool) -> RelaxResult:
+    atoms = s.atoms.copy()
+    results = {"energy": pred.energy, "free_energy": pred.energy, "forces": pred.forces}
+    if pred.stress is not None:
+        results["stress"] = pred.stress
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    return RelaxResult(
+        atoms=atoms,
+        energy=pred.energy,
+        forces=pred.forces,
+        stress=pred.stress,
+        converged=converged,
+        steps=s.steps,
+    )
+
+
+def relax(
+    structures: Sequence[Any],
+    model: str | Potential = "auto",
+    task: str | Sequence[str | None] | None = None,
+    fmax: float = 0.05,
+    max_steps: int = 500,
+    relax_cell: bool | Sequence[bool] = False,
+    fixed: Sequence[Sequence[int] | None] | None = None,
+    pressure: float = 0.0,
+    device: str = "auto",
+    dtype: str = "float32",
+    batch_size: int | str = "auto",
+    fire: FireParameters | None = None,
+) -> list[RelaxResult]:
+    """Relax many structures with FIRE, batched on one model.
+
+    Parameters
+    ----------
+    structures : sequence of ase.Atoms or pymatgen structures
+        Inputs (not modified).  ``FixAtoms`` constraints are honoured.
+    model, task, device, dtype
+        As for :func:`~sevenomni_core.batch.predict`.
+    fmax : float
+        Convergence threshold on the largest (generalised) force, eV/Å.
+    max_steps : int
+        Most FIRE steps per structure.
+    relax_cell : bool or one per structure
+        Also relax the cell, as ASE's ``FrechetCellFilter`` (fully periodic
+        structures only).
+    fixed : one index list (or None) per structure, optional
+        Atoms to hold fixed, besides any ``FixAtoms`` constraints.
+    pressure : float
+        External pressure for cell relaxation, eV/Å³.
+    batch_size : int or "auto"
+        Structures relaxed at once; finished ones are replaced from the queue.
+    fire : FireParameters, optional
+        FIRE settings (ASE's defaults).
+
+    Returns
+    -------
+    list of RelaxResult
+        One per input, in order.
+    """
+    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    params = fire or FireParameters()
+    n = len(structures)
+    tasks = per_structure(task, n, "task")
+    cells = per_structure(relax_cell, n, "relax_cell")
+    fixes = per_structure(fixed, n, "fixed") if fixed is not None else [None] * n
+    names = labels(structures)
+    results: list[RelaxResult | None] = [None] * n
+    pending: deque[_State] = deque()
+    for i in range(n):
+        try:
+            atoms, graph = prepare(pot, structures[i], tasks[i], names[i])
+            if cells[i] and not atoms.pbc.all():
+                raise ValueError(
+                    f"{names[i]}: relax_cell needs a fully periodic structure "
+                    f"(pbc={atoms.pbc.tolist()})"
+                )
+            mask = _fixed_mask(atoms, fixes[i], names[i])
+        except (ValueError, TypeError) as err:
+            results[i] = RelaxResult(error=str(err))
+            continue
+        _, task_index = pot.resolve_task(tasks[i])
+        pending.append(
+            _State(
+                i,
+                atoms,
+                graph,
+                mask,
+                bool(cells[i]),
+                task_index,
+                dt=params.dt,
+                a=params.astart,
+            )
+        )
+    capacity = _capacity(pot, [s.graph for s in pending], batch_size)
+    active: list[_State] = []
+    while pending or active:
+        while pending and len(active) < capacity:
+            active.append(pending.popleft())
+        preds = evaluate_graphs(pot, [s.graph for s in active])
+        still = []
+        for s, pred in zip(active, preds, strict=True):
+            result = _advance(s, pred, fmax, max_steps, pressure, params)
+            if result is None:
+                s.graph = atoms_to_graph(
+                    s.atoms, pot.cutoff, pot.network.z_to_index, s.task_index
+                )
+                still.append(s)
+            else:
+                results[s.index] = result
+        active = still
+    return results  # type: ignore[return-value]
+
+
+def _advance(
+    s: _State,
+    pred: Prediction,
+    fmax: float,
+    max_steps: int,
+    pressure: float,
+    params: FireParameters,
+) -> RelaxResult | None:
+    """One FIRE step for ``s``; a result when it is done."""
+    if not pred.ok:
+        return RelaxResult(error=pred.error, steps=s.steps)
+    if not np.isfinite(pred.energy) or not np.isfinite(pred.forces).all():
+        return RelaxResult(
+            error=f"diverged at step {s.steps}: non-finite energy or forces",
+            steps=s.steps,
+        )
+    if np.abs(pred.forces).max() > DIVERGED_FORCE:
+        return RelaxResult(
+            error=f"diverged at step {s.steps}: forces above {DIVERGED_FORCE:g} eV/Å",
+            steps=s.steps,
+        )
+    force = _generalised_forces(s, pred, pressure)
+    if (force**2).sum(axis=1).max() < fmax**2:
+        return _finish(s, pred, converged=True)
+    if s.steps >= max_steps:
+        return _finish(s, pred, converged=False)
+    _fire_step(s, force, params)
+    s.steps += 1
+    return None
+
+
+def _capacity(pot: Potential, graphs: list[dict], batch_size: int | str) -> int:
+    if batch_size != "auto":
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size}")
+        return int(batch_size)
+    if not graphs:
+        return 1
+    mean_edges = np.mean(
+        [int(g[K.EDGE_INDEX].shape[1]) + int(g[K.NUM_ATOMS].sum()) for g in graphs]
+    )
+    dtype = pot.network.rescale_atomic_energy.scale.dtype
+    per_structure_bytes = 2 * mean_edges * bytes_per_edge(pot.network, dtype)
+    fit = int(memory_budget(pot.device) // max(per_structure_bytes, 1))
+    return max(1, min(fit, MAX_STRUCTURES))
