@@ -109,11 +109,15 @@ class UVUKernel(torch.nn.Module):
             cg = getattr(self, f"_cg{idx}").to(x1.dtype)
             a = b1[i1]
             d1 = a.shape[2]
+            # T[e, i, k] = sum_j Y[e, j] C[i, j, k] for all paths of this pair
             t = torch.mm(b2[i2], cg).view(e, d1, cg.shape[1] // d1)
-            y = a * t if d1 == 1 else torch.bmm(a, t)  # (E, mul, sum d3)
-            parts = torch.split(y, dims, dim=2)
-            for i_out, p, part in zip(out_index, path_index, parts, strict=True):
-                part = part * wpaths[p].unsqueeze(-1)
+            ts = torch.split(t, dims, dim=2)
+            for i_out, p, tp in zip(out_index, path_index, ts, strict=True):
+                # weight the (smaller) input, then one product per path
+                if d1 == 1:
+                    part = (a.squeeze(-1) * wpaths[p]).unsqueeze(-1) * tp
+                else:
+                    part = torch.bmm(a * wpaths[p].unsqueeze(-1), tp)
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
         return outs
