@@ -60,7 +60,7 @@ def main():
 
     both = [
         (o.energy / len(a), r[0])
-        for o, r, a in zip(ours, ase_out, structures)
+        for o, r, a in zip(ours, ase_out, structures, strict=True)
         if o.converged and r[1]
     ]
     de = np.array([abs(x - y) for x, y in both])
@@ -70,7 +70,8 @@ def main():
     )
     print(
         f"ours batched           {t_ours:8.1f} s "
-        f"({sum(o.steps for o in ours)} steps, {sum(o.converged for o in ours)} converged)"
+        f"({sum(o.steps for o in ours)} steps, "
+        f"{sum(o.converged for o in ours)} converged)"
     )
     print(f"ratio                  {t_loop / t_ours:8.2f}x")
     print(

@@ -69,14 +69,16 @@ def main():
             torch.cuda.synchronize()
         t_ours.append(time.perf_counter() - t0)
     de = max(
-        abs(o.energy - r[0]) / len(a) for o, r, a in zip(ours, ref_out, structures)
+        abs(o.energy - r[0]) / len(a)
+        for o, r, a in zip(ours, ref_out, structures, strict=True)
     )
-    df = max(np.abs(o.forces - r[1]).max() for o, r in zip(ours, ref_out))
+    df = max(np.abs(o.forces - r[1]).max() for o, r in zip(ours, ref_out, strict=True))
     a, b = statistics.median(t_loop), statistics.median(t_ours)
     print(f"sevenn loop  {a:8.2f} s  ({a / args.n * 1e3:.1f} ms/structure)")
     print(f"ours batched {b:8.2f} s  ({b / args.n * 1e3:.1f} ms/structure)")
     print(
-        f"ratio        {a / b:8.2f}x   (max |dE| {de:.1e} eV/atom, max |dF| {df:.1e} eV/Å)"
+        f"ratio        {a / b:8.2f}x   "
+        f"(max |dE| {de:.1e} eV/atom, max |dF| {df:.1e} eV/Å)"
     )
     if args.device.startswith("cuda"):
         print(
