@@ -98,6 +98,7 @@ class _State:
 
     def __post_init__(self):
         self.cell0 = self.atoms.cell.array.copy()
+        self.volume0 = abs(self.atoms.get_volume()) if self.atoms.pbc.all() else 0.0
         self.r0 = self.atoms.positions.copy()
 
     @property
@@ -198,6 +199,7 @@ def relax(
     relax_cell: bool | Sequence[bool] = False,
     fixed: Sequence[Sequence[int] | None] | None = None,
     pressure: float = 0.0,
+    max_volume_change: float = 2.0,
     device: str = "auto",
     dtype: str = "float32",
     batch_size: int | str = "auto",
@@ -222,6 +224,9 @@ def relax(
         Atoms to hold fixed, besides any ``FixAtoms`` constraints.
     pressure : float
         External pressure for cell relaxation, eV/Å³.
+    max_volume_change : float
+        A cell relaxation whose volume grows or shrinks by more than this
+        factor is stopped as diverged.
     batch_size : int or "auto"
         Structures relaxed at once; finished ones are replaced from the queue.
     fire : FireParameters, optional
@@ -275,6 +280,14 @@ def relax(
         still = []
         for s, pred in zip(active, preds, strict=True):
             result = _advance(s, pred, fmax, max_steps, pressure, params)
+            if result is None and s.relax_cell:
+                ratio = s.atoms.get_volume() / s.volume0
+                if not 1 / max_volume_change <= ratio <= max_volume_change:
+                    result = RelaxResult(
+                        error=f"diverged at step {s.steps}: volume changed by a "
+                        f"factor {ratio:.3g} (limit {max_volume_change:g})",
+                        steps=s.steps,
+                    )
             if result is None:
                 s.graph = atoms_to_graph(
                     s.atoms, pot.cutoff, pot.network.z_to_index, s.task_index

@@ -1,0 +1,241 @@
+"""``sevenomni`` with the workflow commands: ``run`` and ``query``.
+
+The core commands (``models``, ``eval``) come from :mod:`sevenomni_core.cli`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from sevenomni_core.cli.main import build_parser as core_parser
+
+__all__ = ["main"]
+
+DEFAULT_STORE = "results"
+
+
+def _open_store(folder: str | Path):
+    from .stores import embedded_job_store
+
+    store = embedded_job_store(folder)
+    store.connect()
+    return store
+
+
+class _Progress(logging.Handler):
+    """Prints one line per finished job of a jobflow run."""
+
+    def __init__(self, total: int):
+        super().__init__(logging.INFO)
+        self.total = total
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("Finished job - "):
+            self.done += 1
+            name = msg.removeprefix("Finished job - ").rsplit(" (", 1)[0]
+            elapsed = time.perf_counter() - self.start
+            print(f"  [{self.done}/{self.total}] {name}  ({elapsed:.1f} s)", flush=True)
+        elif record.levelno >= logging.ERROR:
+            print(f"  error: {msg.splitlines()[0]}", flush=True)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from jobflow import run_locally
+
+    from .flows import ScreeningMaker
+    from .jobs import (
+        ElasticMaker,
+        EosMaker,
+        ModelSettings,
+        PhononMaker,
+        RelaxMaker,
+        StaticMaker,
+    )
+    from .jobs.base import maker_settings, settings_key
+    from .schemas import structure_id
+    from .spec import load_spec, read_structures
+    from .summary import format_rows, summarize
+
+    spec, base = load_spec(args.spec)
+    folder = Path(args.store or spec.store or DEFAULT_STORE)
+    settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
+    pot, task = settings.potential()
+    print(
+        f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
+        f"{settings.dtype}, {pot.device}); results in {folder}"
+    )
+    plots = str(folder / "plots")
+    screening = ScreeningMaker(
+        properties=list(dict.fromkeys(["relax", *spec.properties])),
+        relax_maker=RelaxMaker(**spec.relax.model_dump()),
+        static_maker=StaticMaker(),
+        elastic_maker=ElasticMaker(**spec.elastic.model_dump()),
+        phonon_maker=PhononMaker(**spec.phonon.model_dump(), plot_dir=plots),
+        eos_maker=EosMaker(**spec.eos.model_dump(), plot_dir=plots),
+    ).with_settings(settings)
+    makers = screening.makers()
+    keys = {
+        p: settings_key(p, pot.sha256, task, maker_settings(makers[p]))
+        for p in screening.properties
+    }
+    store = _open_store(folder)
+    materials, failures = [], []
+    for label, item in read_structures(spec.structures, base):
+        if isinstance(item, str):
+            failures.append(
+                {
+                    "formula": label,
+                    "property": "input",
+                    "state": "failed",
+                    "error": item,
+                    "model": {"name": pot.name, "task": task},
+                }
+            )
+        else:
+            materials.append((label, item))
+    relaxed, skip, reused = {}, set(), 0
+    for i, (_, structure) in enumerate(materials):
+        sid = structure_id(structure)
+        for prop in screening.properties:
+            doc = store.query_one(
+                {
+                    "output.structure_id": sid,
+                    "output.settings_key": keys[prop],
+                    "output.state": "completed",
+                },
+                properties=["output"],
+            )
+            if doc is None:
+                continue
+            reused += 1
+            if prop == "relax":
+                relaxed[i] = doc["output"]
+            else:
+                skip.add((i, prop))
+    flow = screening.make(
+        [s for _, s in materials], relaxed, skip, [label for label, _ in materials]
+    )
+    print(
+        f"{len(materials)} materials x {len(screening.properties)} properties: "
+        f"{reused} results reused, {len(flow.jobs)} jobs to run"
+    )
+    if flow.jobs:
+        handler = _Progress(len(flow.jobs))
+        jf_log = logging.getLogger("jobflow")
+        jf_log.addHandler(handler)
+        jf_log.setLevel(logging.INFO)
+        jf_log.propagate = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                run_locally(flow, store=store, log=False, ensure_success=False)
+        finally:
+            jf_log.removeHandler(handler)
+            jf_log.propagate = True
+    rows = list(failures)
+    ids = {structure_id(s): label for label, s in materials}
+    for doc in store.query(
+        {
+            "output.structure_id": {"$in": list(ids)},
+            "output.settings_key": {"$in": list(keys.values())},
+        },
+        properties=["output"],
+    ):
+        out = doc["output"]
+        if isinstance(out, list):
+            continue
+        rows.append(summarize(out))
+    rows.sort(key=lambda r: (str(r.get("formula")), str(r.get("property"))))
+    print()
+    print(format_rows(rows, "table"))
+    bad = [r for r in rows if r.get("state") != "completed"]
+    if bad:
+        print(f"\n{len(bad)} failed: see the error column; other results are stored.")
+    return 1 if bad else 0
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from .summary import format_rows, summarize, to_mongo_filter
+
+    user = {}
+    if args.filter:
+        try:
+            user = yaml.safe_load(args.filter)
+        except yaml.YAMLError as err:
+            print(f"error: filter is not JSON/YAML: {err}", file=sys.stderr)
+            return 2
+        if not isinstance(user, dict):
+            print(
+                'error: the filter must be a mapping, e.g. \'{"formula": "Si"}\'',
+                file=sys.stderr,
+            )
+            return 2
+    folder = Path(args.store)
+    if not folder.exists():
+        print(f"error: no results store at {folder}", file=sys.stderr)
+        return 2
+    store = _open_store(folder)
+    rows = []
+    for doc in store.query(to_mongo_filter(user), properties=["output"]):
+        out = doc.get("output")
+        if isinstance(out, dict) and "property" in out:
+            rows.append(summarize(out))
+    rows.sort(key=lambda r: (str(r.get("formula")), str(r.get("property"))))
+    print(format_rows(rows, args.format))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``sevenomni`` parser: core commands plus run and query."""
+    parser = core_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    p = sub.add_parser("run", help="run a screening spec (YAML) locally")
+    p.add_argument("spec", help="the YAML spec, e.g. workflows/quickstart.yaml")
+    p.add_argument(
+        "--store",
+        default=None,
+        help=f"results folder (default: the spec's, else ./{DEFAULT_STORE})",
+    )
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("query", help="query stored results with a Mongo-style filter")
+    p.add_argument(
+        "filter",
+        nargs="?",
+        default=None,
+        help='e.g. \'{"property": "elastic", "bulk_modulus_vrh": {"$gt": 100}}\'',
+    )
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(func=_cmd_query)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    from .spec import SpecError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except (SpecError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Flow Makers."""
+
+from .screening import PROPERTIES, ScreeningMaker
+
+__all__ = ["PROPERTIES", "ScreeningMaker"]

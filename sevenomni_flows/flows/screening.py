@@ -1,0 +1,115 @@
+"""Screening: many materials fanned out over properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import Flow, Maker, job
+
+from ..jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
+from ..jobs.relax import StaticMaker
+
+__all__ = ["PROPERTIES", "ScreeningMaker", "pick"]
+
+#: Properties computed on relaxed structures, and the relaxation itself.
+PROPERTIES = ("relax", "static", "elastic", "phonon", "eos")
+
+
+@job
+def pick(documents: list, index: int):
+    """One material's result out of a batched job (stored on its own)."""
+    return documents[index]
+
+
+@dataclass
+class ScreeningMaker(Maker):
+    """Relax all materials in one batched job, then compute each property.
+
+    Parameters
+    ----------
+    properties : list of str
+        Among ``relax``, ``static``, ``elastic``, ``phonon``, ``eos``
+        (relaxation always runs first).
+    relax_maker, static_maker, elastic_maker, phonon_maker, eos_maker
+        The job Makers used; set their ``settings`` (model, task) alike, e.g.
+        with :meth:`with_settings`.
+    """
+
+    name: str = "screening"
+    properties: list[str] = field(
+        default_factory=lambda: ["relax", "elastic", "phonon", "eos"]
+    )
+    relax_maker: RelaxMaker = field(default_factory=RelaxMaker)
+    static_maker: StaticMaker = field(default_factory=StaticMaker)
+    elastic_maker: ElasticMaker = field(default_factory=ElasticMaker)
+    phonon_maker: PhononMaker = field(default_factory=PhononMaker)
+    eos_maker: EosMaker = field(default_factory=EosMaker)
+
+    def __post_init__(self):
+        unknown = set(self.properties) - set(PROPERTIES)
+        if unknown:
+            raise ValueError(
+                f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
+            )
+
+    def with_settings(self, settings: ModelSettings) -> ScreeningMaker:
+        """The same screening with every job on ``settings``."""
+        for maker in self.makers().values():
+            maker.settings = settings
+        return self
+
+    def makers(self) -> dict[str, Maker]:
+        """The job Maker of each property."""
+        return {
+            "relax": self.relax_maker,
+            "static": self.static_maker,
+            "elastic": self.elastic_maker,
+            "phonon": self.phonon_maker,
+            "eos": self.eos_maker,
+        }
+
+    def make(
+        self,
+        structures: list[Any],
+        relaxed: dict[int, Any] | None = None,
+        skip: set[tuple[int, str]] | None = None,
+        labels: list[str] | None = None,
+    ) -> Flow:
+        """The screening flow.
+
+        Parameters
+        ----------
+        structures : list
+            Input structures.
+        relaxed : dict, optional
+            Stored relaxation results by material index, reused instead of
+            relaxing again.
+        skip : set of (index, property), optional
+            Calculations already stored, left out.
+        labels : list of str, optional
+            Names of the materials for job names.
+        """
+        relaxed = dict(relaxed or {})
+        skip = skip or set()
+        labels = labels or [f"material {i}" for i in range(len(structures))]
+        jobs = []
+        todo = [i for i in range(len(structures)) if i not in relaxed]
+        if todo:
+            relax_job = self.relax_maker.make([structures[i] for i in todo])
+            relax_job.name = f"relax ({len(todo)} structures)"
+            jobs.append(relax_job)
+            for k, i in enumerate(todo):
+                single = pick(relax_job.output, k)
+                single.name = f"relax {labels[i]}"
+                jobs.append(single)
+                relaxed[i] = single.output
+        makers = self.makers()
+        for i in range(len(structures)):
+            for prop in self.properties:
+                if prop == "relax" or (i, prop) in skip:
+                    continue
+                job = makers[prop].make(relaxed[i])
+                job.name = f"{prop} {labels[i]}"
+                jobs.append(job)
+        return Flow(jobs, name=self.name)

@@ -1,0 +1,119 @@
+"""Result documents of the property workflows (units in every description)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from .provenance import Provenance
+
+__all__ = [
+    "ElasticDocument",
+    "EosDocument",
+    "PhononDocument",
+    "RelaxDocument",
+    "ResultDocument",
+    "StaticDocument",
+]
+
+
+class ResultDocument(BaseModel):
+    """Fields every result carries (and ``sevenomni query`` filters on)."""
+
+    formula: str = Field(description="Reduced formula of the input structure")
+    structure_id: str = Field(description="Hash of the input structure")
+    property: str = Field(description="What was computed: relax, static, eos, ...")
+    model: Provenance = Field(description="Model, checkpoint, task and versions")
+    state: Literal["completed", "failed"] = Field(description="Outcome")
+    error: str | None = Field(None, description="Why the calculation failed")
+    input_structure: Structure | None = Field(None, description="The input structure")
+    settings: dict = Field(default_factory=dict, description="Calculation settings")
+    settings_key: str | None = Field(
+        None, description="Hash of property, model, task and settings (for reuse)"
+    )
+    plots: list[str] = Field(default_factory=list, description="Paths of PNG plots")
+
+
+class StaticDocument(ResultDocument):
+    """Energy, forces and stress of one structure."""
+
+    property: str = "static"
+    energy: float | None = Field(None, description="Total energy, eV")
+    energy_per_atom: float | None = Field(None, description="Energy per atom, eV/atom")
+    forces: list[list[float]] | None = Field(None, description="Forces, eV/Å")
+    stress: list[float] | None = Field(
+        None, description="Stress, GPa, Voigt order xx yy zz yz xz xy, tensile positive"
+    )
+
+
+class RelaxDocument(ResultDocument):
+    """A relaxed structure."""
+
+    property: str = "relax"
+    structure: Structure | None = Field(None, description="The relaxed structure")
+    energy: float | None = Field(None, description="Final total energy, eV")
+    energy_per_atom: float | None = Field(None, description="Final energy, eV/atom")
+    volume_per_atom: float | None = Field(None, description="Final volume, Å³/atom")
+    converged: bool = Field(False, description="Whether fmax was reached")
+    steps: int = Field(0, description="Optimiser steps taken")
+    max_force: float | None = Field(None, description="Largest final force, eV/Å")
+    fmax: float = Field(description="Convergence threshold on forces, eV/Å")
+    relax_cell: bool = Field(description="Whether the cell was relaxed")
+
+
+class EosDocument(ResultDocument):
+    """An equation-of-state fit E(V)."""
+
+    property: str = "eos"
+    eos: str = Field(description="Equation of state fitted (pymatgen name)")
+    volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
+    energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
+    v0: float | None = Field(None, description="Equilibrium volume, Å³/atom")
+    b0: float | None = Field(None, description="Bulk modulus, GPa")
+    b1: float | None = Field(None, description="Pressure derivative of B, unitless")
+    e0: float | None = Field(None, description="Minimum energy, eV/atom")
+
+
+class ElasticDocument(ResultDocument):
+    """The elastic tensor and its Voigt-Reuss-Hill moduli."""
+
+    property: str = "elastic"
+    elastic_tensor: list[list[float]] | None = Field(
+        None, description="Elastic tensor, GPa, 6x6 Voigt (xx yy zz yz xz xy)"
+    )
+    bulk_modulus_vrh: float | None = Field(None, description="Bulk modulus K_VRH, GPa")
+    shear_modulus_vrh: float | None = Field(
+        None, description="Shear modulus G_VRH, GPa"
+    )
+    strain_magnitudes: list[float] = Field(
+        default_factory=list, description="Applied strains, unitless"
+    )
+
+
+class PhononDocument(ResultDocument):
+    """Harmonic phonons from finite displacements (phonopy)."""
+
+    property: str = "phonon"
+    supercell_matrix: list[list[int]] | None = Field(None, description="Supercell")
+    displacement: float | None = Field(None, description="Displacement, Å")
+    has_imaginary_modes: bool | None = Field(
+        None, description="Any frequency below the tolerance (-0.05 THz)"
+    )
+    min_frequency: float | None = Field(None, description="Lowest frequency, THz")
+    max_frequency: float | None = Field(None, description="Highest frequency, THz")
+    gamma_frequencies: list[float] | None = Field(
+        None, description="Frequencies at Gamma, THz"
+    )
+    free_energy_300k: float | None = Field(
+        None, description="Harmonic free energy at 300 K, kJ/mol (per unit cell)"
+    )
+    entropy_300k: float | None = Field(None, description="Entropy at 300 K, J/K/mol")
+    heat_capacity_300k: float | None = Field(
+        None, description="Heat capacity at 300 K, J/K/mol"
+    )
+    band_structure: dict | None = Field(
+        None, description="Band path: q-points, distances, frequencies (THz)"
+    )
+    force_constants: list | None = Field(None, description="Force constants, eV/Å²")

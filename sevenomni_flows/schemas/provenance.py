@@ -1,0 +1,64 @@
+"""Where a result came from: model, checkpoint, task, precision, versions."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+
+import numpy as np
+from pydantic import BaseModel, Field
+from pymatgen.core import Structure
+
+from sevenomni_core.model.potential import Potential
+
+__all__ = ["Provenance", "structure_id"]
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Provenance(BaseModel):
+    """The model and software that produced a result."""
+
+    name: str = Field(description="Model name (registry name, or checkpoint stem)")
+    sha256: str = Field(description="SHA-256 of the checkpoint file")
+    checkpoint: str = Field(description="Path of the checkpoint file")
+    task: str | None = Field(None, description="Task (DFT protocol) head used")
+    dtype: str = Field(description="Floating-point precision of the evaluation")
+    device: str = Field(description="Device of the evaluation")
+    sevenomni_version: str = Field(description="Version of sevenomni")
+    torch_version: str = Field(description="Version of torch")
+    e3nn_version: str = Field(description="Version of e3nn")
+
+    @classmethod
+    def from_potential(cls, potential: Potential, task: str | None) -> Provenance:
+        """Describe ``potential`` evaluated with ``task``."""
+        info = potential.describe(task)
+        return cls(
+            name=info["model"],
+            sha256=info["sha256"],
+            checkpoint=info["checkpoint"],
+            task=task,
+            dtype=info["dtype"],
+            device=info["device"],
+            sevenomni_version=_version("sevenomni"),
+            torch_version=_version("torch"),
+            e3nn_version=_version("e3nn"),
+        )
+
+
+def structure_id(structure: Structure) -> str:
+    """A stable hash of a structure: species, lattice and fractional coordinates.
+
+    Rounded to 1e-6 (Å and fractional) so that a structure read back from a
+    file gets the same id.
+    """
+    lattice = np.round(structure.lattice.matrix, 6) + 0.0
+    frac = np.round(np.mod(structure.frac_coords, 1.0), 6) % 1.0 + 0.0
+    species = [str(site.specie) for site in structure]
+    text = repr((species, lattice.tolist(), frac.tolist()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
