@@ -30,6 +30,23 @@ def _open_store(folder: str | Path):
     return store
 
 
+def _stored(store, sid: str, key: str) -> dict | None:
+    """A completed single-material result with this protocol key, if stored.
+
+    Batched jobs store a list of documents; those are skipped (each material
+    also has its own document).
+    """
+    criteria = {
+        "output.structure_id": sid,
+        "output.settings_key": key,
+        "output.state": "completed",
+    }
+    for doc in store.query(criteria, properties=["output"]):
+        if isinstance(doc.get("output"), dict):
+            return doc
+    return None
+
+
 class _Progress(logging.Handler):
     """Prints one line per finished job of a jobflow run."""
 
@@ -108,14 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for i, (_, structure) in enumerate(materials):
         sid = structure_id(structure)
         for prop in screening.properties:
-            doc = store.query_one(
-                {
-                    "output.structure_id": sid,
-                    "output.settings_key": keys[prop],
-                    "output.state": "completed",
-                },
-                properties=["output"],
-            )
+            doc = _stored(store, sid, keys[prop])
             if doc is None:
                 continue
             reused += 1
@@ -139,6 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
+                warnings.filterwarnings("ignore", "Some jobs are not connected")
                 run_locally(flow, store=store, log=False, ensure_success=False)
         finally:
             jf_log.removeHandler(handler)

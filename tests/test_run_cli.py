@@ -1,0 +1,199 @@
+"""``sevenomni run`` and ``query``: specs, reuse of stored results, bad input."""
+
+import json
+import textwrap
+
+import pytest
+import torch
+
+from sevenomni_flows.cli import main
+from sevenomni_flows.spec import SpecError, load_spec
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def write_spec(folder, body: str):
+    path = folder / "spec.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+FAST = """
+model: 7net-0
+device: cpu
+relax: {fmax: 0.05, max_steps: 200}
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+phonon: {supercell: [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}
+elastic: {strain_magnitudes: [-0.01, 0.01], fmax: 0.05}
+"""
+
+
+def run(spec, store, capsys):
+    status = main(["run", str(spec), "--store", str(store)])
+    out = capsys.readouterr().out
+    return status, out
+
+
+def query(store, capsys, *args):
+    status = main(["query", *args, "--store", str(store), "--format", "json"])
+    assert status == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_run_then_extend_reuses_results(tmp_path, capsys):
+    """A repeated run computes nothing; adding a property computes only it."""
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: Al, crystal: fcc, a: 4.05}
+properties: [relax, eos]
+""",
+    )
+    store = tmp_path / "results"
+    status, out = run(spec, store, capsys)
+    assert status == 0 and "0 results reused" in out
+    first = query(store, capsys)
+    assert {(r["formula"], r["property"]) for r in first} == {
+        ("Cu", "relax"),
+        ("Cu", "eos"),
+        ("Al", "relax"),
+        ("Al", "eos"),
+    }
+    status, out = run(spec, store, capsys)
+    assert "4 results reused, 0 jobs to run" in out
+    spec.write_text(spec.read_text().replace("[relax, eos]", "[relax, eos, elastic]"))
+    status, out = run(spec, store, capsys)
+    assert "4 results reused, 2 jobs to run" in out
+    rows = query(store, capsys, '{"property": "elastic"}')
+    assert len(rows) == 2 and all(r["bulk_modulus_vrh"] > 50 for r in rows)
+    assert len(query(store, capsys)) == 6  # nothing stored before was lost
+
+
+def test_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
+    """After a run broken in its phonon jobs, the next run computes only those."""
+    import sevenomni_flows.jobs.phonon as phonon_module
+
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: Si, crystal: diamond, a: 5.43}
+properties: [relax, phonon, eos]
+""",
+    )
+    store = tmp_path / "results"
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(phonon_module, "phonopy_forces", crash)
+    run(spec, store, capsys)
+    assert not query(store, capsys, '{"property": "phonon"}')
+    monkeypatch.undo()
+    status, out = run(spec, store, capsys)
+    assert status == 0
+    assert "4 results reused, 2 jobs to run" in out
+    assert (
+        len(query(store, capsys, '{"property": "phonon", "state": "completed"}')) == 2
+    )
+
+
+def test_bad_materials_fail_alone(tmp_path, capsys):
+    """Unreadable files, unknown elements, overlapping atoms and blow-ups fail alone."""
+    (tmp_path / "garbage.cif").write_text("this is not a CIF\n")
+    (tmp_path / "og.xyz").write_text(
+        '2\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+        "Og 0 0 0\nCu 2.5 2.5 2.5\n"
+    )
+    (tmp_path / "overlap.xyz").write_text(
+        '2\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:pos:R:3 pbc="T T T"\n'
+        "Cu 0 0 0\nCu 0.2 0 0\n"
+    )
+    spec = write_spec(
+        tmp_path,
+        """
+model: 7net-0
+device: cpu
+relax: {fmax: 0.05, max_steps: 200, max_volume_change: 1.05}
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+structures:
+  - {bulk: Si, crystal: diamond, a: 5.43}
+  - file: garbage.cif
+  - file: og.xyz
+  - file: overlap.xyz
+  - {bulk: Cu, crystal: fcc, a: 3.2, name: squeezed-Cu}
+properties: [relax, eos]
+""",
+    )
+    store = tmp_path / "results"
+    status, out = run(spec, store, capsys)
+    assert status == 1
+    rows = query(store, capsys)
+    si = [r for r in rows if r["formula"] == "Si"]
+    assert {r["state"] for r in si} == {"completed"} and len(si) == 2
+    failed = {r["formula"]: r["error"] for r in rows if r["state"] == "failed"}
+    assert "Og" in failed["CuOg"] and "not covered by 7net-0" in failed["CuOg"]
+    assert "closer than 0.5" in failed["Cu"] or "volume changed" in failed["Cu"]
+    errors = " ".join(r["error"] for r in rows if r["state"] == "failed")
+    assert "0.200 Å apart" in errors
+    assert "volume changed by a factor" in errors
+    assert "garbage.cif" in out and "cannot read" in out  # reported in the summary
+
+
+def test_spec_errors_name_key_and_line(tmp_path):
+    """Unknown keys and wrong types are reported with the key and its line."""
+    spec = write_spec(
+        tmp_path,
+        """
+model: 7net-0
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: Al, crystl: fcc}
+relax:
+  fmax: fast
+propertys: [relax]
+""",
+    )
+    with pytest.raises(SpecError) as err:
+        load_spec(spec)
+    text = str(err.value)
+    assert "structures.1.crystl: unknown key" in text and "spec.yaml:5" in text
+    assert "relax.fmax" in text and "spec.yaml:7" in text
+    assert "propertys: unknown key" in text and "spec.yaml:8" in text
+
+
+def test_query_formats_and_filters(tmp_path, capsys):
+    """Mongo-style filters on summary fields; table, CSV and JSON output."""
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+properties: [relax]
+""",
+    )
+    store = tmp_path / "results"
+    run(spec, store, capsys)
+    rows = query(
+        store, capsys, '{"model.name": "7net-0", "energy_per_atom": {"$lt": 0}}'
+    )
+    assert len(rows) == 1 and rows[0]["converged"] is True
+    assert rows[0]["model"]["sha256"]
+    assert not query(store, capsys, '{"formula": "Xx"}')
+    assert main(["query", "--store", str(store), "--format", "csv"]) == 0
+    csv_text = capsys.readouterr().out
+    assert csv_text.splitlines()[0].startswith("formula,structure_id,property")
+    assert main(["query", "{not yaml", "--store", str(store)]) == 2
+    assert main(["query", "--store", str(tmp_path / "nowhere")]) == 2
