@@ -22,10 +22,19 @@ __all__ = ["main"]
 DEFAULT_STORE = "results"
 
 
-def _open_store(folder: str | Path):
-    from .stores import embedded_job_store
+def _open_store(where: str | Path):
+    """A JobStore from a folder (embedded), a MongoDB URI, or a jobflow store file."""
+    from jobflow import JobStore
 
-    store = embedded_job_store(folder)
+    from .stores import embedded_job_store, mongo_job_store
+
+    text = str(where)
+    if text.startswith(("mongodb://", "mongodb+srv://")):
+        store = mongo_job_store(text)
+    elif text.endswith((".yaml", ".yml", ".json")):
+        store = JobStore.from_file(text)
+    else:
+        store = embedded_job_store(where)
     store.connect()
     return store
 
@@ -63,8 +72,11 @@ class _Progress(logging.Handler):
             name = msg.removeprefix("Finished job - ").rsplit(" (", 1)[0]
             elapsed = time.perf_counter() - self.start
             print(f"  [{self.done}/{self.total}] {name}  ({elapsed:.1f} s)", flush=True)
-        elif record.levelno >= logging.ERROR:
-            print(f"  error: {msg.splitlines()[0]}", flush=True)
+        elif " failed with exception:" in msg:
+            self.done += 1
+            name = msg.split(" failed with exception:")[0]
+            last = msg.strip().splitlines()[-1]
+            print(f"  [{self.done}/{self.total}] {name}  FAILED: {last}", flush=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -85,12 +97,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .summary import format_rows, summarize
 
     spec, base = load_spec(args.spec)
-    folder = Path(args.store or spec.store or DEFAULT_STORE)
+    where = args.store or spec.store or DEFAULT_STORE
+    if args.store is None and spec.store and "://" not in spec.store:
+        where = str(base / spec.store)  # relative to the spec file
+    is_folder = "://" not in where and not where.endswith((".yaml", ".yml", ".json"))
+    folder = Path(where) if is_folder else Path(DEFAULT_STORE)
     settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
     pot, task = settings.potential()
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
-        f"{settings.dtype}, {pot.device}); results in {folder}"
+        f"{settings.dtype}, {pot.device}); results in {where}"
     )
     plots = str(folder / "plots")
     screening = ScreeningMaker(
@@ -106,7 +122,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         p: settings_key(p, pot.sha256, task, maker_settings(makers[p]))
         for p in screening.properties
     }
-    store = _open_store(folder)
+    store = _open_store(where)
     materials, failures = [], []
     for label, item in read_structures(spec.structures, base):
         if isinstance(item, str):
@@ -193,10 +209,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
             )
             return 2
     folder = Path(args.store)
-    if not folder.exists():
+    if "://" not in args.store and not folder.exists():
         print(f"error: no results store at {folder}", file=sys.stderr)
         return 2
-    store = _open_store(folder)
+    store = _open_store(args.store)
     rows = []
     for doc in store.query(to_mongo_filter(user), properties=["output"]):
         out = doc.get("output")
@@ -216,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--store",
         default=None,
-        help=f"results folder (default: the spec's, else ./{DEFAULT_STORE})",
+        help="results folder (embedded store), mongodb:// URI or jobflow store "
+        f"file (default: the spec's store, else ./{DEFAULT_STORE})",
     )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("query", help="query stored results with a Mongo-style filter")
@@ -226,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help='e.g. \'{"property": "elastic", "bulk_modulus_vrh": {"$gt": 100}}\'',
     )
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help="results folder, mongodb:// URI or jobflow store file",
+    )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=_cmd_query)
     return parser

@@ -88,7 +88,11 @@ class RunSpec(_Strict):
     elastic: ElasticSettings = ElasticSettings()
     phonon: PhononSettings = PhononSettings()
     eos: EosSettings = EosSettings()
-    store: str | None = Field(None, description="Results folder (embedded store)")
+    store: str | None = Field(
+        None,
+        description="Results folder (embedded store; relative to the spec), "
+        "a mongodb:// URI, or a jobflow store file",
+    )
 
 
 def _line_of(node: yaml.Node, loc: tuple) -> int | None:

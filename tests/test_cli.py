@@ -146,5 +146,7 @@ def test_console_script_is_registered():
     [script] = [
         ep for ep in entry_points(group="console_scripts") if ep.name == "sevenomni"
     ]
-    assert script.value == "sevenomni_core.cli.main:main"
-    assert script.load() is main
+    assert script.value == "sevenomni_flows.cli:main"
+    from sevenomni_flows.cli import main as full_main
+
+    assert script.load() is full_main

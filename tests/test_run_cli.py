@@ -197,3 +197,40 @@ properties: [relax]
     assert csv_text.splitlines()[0].startswith("formula,structure_id,property")
     assert main(["query", "{not yaml", "--store", str(store)]) == 2
     assert main(["query", "--store", str(tmp_path / "nowhere")]) == 2
+
+
+def test_store_file_and_unconverged_relaxation(tmp_path, capsys):
+    """A jobflow store file selects the store; an unconverged relaxation is not used."""
+    db = tmp_path / "db"
+    store_file = tmp_path / "jobstore.yaml"
+    store_file.write_text(
+        textwrap.dedent(f"""
+        docs_store:
+          type: MontyStore
+          database_path: {db}
+          database_name: sevenomni
+          collection_name: outputs
+        additional_stores:
+          data:
+            type: MontyStore
+            database_path: {db}
+            database_name: sevenomni
+            collection_name: outputs_data
+        """)
+    )
+    spec = write_spec(
+        tmp_path,
+        FAST.replace("max_steps: 200", "max_steps: 1")
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.70}
+properties: [relax, eos]
+""",
+    )
+    status, _ = run(spec, store_file, capsys)
+    assert status == 1
+    rows = {r["property"]: r for r in query(store_file, capsys)}
+    assert rows["relax"]["state"] == "completed" and rows["relax"]["converged"] is False
+    assert rows["eos"]["state"] == "failed"
+    assert "did not converge" in rows["eos"]["error"]
+    assert db.is_dir()

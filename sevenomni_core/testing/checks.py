@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from ase.stress import full_3x3_to_voigt_6_stress
 
 __all__ = [
@@ -93,11 +94,11 @@ def check_finite_differences(
     atoms = atoms.copy()
     atoms.calc = calc
     forces = atoms.get_forces()
-    numeric_f = calc.calculate_numerical_forces(atoms, d=delta)
+    numeric_f = calculate_numerical_forces(atoms, eps=delta)
     out = {"forces": float(np.abs(forces - numeric_f).max())}
     if atoms.pbc.all():
         stress = atoms.get_stress()
-        numeric_s = calc.calculate_numerical_stress(atoms, d=delta, voigt=True)
+        numeric_s = calculate_numerical_stress(atoms, eps=delta, voigt=True)
         out["stress"] = float(np.abs(stress - numeric_s).max())
     return out
 

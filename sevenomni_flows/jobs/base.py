@@ -96,6 +96,12 @@ def resolve_input(obj: Any) -> tuple[Structure | None, dict]:
                 f"no input: the {obj.get('property')} step failed: {obj.get('error')}"
             )
             return None, info
+        if obj.get("converged") is False:
+            info["error"] = (
+                f"no input: the {obj.get('property')} step did not converge within "
+                f"{obj.get('steps')} steps (fmax {obj.get('fmax')} eV/Å)"
+            )
+            return None, info
         return as_structure(obj["structure"]), info
     structure = as_structure(obj)
     return structure, {

@@ -59,15 +59,15 @@ class RelaxDocument(ResultDocument):
     converged: bool = Field(False, description="Whether fmax was reached")
     steps: int = Field(0, description="Optimiser steps taken")
     max_force: float | None = Field(None, description="Largest final force, eV/Å")
-    fmax: float = Field(description="Convergence threshold on forces, eV/Å")
-    relax_cell: bool = Field(description="Whether the cell was relaxed")
+    fmax: float | None = Field(None, description="Convergence threshold, eV/Å")
+    relax_cell: bool | None = Field(None, description="Whether the cell was relaxed")
 
 
 class EosDocument(ResultDocument):
     """An equation-of-state fit E(V)."""
 
     property: str = "eos"
-    eos: str = Field(description="Equation of state fitted (pymatgen name)")
+    eos: str = Field("birch_murnaghan", description="EOS fitted (pymatgen name)")
     volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
     energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
     v0: float | None = Field(None, description="Equilibrium volume, Å³/atom")
