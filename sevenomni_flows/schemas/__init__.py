@@ -1,6 +1,7 @@
 """Pydantic documents with units and provenance."""
 
 from .documents import (
+    AdsorptionDocument,
     ElasticDocument,
     EosDocument,
     PhononDocument,
@@ -11,6 +12,7 @@ from .documents import (
 from .provenance import Provenance, structure_id
 
 __all__ = [
+    "AdsorptionDocument",
     "ElasticDocument",
     "EosDocument",
     "PhononDocument",

@@ -10,6 +10,7 @@ from pymatgen.core import Structure
 from .provenance import Provenance
 
 __all__ = [
+    "AdsorptionDocument",
     "ElasticDocument",
     "EosDocument",
     "PhononDocument",
@@ -117,3 +118,30 @@ class PhononDocument(ResultDocument):
         None, description="Band path: q-points, distances, frequencies (THz)"
     )
     force_constants: list | None = Field(None, description="Force constants, eV/Å²")
+
+
+class AdsorptionDocument(ResultDocument):
+    """The adsorption energy of one adsorbate on one host, over all placements."""
+
+    property: str = "adsorption"
+    host: str = Field(description="Host: formula and Miller index, or the MOF name")
+    miller_index: list[int] | None = Field(None, description="Surface Miller index")
+    adsorbate: str = Field(description="Adsorbate name")
+    site: str | None = Field(None, description="Site of the lowest valid candidate")
+    adsorption_energy: float | None = Field(
+        None, description="E(host+adsorbate) - E(host) - E(reference), eV"
+    )
+    reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
+    reference_energy: float | None = Field(None, description="E(reference), eV")
+    reference_description: str | None = Field(None, description="How it was obtained")
+    host_energy: float | None = Field(None, description="Relaxed empty host, eV")
+    n_candidates: int = Field(0, description="Placements relaxed")
+    n_anomalous: int = Field(0, description="Placements flagged and excluded")
+    candidates: list[dict] = Field(
+        default_factory=list,
+        description="Every placement: site, final_site, energy (eV), "
+        "adsorption_energy (eV), anomalies, converged",
+    )
+    relaxed_structures: list[dict] | None = Field(
+        None, description="Relaxed placements (pymatgen dicts), in the data store"
+    )
