@@ -10,6 +10,7 @@ from pymatgen.analysis.adsorption import AdsorbateSiteFinder
 from pymatgen.core import Element, Structure
 from pymatgen.core.surface import SlabGenerator
 from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from .adsorbates import Adsorbate, oriented
 
@@ -52,13 +53,16 @@ def build_slab(
 ) -> Atoms:
     """A slab of ``bulk`` with the bottom atoms fixed (``FixAtoms``).
 
-    The slab is pymatgen's first termination, with ``c`` normal to the
+    ``miller`` refers to the conventional standard cell of ``bulk``.  The
+    slab is pymatgen's first termination, with ``c`` normal to the
     surface, repeated laterally until both in-plane vectors are at least
     ``min_lateral`` Å; atoms in the bottom ``fix_fraction`` of its thickness
     are fixed.
     """
+    # Miller indices refer to the conventional standard cell, as users expect
+    conventional = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
     gen = SlabGenerator(
-        bulk,
+        conventional,
         tuple(miller),
         min_slab_size,
         min_vacuum,
@@ -100,42 +104,92 @@ def _layers(atoms: Atoms, tol: float = 0.5) -> list[np.ndarray]:
     return layers
 
 
-def _lateral_distance(
+def _lateral_vectors(
     atoms: Atoms, point: np.ndarray, indices: np.ndarray
 ) -> np.ndarray:
+    """Minimum-image in-plane vectors from ``point`` to the atoms ``indices``."""
     cell = atoms.cell.array
-    d = atoms.positions[indices, :2] - point[:2]
-    best = np.full(len(indices), np.inf)
+    d = atoms.positions[indices, :2] - np.asarray(point)[:2]
+    best = d.copy()
     for i in (-1, 0, 1):
         for j in (-1, 0, 1):
-            shift = (i * cell[0] + j * cell[1])[:2]
-            best = np.minimum(best, np.linalg.norm(d + shift, axis=1))
+            cand = d + (i * cell[0] + j * cell[1])[:2]
+            closer = np.linalg.norm(cand, axis=1) < np.linalg.norm(best, axis=1)
+            best[closer] = cand[closer]
     return best
 
 
+def _lateral_distance(
+    atoms: Atoms, point: np.ndarray, indices: np.ndarray
+) -> np.ndarray:
+    return np.linalg.norm(_lateral_vectors(atoms, point, indices), axis=1)
+
+
+def _lateral_distance_point(atoms: Atoms, p: list, q: np.ndarray) -> float:
+    cell = atoms.cell.array
+    d = np.asarray(p)[:2] - q[:2]
+    return min(
+        np.linalg.norm(d + (i * cell[0] + j * cell[1])[:2])
+        for i in (-1, 0, 1)
+        for j in (-1, 0, 1)
+    )
+
+
 def find_sites(slab: Atoms, symm_reduce: float = 0.01) -> list[Site]:
-    """Unique sites of the top surface: ontop, bridge, fcc/hcp or four-fold hollow."""
+    """Unique sites of the top surface: ontop, bridge, fcc/hcp or four-fold hollow.
+
+    Hollows found by pymatgen's AdsorbateSiteFinder are snapped to the centre
+    of their three (or, on square lattices, four) nearest surface atoms.
+    """
     struct = AseAtomsAdaptor.get_structure(slab)
     finder = AdsorbateSiteFinder(struct, height=1.0)
-    found = finder.find_adsorption_sites(distance=0.0, symm_reduce=symm_reduce)
+    found = finder.find_adsorption_sites(
+        distance=0.0, symm_reduce=symm_reduce, no_obtuse_hollow=False
+    )
     layers = _layers(slab)
     top = layers[0]
     second = layers[1] if len(layers) > 1 else np.array([], dtype=int)
-    sites = []
+    z_top = slab.positions[top, 2].max()
+    sites: list[Site] = []
     for kind in ("ontop", "bridge", "hollow"):
         for pos in found.get(kind, []):
-            label = kind
-            if kind == "hollow":
-                lateral = _lateral_distance(slab, pos, top)
-                n_top = int(np.sum(lateral < 1.15 * lateral.min()))
-                if n_top >= 4:
+            pos = np.asarray(pos, float)
+            vec = _lateral_vectors(slab, pos, top)
+            order = np.argsort(np.linalg.norm(vec, axis=1))
+            dist = np.linalg.norm(vec[order], axis=1)
+            # classify by geometry: pymatgen calls the centre of a square
+            # (the middle of its diagonal) a bridge
+            if dist[0] < 0.3:
+                label, centre = "ontop", pos[:2] + vec[order[0]]
+            elif kind == "bridge" and not (len(dist) > 3 and dist[3] < 1.1 * dist[0]):
+                label, centre = "bridge", pos[:2]
+            else:
+                four = len(dist) > 3 and dist[3] < 1.35 * dist[2]
+                n = 4 if four else 3
+                centre = pos[:2] + vec[order[:n]].mean(axis=0)
+                point = np.array([centre[0], centre[1], z_top])
+                if four:
                     label = "hollow4"
-                elif len(second) and _lateral_distance(slab, pos, second).min() < 0.5:
+                elif len(second) and _lateral_distance(slab, point, second).min() < 0.5:
                     label = "hcp"
                 else:
                     label = "fcc"
-            sites.append(Site(label=label, position=np.asarray(pos, float).tolist()))
-    return sites
+            pos = np.array([centre[0], centre[1], z_top])
+            if any(
+                s["label"] == label
+                and _lateral_distance_point(slab, s["position"], pos) < 0.3
+                for s in sites
+            ):
+                continue
+            sites.append(Site(label=label, position=pos.tolist()))
+    # snapping can make symmetry-equivalent copies: reduce again per label
+    reduced: list[Site] = []
+    for label in dict.fromkeys(s["label"] for s in sites):
+        coords = [np.asarray(s["position"]) for s in sites if s["label"] == label]
+        up = np.array([0.0, 0.0, 1.0])  # just above the surface
+        for c in finder.symm_reduce([c + up for c in coords], threshold=symm_reduce):
+            reduced.append(Site(label=label, position=(np.asarray(c) - up).tolist()))
+    return reduced
 
 
 def random_sites(slab: Atoms, n: int, seed: int = 0) -> list[Site]:

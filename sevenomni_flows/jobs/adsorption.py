@@ -294,7 +294,7 @@ class SlabAdsorptionMaker(Maker):
     plot_dir: str | None = None
 
     def make(self, bulk, label: str | None = None) -> Flow:
-        """Relax the bulk, then one batched job per surface; a document per adsorbate."""
+        """Bulk relaxation, then a batched job per surface, a document per adsorbate."""
         jobs = []
         source = bulk
         if self.relax_bulk:
