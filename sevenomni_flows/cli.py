@@ -39,6 +39,19 @@ def _open_store(where: str | Path):
     return store
 
 
+def _count_stored(store, sid: str, key: str) -> int:
+    """How many completed single-material results match (id, protocol key)."""
+    criteria = {
+        "output.structure_id": sid,
+        "output.settings_key": key,
+        "output.state": "completed",
+    }
+    return sum(
+        isinstance(d.get("output"), dict)
+        for d in store.query(criteria, properties=["output"])
+    )
+
+
 def _stored(store, sid: str, key: str) -> dict | None:
     """A completed single-material result with this protocol key, if stored.
 
@@ -80,7 +93,7 @@ class _Progress(logging.Handler):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from jobflow import run_locally
+    from jobflow import Flow, run_locally
 
     from .flows import ScreeningMaker
     from .jobs import (
@@ -109,8 +122,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{settings.dtype}, {pot.device}); results in {where}"
     )
     plots = str(folder / "plots")
+    from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
+
     screening = ScreeningMaker(
         properties=list(dict.fromkeys(["relax", *spec.properties])),
+        adsorption_maker=SlabAdsorptionMaker(
+            **spec.adsorption.model_dump(), relax_bulk=False, plot_dir=plots
+        ),
         relax_maker=RelaxMaker(**spec.relax.model_dump()),
         static_maker=StaticMaker(),
         elastic_maker=ElasticMaker(**spec.elastic.model_dump()),
@@ -122,6 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         p: settings_key(p, pot.sha256, task, maker_settings(makers[p]))
         for p in screening.properties
     }
+    n_ads = len(spec.adsorption.miller_indices) * len(spec.adsorption.adsorbates)
     store = _open_store(where)
     materials, failures = [], []
     for label, item in read_structures(spec.structures, base):
@@ -141,6 +160,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for i, (_, structure) in enumerate(materials):
         sid = structure_id(structure)
         for prop in screening.properties:
+            if prop == "adsorption":
+                if _count_stored(store, sid, keys[prop]) >= n_ads:
+                    reused += 1
+                    skip.add((i, prop))
+                continue
             doc = _stored(store, sid, keys[prop])
             if doc is None:
                 continue
@@ -152,12 +176,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flow = screening.make(
         [s for _, s in materials], relaxed, skip, [label for label, _ in materials]
     )
+    ids = {structure_id(s): label for label, s in materials}
+    for entry in spec.frameworks:
+        path = str(base / entry.file)
+        label = entry.name or Path(entry.file).stem
+        mof = MofAdsorptionMaker(
+            **spec.mof.model_dump(),
+            guests=entry.guests,
+            plot_dir=plots,
+            settings=settings,
+        )
+        key = settings_key("adsorption", pot.sha256, task, maker_settings(mof))
+        keys[f"mof {label}"] = key
+        try:
+            from pymatgen.io.ase import AseAtomsAdaptor
+
+            from .adsorption.mofs import read_framework
+
+            framework = read_framework(path, spec.mof.min_length)
+            sid = structure_id(AseAtomsAdaptor.get_structure(framework))
+            ids[sid] = label
+            if _count_stored(store, sid, key) >= len(entry.guests):
+                reused += 1
+                continue
+        except ValueError:
+            ids["unknown"] = label  # the job reports the error
+        parts = [flow] if flow.jobs else []
+        flow = Flow([*parts, mof.make(path, label)], name="sevenomni run")
+    n_jobs = sum(1 for _ in flow.iterflow()) if flow.jobs else 0
     print(
-        f"{len(materials)} materials x {len(screening.properties)} properties: "
-        f"{reused} results reused, {len(flow.jobs)} jobs to run"
+        f"{len(materials)} materials x {len(screening.properties)} properties, "
+        f"{len(spec.frameworks)} frameworks: "
+        f"{reused} results reused, {n_jobs} jobs to run"
     )
-    if flow.jobs:
-        handler = _Progress(len(flow.jobs))
+    if n_jobs:
+        handler = _Progress(n_jobs)
         jf_log = logging.getLogger("jobflow")
         jf_log.addHandler(handler)
         jf_log.setLevel(logging.INFO)
@@ -171,7 +224,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
             jf_log.removeHandler(handler)
             jf_log.propagate = True
     rows = list(failures)
-    ids = {structure_id(s): label for label, s in materials}
     for doc in store.query(
         {
             "output.structure_id": {"$in": list(ids)},

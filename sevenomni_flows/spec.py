@@ -70,6 +70,43 @@ class EosSettings(_Strict):
     fmax: float = Field(0.01, gt=0)
 
 
+class AdsorptionSettings(_Strict):
+    """Molecules on metal surfaces cut from each (relaxed) bulk structure."""
+
+    miller_indices: list[list[int]] = [[1, 1, 1]]
+    adsorbates: list[str] = ["CO", "O", "H", "OH"]
+    reference_scheme: Literal["gas", "oc20"] = "gas"
+    n_random: int = Field(0, ge=0, description="Random placements besides the sites")
+    min_slab_size: float = Field(7.0, gt=0, description="Å")
+    min_vacuum: float = Field(12.0, gt=0, description="Å")
+    min_lateral: float = Field(7.0, gt=0, description="Å")
+    fix_fraction: float = Field(0.5, ge=0, le=1)
+    fmax: float = Field(0.05, gt=0, description="eV/Å")
+    max_steps: int = Field(300, ge=1)
+
+
+class FrameworkEntry(_Strict):
+    """A metal-organic framework and its guests."""
+
+    file: str = Field(description="CIF of the framework")
+    name: str | None = Field(None, description="Label, e.g. Mg-MOF-74")
+    guests: list[str] = ["CO2", "H2O", "N2"]
+
+
+class MofSettings(_Strict):
+    """Guest placement and relaxation in frameworks."""
+
+    n_random: int = Field(3, ge=0)
+    open_metal_sites: bool = True
+    max_metal_sites: int = Field(1, ge=0)
+    fix_framework: bool = True
+    min_length: float = Field(12.0, gt=0, description="Å, per cell axis")
+    reference_scheme: Literal["gas", "oc20"] = "gas"
+    fmax: float = Field(0.05, gt=0, description="eV/Å")
+    max_steps: int = Field(500, ge=1)
+    seed: int = 0
+
+
 class RunSpec(_Strict):
     """A screening run."""
 
@@ -77,8 +114,10 @@ class RunSpec(_Strict):
     task: str | None = None
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
-    structures: list[StructureEntry]
-    properties: list[Literal["relax", "static", "elastic", "phonon", "eos"]] = [
+    structures: list[StructureEntry] = []
+    properties: list[
+        Literal["relax", "static", "elastic", "phonon", "eos", "adsorption"]
+    ] = [
         "relax",
         "elastic",
         "phonon",
@@ -88,6 +127,9 @@ class RunSpec(_Strict):
     elastic: ElasticSettings = ElasticSettings()
     phonon: PhononSettings = PhononSettings()
     eos: EosSettings = EosSettings()
+    adsorption: AdsorptionSettings = AdsorptionSettings()
+    frameworks: list[FrameworkEntry] = []
+    mof: MofSettings = MofSettings()
     store: str | None = Field(
         None,
         description="Results folder (embedded store; relative to the spec), "

@@ -16,6 +16,15 @@ PER_PROPERTY = {
     "elastic": ["elastic_tensor", "bulk_modulus_vrh", "shear_modulus_vrh"],
     "phonon": ["has_imaginary_modes", "max_frequency", "free_energy_300k"],
     "eos": ["v0", "b0", "e0"],
+    "adsorption": [
+        "host",
+        "adsorbate",
+        "site",
+        "adsorption_energy",
+        "reference_scheme",
+        "n_candidates",
+        "n_anomalous",
+    ],
 }
 UNITS = {
     "energy_per_atom": "eV/atom",
@@ -27,6 +36,7 @@ UNITS = {
     "v0": "Å³/atom",
     "b0": "GPa",
     "e0": "eV/atom",
+    "adsorption_energy": "eV",
 }
 
 

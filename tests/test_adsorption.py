@@ -34,7 +34,7 @@ def cu_h():
 
 def test_adsorption_energy_matches_plain_ase(cu_h):
     """E_ads equals an independent ASE computation on the same structures (0.01 eV)."""
-    maker, cu, doc = cu_h
+    _, cu, doc = cu_h
     assert doc.state == "completed" and doc.reference_scheme == "gas"
     assert {"ontop", "bridge", "fcc", "hcp"} <= {c["site"] for c in doc.candidates}
     best = min(

@@ -234,3 +234,50 @@ properties: [relax, eos]
     assert rows["eos"]["state"] == "failed"
     assert "did not converge" in rows["eos"]["error"]
     assert db.is_dir()
+
+
+def test_adsorption_specs_run_and_reuse(tmp_path, capsys):
+    """Surface and MOF adsorption through a spec; a rerun reuses the results."""
+    import shutil
+    from pathlib import Path
+
+    mof = Path(__file__).parents[1] / "workflows" / "structures" / "Mg-MOF-74.cif"
+    shutil.copy(mof, tmp_path / "mof.cif")
+    spec = write_spec(
+        tmp_path,
+        """
+model: 7net-0
+device: cpu
+relax: {fmax: 0.05}
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: NaCl, crystal: rocksalt, a: 5.64}
+properties: [relax, adsorption]
+adsorption:
+  miller_indices: [[1, 0, 0]]
+  adsorbates: [H, Nonsense]
+  min_slab_size: 5.0
+  min_lateral: 5.0
+  max_steps: 150
+frameworks:
+  - {file: mof.cif, name: Mg-MOF-74, guests: [H2]}
+mof: {n_random: 0, max_metal_sites: 1, fmax: 0.1, max_steps: 60}
+""",
+    )
+    store = tmp_path / "results"
+    status, out = run(spec, store, capsys)
+    assert status == 1  # NaCl and the unknown adsorbate fail, alone
+    rows = query(store, capsys, '{"property": "adsorption"}')
+    by = {(r["host"], r["adsorbate"]): r for r in rows}
+    cu = by[("Cu(100)", "H")]
+    assert cu["state"] == "completed" and cu["site"] == "hollow4"
+    assert cu["adsorption_energy"] < 0 and cu["n_candidates"] >= 3
+    assert "not a metal" in by[("NaCl(100)", "H")]["error"]
+    assert "unknown adsorbate" in by[("Cu(100)", "Nonsense")]["error"]
+    mg = by[("Mg-MOF-74", "H2")]
+    assert mg["reference_scheme"] == "gas" and mg["n_candidates"] == 1
+    assert mg["plots"]
+    status, out = run(spec, store, capsys)
+    reused = int(out.split(" results reused")[0].rsplit(" ", 1)[1])
+    # both bulk relaxations, and the MOF when its guest converged, are reused
+    assert reused >= 2 + (mg["state"] == "completed")

@@ -5,21 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Maker
 
 from ..jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
+from ..jobs.base import pick
 from ..jobs.relax import StaticMaker
 
-__all__ = ["PROPERTIES", "ScreeningMaker", "pick"]
+__all__ = ["PROPERTIES", "ScreeningMaker"]
 
 #: Properties computed on relaxed structures, and the relaxation itself.
-PROPERTIES = ("relax", "static", "elastic", "phonon", "eos")
-
-
-@job
-def pick(documents: list, index: int):
-    """One material's result out of a batched job (stored on its own)."""
-    return documents[index]
+PROPERTIES = ("relax", "static", "elastic", "phonon", "eos", "adsorption")
 
 
 @dataclass
@@ -45,9 +40,14 @@ class ScreeningMaker(Maker):
     elastic_maker: ElasticMaker = field(default_factory=ElasticMaker)
     phonon_maker: PhononMaker = field(default_factory=PhononMaker)
     eos_maker: EosMaker = field(default_factory=EosMaker)
+    adsorption_maker: Maker | None = None
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
+        if "adsorption" in self.properties and self.adsorption_maker is None:
+            from ..jobs.adsorption import SlabAdsorptionMaker
+
+            self.adsorption_maker = SlabAdsorptionMaker(relax_bulk=False)
         if unknown:
             raise ValueError(
                 f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
@@ -56,7 +56,8 @@ class ScreeningMaker(Maker):
     def with_settings(self, settings: ModelSettings) -> ScreeningMaker:
         """The same screening with every job on ``settings``."""
         for maker in self.makers().values():
-            maker.settings = settings
+            if maker is not None:
+                maker.settings = settings
         return self
 
     def makers(self) -> dict[str, Maker]:
@@ -67,6 +68,7 @@ class ScreeningMaker(Maker):
             "elastic": self.elastic_maker,
             "phonon": self.phonon_maker,
             "eos": self.eos_maker,
+            "adsorption": self.adsorption_maker,
         }
 
     def make(
@@ -108,6 +110,9 @@ class ScreeningMaker(Maker):
         for i in range(len(structures)):
             for prop in self.properties:
                 if prop == "relax" or (i, prop) in skip:
+                    continue
+                if prop == "adsorption":
+                    jobs.append(makers[prop].make(relaxed[i], labels[i]))
                     continue
                 job = makers[prop].make(relaxed[i])
                 job.name = f"{prop} {labels[i]}"

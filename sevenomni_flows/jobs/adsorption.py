@@ -28,9 +28,8 @@ from ..adsorption.surfaces import (
     place,
     random_sites,
 )
-from ..flows.screening import pick
 from ..schemas import AdsorptionDocument, Provenance, structure_id
-from .base import ModelSettings, maker_settings, resolve_input, settings_key
+from .base import ModelSettings, maker_settings, pick, resolve_input, settings_key
 from .relax import RelaxMaker
 
 __all__ = ["MofAdsorptionMaker", "SlabAdsorptionMaker", "evaluate_candidates"]

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from jobflow import job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -19,6 +20,7 @@ __all__ = [
     "as_structure",
     "failed_input",
     "identity",
+    "pick",
     "resolve_input",
     "settings_key",
 ]
@@ -145,3 +147,9 @@ def failed_input(
         error=info["error"],
         settings_key=settings_key(prop, pot.sha256, task, settings),
     )
+
+
+@job
+def pick(documents: list, index: int):
+    """One material's result out of a batched job (stored on its own)."""
+    return documents[index]
