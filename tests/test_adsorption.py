@@ -42,9 +42,7 @@ def test_adsorption_energy_matches_plain_ase(cu_h):
         key=lambda c: c["adsorption_energy"],
     )
     i = doc.candidates.index(best)
-    from pymatgen.core import Structure
-
-    relaxed = AseAtomsAdaptor.get_atoms(Structure.from_dict(doc.relaxed_structures[i]))
+    relaxed = AseAtomsAdaptor.get_atoms(doc.relaxed_structures[i])
     calc = SevenOmniCalculator("7net-0", device="cpu")
     relaxed.calc = calc
     e_system = relaxed.get_potential_energy()

@@ -157,9 +157,7 @@ def _documents(maker, label, info, miller, placements, evaluated, host_out, refs
                 }
             )
             structures.append(
-                AseAtomsAdaptor.get_structure(res.atoms).as_dict()
-                if res.atoms
-                else None
+                AseAtomsAdaptor.get_structure(res.atoms) if res.atoms else None
             )
         valid = [
             c

@@ -142,6 +142,6 @@ class AdsorptionDocument(ResultDocument):
         description="Every placement: site, final_site, energy (eV), "
         "adsorption_energy (eV), anomalies, converged",
     )
-    relaxed_structures: list[dict] | None = Field(
-        None, description="Relaxed placements (pymatgen dicts), in the data store"
+    relaxed_structures: list[Structure | None] | None = Field(
+        None, description="Relaxed placements, in the data store"
     )
