@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from sevenomni_core.cli.main import build_parser as core_parser
+from sevenomni_core.cli.main import dispatch
 
 __all__ = ["main"]
 
@@ -307,18 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    from .spec import SpecError
-
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        return args.func(args)
-    except (SpecError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":

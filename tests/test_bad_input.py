@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from ase import Atoms
 from ase.build import bulk, fcc111, molecule
 from ase.calculators.calculator import PropertyNotImplementedError
@@ -13,22 +12,7 @@ from ase.data import chemical_symbols
 import sevenomni_core.calculator as calculator_module
 from sevenomni_core import InvalidStructureError, SevenOmniCalculator, load_model
 
-
-@pytest.fixture(autouse=True)
-def _isolated_models(tmp_path, monkeypatch):
-    """Only the sevenn wheel's checkpoints are visible."""
-    monkeypatch.setenv("SEVENOMNI_MODEL_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: tiny graphs gain nothing from more, and on a loaded
-    2-core machine two OpenMP threads make each evaluation ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("models_dir", "one_torch_thread")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-import torch
 from ase import Atoms
 from ase.io import read, write
 
@@ -21,24 +20,7 @@ GAAS = STRUCTURES / "GaAs.cif"
 SHIPPED = ["7net-0", "7net-0_22May2024", "7net-l3i5", "7net-mf-0"]
 
 
-@pytest.fixture(autouse=True)
-def models_dir(tmp_path, monkeypatch) -> Path:
-    """An empty models folder: only the sevenn wheel's checkpoints are present."""
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setenv("SEVENOMNI_MODEL_DIR", str(folder))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    return folder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: tiny graphs gain nothing from more, and on a loaded
-    2-core machine two OpenMP threads make each evaluation ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("models_dir", "one_torch_thread")
 
 
 @pytest.fixture(scope="module")

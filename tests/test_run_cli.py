@@ -4,18 +4,11 @@ import json
 import textwrap
 
 import pytest
-import torch
 
 from sevenomni_flows.cli import main
 from sevenomni_flows.spec import SpecError, load_spec
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_spec(folder, body: str):
