@@ -4,6 +4,7 @@ import importlib
 
 import numpy as np
 import pytest
+import torch
 from ase.build import bulk, fcc100, molecule
 from ase.constraints import FixAtoms
 from ase.filters import FrechetCellFilter
@@ -158,3 +159,37 @@ def test_relax_errors_fail_alone(monkeypatch, relax_inputs):
     assert "diverged" in out[0].error
     assert all(r.converged for r in out[1:4])
     assert "fully periodic" in out[4].error
+
+
+def test_out_of_memory_splits_the_batch(monkeypatch):
+    """A batch that runs out of memory is split and retried; results are unchanged."""
+    predict_module = importlib.import_module("sevenomni_core.batch.predict")
+    real = predict_module._run
+    sizes = []
+
+    def limited(potential, graphs, stress):
+        if len(graphs) > 2:
+            raise torch.OutOfMemoryError("simulated")
+        sizes.append(len(graphs))
+        return real(potential, graphs, stress)
+
+    structures = [bulk("Cu", "fcc", a=3.6 + 0.01 * i) for i in range(5)]
+    expected = predict(structures, model="7net-0", batch_size=5)
+    monkeypatch.setattr(predict_module, "_run", limited)
+    got = predict(structures, model="7net-0", batch_size=5)
+    assert sum(sizes) == 5 and max(sizes) <= 2
+    for a, b in zip(expected, got, strict=True):
+        assert a.energy == pytest.approx(b.energy, abs=1e-6)
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu():
+    """float32 on CUDA equals the CPU path (batched energies, forces, stress)."""
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    structures = [make() for make in STRUCTURES.values()]
+    cpu = predict(structures, model="7net-mf-0", device="cpu")
+    gpu = predict(structures, model="7net-mf-0", device="cuda")
+    for a, b, atoms in zip(cpu, gpu, structures, strict=True):
+        assert abs(a.energy - b.energy) / len(atoms) < 1e-5
+        np.testing.assert_allclose(a.forces, b.forces, atol=1e-4)
