@@ -6,6 +6,7 @@ gas-phase references are relaxed together in one batch.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,10 +131,9 @@ def _documents(maker, label, info, miller, placements, evaluated, host_out, refs
         "host": label,
         "miller_index": list(miller) if miller is not None else None,
         "reference_scheme": maker.reference_scheme,
-        "settings": maker_settings(maker) | {"settings": None},
+        "settings": json.loads(json.dumps(maker_settings(maker), default=str)),
         "settings_key": key,
     }
-    base["settings"] = {k: v for k, v in base["settings"].items() if k != "settings"}
     e_host = host_out["host"].energy
     docs = []
     for ads in dict.fromkeys(p[0] for p in placements):
