@@ -256,6 +256,16 @@ def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> 
     return str(path)
 
 
+def _finish(docs, docs_bad, plot_dir, label, info, requested) -> list:
+    """Attach the host's plot and order the documents as requested."""
+    if plot_dir and docs:
+        path = _plot(docs, plot_dir, label, info["structure_id"])
+        for d in docs:
+            d.plots = [path]
+    order = {a.lower(): i for i, a in enumerate(requested)}
+    return sorted(docs + docs_bad, key=lambda d: order.get(d.adsorbate.lower(), 0))
+
+
 @dataclass
 class SlabAdsorptionMaker(Maker):
     """Adsorption energies of molecules on metal surfaces.
@@ -347,12 +357,7 @@ class SlabAdsorptionMaker(Maker):
         docs = _documents(
             self, host_label, info, miller, placements, evaluated, host_out, refs
         )
-        if self.plot_dir and docs:
-            path = _plot(docs, self.plot_dir, host_label, info["structure_id"])
-            for d in docs:
-                d.plots = [path]
-        order = {a: i for i, a in enumerate(self.adsorbates)}
-        return sorted(docs + docs_bad, key=lambda d: order.get(d.adsorbate, 0))
+        return _finish(docs, docs_bad, self.plot_dir, host_label, info, self.adsorbates)
 
 
 @job(data=["relaxed_structures"])
@@ -439,12 +444,7 @@ class MofAdsorptionMaker(Maker):
         docs = _documents(
             self, label, info, None, placements, evaluated, host_out, refs
         )
-        if self.plot_dir and docs:
-            path = _plot(docs, self.plot_dir, label, info["structure_id"])
-            for d in docs:
-                d.plots = [path]
-        order = {a.lower(): i for i, a in enumerate(self.guests)}
-        return sorted(docs + docs_bad, key=lambda d: order.get(d.adsorbate.lower(), 0))
+        return _finish(docs, docs_bad, self.plot_dir, label, info, self.guests)
 
 
 @job(data=["relaxed_structures"])
