@@ -40,6 +40,24 @@ def _open_store(where: str | Path):
     return store
 
 
+def _input_failure(label: str, error: str, pot, task):
+    """A failed document for a structure source that could not be read."""
+    import hashlib
+
+    from .schemas import Provenance, ResultDocument
+
+    sid = "input-" + hashlib.sha256(f"{label}|{error}".encode()).hexdigest()[:10]
+    return ResultDocument(
+        formula=label,
+        structure_id=sid,
+        property="input",
+        model=Provenance.from_potential(pot, task),
+        state="failed",
+        error=error,
+        settings_key=sid,
+    )
+
+
 def _count_stored(store, sid: str, key: str) -> int:
     """How many completed single-material results match (id, protocol key)."""
     criteria = {
@@ -105,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         RelaxMaker,
         StaticMaker,
     )
-    from .jobs.base import maker_settings, settings_key
+    from .jobs.base import maker_settings, record, settings_key
     from .schemas import structure_id
     from .spec import load_spec, read_structures
     from .summary import format_rows, summarize
@@ -146,15 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     materials, failures = [], []
     for label, item in read_structures(spec.structures, base):
         if isinstance(item, str):
-            failures.append(
-                {
-                    "formula": label,
-                    "property": "input",
-                    "state": "failed",
-                    "error": item,
-                    "model": {"name": pot.name, "task": task},
-                }
-            )
+            failures.append(_input_failure(label, item, pot, task))
         else:
             materials.append((label, item))
     relaxed, skip, reused = {}, set(), 0
@@ -178,6 +188,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         [s for _, s in materials], relaxed, skip, [label for label, _ in materials]
     )
     ids = {structure_id(s): label for label, s in materials}
+    for doc in failures:  # stored, so that query shows them too
+        ids[doc.structure_id] = doc.formula
+        keys[f"input {doc.formula}"] = doc.settings_key
+        flow = Flow([*([flow] if flow.jobs else []), record(doc)], name="sevenomni run")
     for entry in spec.frameworks:
         path = str(base / entry.file)
         label = entry.name or Path(entry.file).stem
@@ -224,7 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         finally:
             jf_log.removeHandler(handler)
             jf_log.propagate = True
-    rows = list(failures)
+    rows = []
     for doc in store.query(
         {
             "output.structure_id": {"$in": list(ids)},

@@ -142,6 +142,7 @@ properties: [relax, eos]
     assert "0.200 Å apart" in errors
     assert "volume changed by a factor" in errors
     assert "garbage.cif" in out and "cannot read" in out  # reported in the summary
+    assert "cannot read" in failed["garbage.cif"]  # and stored, for query
 
 
 def test_spec_errors_name_key_and_line(tmp_path):

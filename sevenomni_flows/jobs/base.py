@@ -21,6 +21,7 @@ __all__ = [
     "failed_input",
     "identity",
     "pick",
+    "record",
     "resolve_input",
     "settings_key",
 ]
@@ -153,3 +154,9 @@ def failed_input(
 def pick(documents: list, index: int):
     """One material's result out of a batched job (stored on its own)."""
     return documents[index]
+
+
+@job
+def record(document):
+    """Store a document as it is (e.g. the failure of an unreadable input)."""
+    return document
