@@ -1,4 +1,4 @@
-"""``sevenomni`` with the workflow commands: ``run`` and ``query``.
+"""``sevenomni`` with the workflow commands: ``run``, ``submit`` and ``query``.
 
 The core commands (``models``, ``eval``) come from :mod:`sevenomni_core.cli`.
 """
@@ -20,6 +20,15 @@ __all__ = ["main"]
 DEFAULT_STORE = "results"
 
 
+def _where(store: str | None, spec, base: Path) -> tuple[str, Path]:
+    """The store location (CLI over spec over default) and the results folder."""
+    where = store or spec.store or DEFAULT_STORE
+    if store is None and spec.store and "://" not in spec.store:
+        where = str(base / spec.store)  # relative to the spec file
+    is_folder = "://" not in where and not where.endswith((".yaml", ".yml", ".json"))
+    return where, Path(where) if is_folder else Path(DEFAULT_STORE)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .jobs import ModelSettings
     from .run import execute, open_store, plan, report
@@ -27,11 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .summary import format_rows
 
     spec, base = load_spec(args.spec)
-    where = args.store or spec.store or DEFAULT_STORE
-    if args.store is None and spec.store and "://" not in spec.store:
-        where = str(base / spec.store)  # relative to the spec file
-    is_folder = "://" not in where and not where.endswith((".yaml", ".yml", ".json"))
-    folder = Path(where) if is_folder else Path(DEFAULT_STORE)
+    where, folder = _where(args.store, spec, base)
     settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
     pot, task = settings.potential()
     print(
@@ -53,6 +58,77 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bad:
         print(f"\n{len(bad)} failed: see the error column; other results are stored.")
     return 1 if bad else 0
+
+
+def _cluster(spec, args: argparse.Namespace):
+    """The spec's cluster section with the worker options of the command line."""
+    gpu = args.gpu_worker or args.worker
+    cpu = args.cpu_worker
+    cluster = spec.cluster.model_copy(deep=True)
+    key = "fworker" if args.engine == "fireworks" else "worker"
+    if gpu:
+        setattr(cluster.gpu, key, gpu)
+    if cpu:
+        setattr(cluster.cpu, key, cpu)
+    if key == "worker" and cluster.cpu.worker is None:
+        cluster.cpu.worker = cluster.gpu.worker  # one worker unless told otherwise
+    return cluster
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from .jobs import ModelSettings
+    from .run import open_store, plan
+    from .spec import load_spec
+    from .submit.fireworks import SubmitError
+
+    spec, base = load_spec(args.spec)
+    cluster = _cluster(spec, args)
+    if args.engine == "jobflow-remote":
+        from .submit.jobflow_remote import project_job_store, submit_to_jobflow_remote
+
+        if args.launchpad:
+            raise SubmitError("--launchpad goes with --engine fireworks")
+        if args.store:
+            raise SubmitError(
+                "--store goes with --engine fireworks: with jobflow-remote the "
+                "results go to the project's jobstore"
+            )
+        store = project_job_store(args.project)  # checks the project first
+        where, folder = f"the jobstore of project {args.project}", Path(DEFAULT_STORE)
+    else:
+        from .submit.fireworks import launchpad_from_file, submit_to_fireworks
+
+        if args.project:
+            raise SubmitError("--project goes with --engine jobflow-remote")
+        launchpad = launchpad_from_file(args.launchpad)
+        where, folder = _where(args.store, spec, base)
+        store = open_store(where)
+    plots = Path(args.plots) if args.plots else folder.resolve() / "plots"
+    settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
+    pot, task = settings.potential()
+    print(
+        f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
+        f"{settings.dtype}, device {settings.device} on the workers); "
+        f"results in {where}"
+    )
+    run = plan(spec, base, store, settings, str(plots))
+    print(
+        f"{run.n_materials} materials x {run.n_properties} properties, "
+        f"{len(spec.frameworks)} frameworks: "
+        f"{run.reused} results reused, {run.n_jobs} jobs to submit"
+    )
+    if not run.n_jobs:
+        return 0
+    if args.engine == "jobflow-remote":
+        ids = submit_to_jobflow_remote(run.flow, args.project, cluster)
+        print(f"submitted {len(ids)} jobs to jobflow-remote project {args.project}")
+    else:
+        fws = submit_to_fireworks(run.flow, store, launchpad, cluster)
+        print(
+            f"submitted {len(fws)} fireworks (ids {min(fws)}-{max(fws)}) to "
+            f"{launchpad.host}/{launchpad.name}"
+        )
+    return 0
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -89,7 +165,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full ``sevenomni`` parser: core commands plus run and query."""
+    """The full ``sevenomni`` parser: core commands plus run, submit and query."""
     parser = core_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     p = sub.add_parser("run", help="run a screening spec (YAML) locally")
@@ -101,6 +177,41 @@ def build_parser() -> argparse.ArgumentParser:
         f"file (default: the spec's store, else ./{DEFAULT_STORE})",
     )
     p.set_defaults(func=_cmd_run)
+    p = sub.add_parser(
+        "submit",
+        help="submit a screening spec to FireWorks or jobflow-remote",
+        description="Plan like `run` (stored results are reused), then submit "
+        "the jobs: model jobs to GPU workers, the rest to CPU workers.",
+    )
+    p.add_argument("spec", help="the YAML spec, e.g. workflows/cluster/screening.yaml")
+    p.add_argument("--engine", required=True, choices=["fireworks", "jobflow-remote"])
+    p.add_argument(
+        "--launchpad",
+        default=None,
+        help="fireworks: my_launchpad.yaml (default: FireWorks' configured one)",
+    )
+    p.add_argument(
+        "--store",
+        default=None,
+        help="fireworks: results store, as for run; jobflow-remote uses the "
+        "project's jobstore",
+    )
+    p.add_argument("--project", default=None, help="jobflow-remote project name")
+    p.add_argument(
+        "--worker",
+        default=None,
+        help="jobflow-remote worker (or FireWorks fworker name) for all jobs "
+        "not routed by --cpu-worker",
+    )
+    p.add_argument("--gpu-worker", default=None, help="worker for model jobs")
+    p.add_argument("--cpu-worker", default=None, help="worker for CPU jobs")
+    p.add_argument(
+        "--plots",
+        default=None,
+        help="folder the workers write plots to (default: <results>/plots, "
+        "absolute, so a shared file system is assumed)",
+    )
+    p.set_defaults(func=_cmd_submit)
     p = sub.add_parser("query", help="query stored results with a Mongo-style filter")
     p.add_argument(
         "filter",

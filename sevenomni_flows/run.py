@@ -25,19 +25,28 @@ __all__ = ["Plan", "execute", "open_store", "plan", "report"]
 
 
 def open_store(where: str | Path):
-    """A JobStore from a folder (embedded), a MongoDB URI, or a jobflow store file."""
-    from jobflow import JobStore
+    """A connected JobStore from a folder (embedded), a MongoDB URI or a config file.
 
-    from .stores import embedded_job_store, mongo_job_store
+    A config file is jobflow's store format (see
+    :func:`~sevenomni_flows.stores.job_store_from_file`).  MongoDB stores get
+    indexes on the summary fields.
+    """
+    from .stores import (
+        embedded_job_store,
+        ensure_indexes,
+        job_store_from_file,
+        mongo_job_store,
+    )
 
     text = str(where)
     if text.startswith(("mongodb://", "mongodb+srv://")):
         store = mongo_job_store(text)
     elif text.endswith((".yaml", ".yml", ".json")):
-        store = JobStore.from_file(text)
+        store = job_store_from_file(text)
     else:
         store = embedded_job_store(where)
     store.connect()
+    ensure_indexes(store)
     return store
 
 
@@ -141,6 +150,7 @@ def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
         elastic_maker=ElasticMaker(**spec.elastic.model_dump()),
         phonon_maker=PhononMaker(**spec.phonon.model_dump(), plot_dir=plots),
         eos_maker=EosMaker(**spec.eos.model_dump(), plot_dir=plots),
+        structures_per_job=spec.cluster.structures_per_job,
     ).with_settings(settings)
 
 

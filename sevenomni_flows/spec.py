@@ -9,6 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .submit.resources import ClusterSettings
+
 __all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
 
 
@@ -134,6 +136,11 @@ class RunSpec(_Strict):
         None,
         description="Results folder (embedded store; relative to the spec), "
         "a mongodb:// URI, or a jobflow store file",
+    )
+    cluster: ClusterSettings = Field(
+        default_factory=ClusterSettings,
+        description="Routing of jobs for `sevenomni submit` (run uses only "
+        "structures_per_job)",
     )
 
 

@@ -29,6 +29,10 @@ class ScreeningMaker(Maker):
     relax_maker, static_maker, elastic_maker, phonon_maker, eos_maker
         The job Makers used; set their ``settings`` (model, task) alike, e.g.
         with :meth:`with_settings`.
+    structures_per_job : int, optional
+        Most structures in one batched relaxation job (default: all in one).
+        On a cluster, a job per GPU-sized chunk spreads the work over GPUs
+        and confines a crash to its chunk.
     """
 
     name: str = "screening"
@@ -41,6 +45,7 @@ class ScreeningMaker(Maker):
     phonon_maker: PhononMaker = field(default_factory=PhononMaker)
     eos_maker: EosMaker = field(default_factory=EosMaker)
     adsorption_maker: Maker | None = None
+    structures_per_job: int | None = None
 
     def __post_init__(self):
         unknown = set(self.properties) - set(PROPERTIES)
@@ -51,6 +56,10 @@ class ScreeningMaker(Maker):
         if unknown:
             raise ValueError(
                 f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
+            )
+        if self.structures_per_job is not None and self.structures_per_job < 1:
+            raise ValueError(
+                f"structures_per_job must be >= 1, got {self.structures_per_job}"
             )
 
     def with_settings(self, settings: ModelSettings) -> ScreeningMaker:
@@ -97,11 +106,13 @@ class ScreeningMaker(Maker):
         labels = labels or [f"material {i}" for i in range(len(structures))]
         jobs = []
         todo = [i for i in range(len(structures)) if i not in relaxed]
-        if todo:
-            relax_job = self.relax_maker.make([structures[i] for i in todo])
-            relax_job.name = f"relax ({len(todo)} structures)"
+        size = self.structures_per_job or max(len(todo), 1)
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            relax_job = self.relax_maker.make([structures[i] for i in chunk])
+            relax_job.name = f"relax ({len(chunk)} structures)"
             jobs.append(relax_job)
-            for k, i in enumerate(todo):
+            for k, i in enumerate(chunk):
                 single = pick(relax_job.output, k)
                 single.name = f"relax {labels[i]}"
                 jobs.append(single)

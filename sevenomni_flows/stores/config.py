@@ -1,0 +1,104 @@
+"""JobStores from a config file, and the indexes a results store needs.
+
+The config file is jobflow's store format (what ``~/.jobflow.yaml`` holds
+under ``JOB_STORE``, and a jobflow-remote project under ``jobstore``)::
+
+    docs_store:
+      type: MongoStore
+      host: mongo.example.org
+      port: 27017
+      database: sevenomni
+      collection_name: outputs
+      username: sevenomni
+      password: ...
+    additional_stores:
+      data:                     # phonon bands, force constants, ...
+        type: GridFSStore       # or S3Store
+        ...
+
+A file with a top-level ``JOB_STORE`` key (a jobflow settings file) works too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+import yaml
+from jobflow import JobStore
+
+from ..summary import PER_PROPERTY
+
+__all__ = ["INDEXED", "StoreConfigError", "ensure_indexes", "job_store_from_file"]
+
+#: Output fields indexed in the documents store: what plans and queries filter on.
+INDEXED: Final[tuple[str, ...]] = (
+    "uuid",
+    "output.structure_id",
+    "output.settings_key",
+    "output.state",
+    "output.property",
+    "output.formula",
+    *dict.fromkeys(
+        f"output.{k}"
+        for fields in PER_PROPERTY.values()
+        for k in fields
+        if k != "elastic_tensor"
+    ),
+)
+
+
+class StoreConfigError(ValueError):
+    """A store config file that cannot be used; the message names the file."""
+
+
+def job_store_from_file(path: str | os.PathLike) -> JobStore:
+    """The JobStore a config file describes (not connected yet).
+
+    Raises
+    ------
+    StoreConfigError
+        If the file is missing, not YAML/JSON, lacks ``docs_store`` or a
+        ``data`` store, or names an unknown store type.
+    """
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise StoreConfigError(f"{path}: cannot read the store config: {err}") from err
+    except yaml.YAMLError as err:
+        raise StoreConfigError(f"{path}: not valid YAML: {err}") from err
+    if isinstance(spec, dict) and "JOB_STORE" in spec:
+        spec = spec["JOB_STORE"]
+    if not isinstance(spec, dict) or "@class" in spec:
+        if isinstance(spec, dict):  # a monty-serialised JobStore
+            return JobStore.from_file(path)
+        raise StoreConfigError(f"{path}: the store config must be a mapping")
+    if "docs_store" not in spec:
+        raise StoreConfigError(
+            f"{path}: no 'docs_store' key (see workflows/cluster/store_mongo.yaml)"
+        )
+    if "data" not in (spec.get("additional_stores") or {}):
+        raise StoreConfigError(
+            f"{path}: additional_stores.data is missing: phonon and adsorption "
+            "jobs put bulky outputs there (a GridFSStore or S3Store)"
+        )
+    try:
+        return JobStore.from_dict_spec(spec)
+    except (KeyError, TypeError, ValueError) as err:
+        raise StoreConfigError(f"{path}: invalid store config: {err!r}") from err
+
+
+def ensure_indexes(store: JobStore) -> list[str]:
+    """Index the summary fields on a MongoDB documents store (idempotent).
+
+    Other stores (the embedded one, in-memory ones) are left alone.  Returns
+    the indexed keys.
+    """
+    from maggma.stores import MongoStore, MontyStore
+
+    docs = store.docs_store
+    if not isinstance(docs, MongoStore) or isinstance(docs, MontyStore):
+        return []  # MontyDB has no index_information
+    return [key for key in INDEXED if docs.ensure_index(key)]

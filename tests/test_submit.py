@@ -1,0 +1,378 @@
+"""``sevenomni submit``: routing of jobs, FireWorks runs, store configs, bad input.
+
+No MongoDB server can be started on the machines these tests run on (no
+package for it, no Docker daemon, no download of ``mongod`` at test time), so
+MongoDB is mongomock throughout:
+
+* the CLI test uses FireWorks' own mongomock LaunchPad
+  (``MONGOMOCK_SERVERSTORE_FILE``, a JSON file shared by the ``sevenomni
+  submit`` and ``rlaunch`` processes) and the embedded results store;
+* the in-process tests point pymongo's ``MongoClient`` in FireWorks and maggma
+  at one mongomock server, so the LaunchPad and the results store
+  (``workflows/cluster/store_mongo.yaml``: MongoStore + GridFS) run their real
+  MongoDB code against it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sevenomni_flows.cli import main
+from sevenomni_flows.spec import SpecError, load_spec
+from sevenomni_flows.submit import CPU, MODEL, ClusterSettings, job_kind, route
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CLUSTER = Path(__file__).parents[1] / "workflows" / "cluster"
+
+FAST = """
+model: 7net-0
+device: cpu
+relax: {fmax: 0.05, max_steps: 200}
+properties: [relax, static]
+"""
+
+
+def write_spec(folder, body: str):
+    path = folder / "spec.yaml"
+    path.write_text(textwrap.dedent(FAST + body))
+    return path
+
+
+def query(store, capsys, *args):
+    capsys.readouterr()
+    status = main(["query", *args, "--store", str(store), "--format", "json"])
+    assert status == 0
+    return json.loads(capsys.readouterr().out)
+
+
+# ----------------------------------------------------------------- routing
+
+
+def planned(tmp_path, body, store=None):
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.run import open_store, plan
+
+    spec, base = load_spec(write_spec(tmp_path, body))
+    settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
+    store = store or open_store(tmp_path / "results")
+    return spec, plan(spec, base, store, settings, str(tmp_path / "plots"))
+
+
+def test_routing_puts_model_jobs_on_gpu_and_the_rest_on_cpu(tmp_path):
+    spec, run = planned(
+        tmp_path,
+        """
+structures:
+  - {bulk: Si, crystal: diamond, a: 5.43}
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: Al, crystal: fcc, a: 4.05}
+cluster:
+  structures_per_job: 2
+  gpu: {category: gpu, fworker: big, worker: gpu_w, exec_config: cuda,
+        resources: {gres: "gpu:1"}}
+  cpu: {category: cpu, worker: cpu_w}
+""",
+    )
+    jobs = [j for j, _ in run.flow.iterflow()]
+    kinds = {j.name: job_kind(j) for j in jobs}
+    # two relax jobs (2 + 1 structures), three picks, three statics
+    assert sorted(n for n in kinds if n.startswith("relax (")) == [
+        "relax (1 structures)",
+        "relax (2 structures)",
+    ]
+    assert {k for n, k in kinds.items() if n.startswith("relax (")} == {MODEL}
+    assert {kinds[f"relax {m}"] for m in ("Si", "Cu", "Al")} == {CPU}
+    assert {kinds[f"static {m}"] for m in ("Si", "Cu", "Al")} == {MODEL}
+
+    assert route(run.flow, spec.cluster, "fireworks") == {MODEL: 5, CPU: 3}
+    for j in jobs:
+        config = j.config.manager_config
+        if kinds[j.name] == MODEL:
+            assert config == {"_category": "gpu", "_fworker": "big"}
+        else:
+            assert config == {"_category": "cpu"}
+    route(run.flow, spec.cluster, "jobflow-remote")
+    for j in jobs:
+        config = j.config.manager_config
+        if kinds[j.name] == MODEL:
+            assert config["worker"] == "gpu_w"
+            assert config["exec_config"] == "cuda"
+            assert config["resources"] == {"gres": "gpu:1"}
+        else:
+            assert config["worker"] == "cpu_w"
+            assert "resources" not in config
+
+
+def test_adsorption_and_record_jobs_are_classified():
+    from sevenomni_flows.jobs.adsorption import (
+        MofAdsorptionMaker,
+        SlabAdsorptionMaker,
+    )
+    from sevenomni_flows.jobs.base import record
+
+    slab = SlabAdsorptionMaker(adsorbates=["CO"]).make({"fake": 1}, "Cu")
+    kinds = {j.name: job_kind(j) for j, _ in slab.iterflow()}
+    assert kinds == {
+        "relax": MODEL,
+        "adsorption Cu(111)": MODEL,
+        "adsorption Cu(111) CO": CPU,
+    }
+    mof = MofAdsorptionMaker(guests=["CO2"]).make("x.cif", "X")
+    assert [job_kind(j) for j in mof.jobs] == [MODEL, CPU]
+    assert job_kind(record({})) == CPU
+
+
+def test_spec_cluster_section_is_validated(tmp_path):
+    path = write_spec(tmp_path, "cluster:\n  gpu: {categroy: gpu}\n")
+    with pytest.raises(SpecError, match=r"cluster\.gpu\.categroy: unknown key"):
+        load_spec(path)
+    path = write_spec(tmp_path, "cluster:\n  structures_per_job: 0\n")
+    with pytest.raises(SpecError, match=r"cluster\.structures_per_job"):
+        load_spec(path)
+    spec, _ = load_spec(CLUSTER / "screening.yaml")
+    assert spec.cluster.gpu.resources == {"gres": "gpu:1"}
+    assert ClusterSettings().gpu.category == "gpu"
+
+
+# ------------------------------------------------------------ example files
+
+
+def test_example_cluster_configs_parse():
+    from fireworks import FWorker, LaunchPad
+    from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
+    from maggma.stores import GridFSStore, MongoStore
+
+    from sevenomni_flows.stores import job_store_from_file
+
+    store = job_store_from_file(CLUSTER / "store_mongo.yaml")
+    assert type(store.docs_store) is MongoStore
+    assert type(store.additional_stores["data"]) is GridFSStore
+    lp = LaunchPad.from_file(str(CLUSTER / "my_launchpad.yaml"))
+    assert lp.name == "sevenomni_fireworks"
+    assert FWorker.from_file(str(CLUSTER / "my_fworker_gpu.yaml")).category == "gpu"
+    assert FWorker.from_file(str(CLUSTER / "my_fworker_cpu.yaml")).category == "cpu"
+    qadapter = CommonAdapter.from_file(str(CLUSTER / "my_qadapter.yaml"))
+    script = qadapter.get_script_str(".")
+    assert "#SBATCH --gres=gpu:1" in script and "rlaunch" in script
+
+
+def test_example_jobflow_remote_project_parses():
+    pytest.importorskip("jobflow_remote")
+    import yaml
+    from jobflow_remote.config.base import Project
+
+    data = yaml.safe_load((CLUSTER / "jobflow_remote_project.yaml").read_text())
+    project = Project.model_validate(data)
+    assert set(project.workers) == {"gpu_worker", "cpu_worker"}
+    assert project.workers["gpu_worker"].resources["gres"] == "gpu:1"
+    assert "cuda" in project.exec_config
+    spec, _ = load_spec(CLUSTER / "screening.yaml")
+    assert spec.cluster.gpu.worker in project.workers
+    assert spec.cluster.cpu.worker in project.workers
+    assert spec.cluster.gpu.exec_config in project.exec_config
+
+
+# ----------------------------------------------------- FireWorks, in process
+
+
+@pytest.fixture
+def mongo(monkeypatch):
+    """One mongomock server behind every MongoClient of FireWorks and maggma."""
+    import fireworks.core.launchpad
+    import maggma.stores.gridfs
+    import maggma.stores.mongolike
+    import mongomock
+    import mongomock.gridfs
+    from mongomock.store import ServerStore
+
+    server = ServerStore()
+
+    def client(*args, **kwargs):
+        return mongomock.MongoClient(*args, _store=server, **kwargs)
+
+    mongomock.gridfs.enable_gridfs_integration()
+    for module in (fireworks.core.launchpad, maggma.stores.mongolike):
+        monkeypatch.setattr(module, "MongoClient", client)
+    monkeypatch.setattr(maggma.stores.gridfs, "MongoClient", client)
+    return server
+
+
+def launch(lp, fworker_file, max_loops=1):
+    """``rlaunch -w fworker_file rapidfire`` in this process; returns #launches."""
+    from fireworks import FWorker
+    from fireworks.core.rocket_launcher import rapidfire
+
+    before = lp.launches.count_documents({})
+    rapidfire(lp, FWorker.from_file(str(fworker_file)), nlaunches=0, sleep_time=0)
+    return lp.launches.count_documents({}) - before
+
+
+def run_workers(lp, rounds=6):
+    """GPU and CPU workers in turns until nothing is ready; returns #launches."""
+    total = 0
+    for _ in range(rounds):
+        n = launch(lp, CLUSTER / "my_fworker_gpu.yaml")
+        n += launch(lp, CLUSTER / "my_fworker_cpu.yaml")
+        total += n
+        if n == 0:
+            break
+    return total
+
+
+def states(lp):
+    """``{name: [state, ...]}`` of the fireworks (in order of fw_id)."""
+    out = {}
+    for d in lp.fireworks.find({}).sort("fw_id"):
+        out.setdefault(d["name"], []).append(d["state"])
+    return out
+
+
+def test_fireworks_failure_stays_with_its_material_and_rerun_picks_it_up(
+    tmp_path, mongo, capsys, monkeypatch
+):
+    """Workers on a mongomock LaunchPad, results in MongoStore + GridFS.
+
+    Cu's static job raises on the worker (a fault injected in its model
+    call); Si's jobs all complete.  Submitting again plans and runs only
+    Cu's static job.
+    """
+    from fireworks import LaunchPad
+
+    from sevenomni_flows.jobs.relax import StaticMaker
+
+    spec = write_spec(
+        tmp_path,
+        """
+structures:
+  - {bulk: Si, crystal: diamond, a: 5.43}
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+""",
+    )
+    lp_file = CLUSTER / "my_launchpad.yaml"
+    store = CLUSTER / "store_mongo.yaml"
+    monkeypatch.chdir(tmp_path)  # rocket launch folders
+    LaunchPad.from_file(str(lp_file)).reset("", require_password=False)
+    submit = ["submit", str(spec), "--engine", "fireworks"]
+    submit += ["--launchpad", str(lp_file), "--store", str(store)]
+
+    real = StaticMaker.documents
+
+    def crash_on_cu(self, structures):
+        if any("Cu" in str(s) for s in structures):
+            raise RuntimeError("CUDA error: an illegal memory access (injected)")
+        return real(self, structures)
+
+    monkeypatch.setattr(StaticMaker, "documents", crash_on_cu)
+    assert main(submit) == 0
+    out = capsys.readouterr().out
+    assert "0 results reused, 5 jobs to submit" in out
+    lp = LaunchPad.from_file(str(lp_file))
+    spec_of = {d["name"]: d["spec"] for d in lp.fireworks.find({})}
+    assert spec_of["relax (2 structures)"]["_category"] == "gpu"
+    assert spec_of["static Si"]["_category"] == "gpu"
+    assert spec_of["relax Si"]["_category"] == "cpu"
+
+    assert run_workers(lp) == 5
+    assert states(lp) == {
+        "relax (2 structures)": ["COMPLETED"],
+        "relax Si": ["COMPLETED"],
+        "relax Cu": ["COMPLETED"],
+        "static Si": ["COMPLETED"],
+        "static Cu": ["FIZZLED"],
+    }
+    # each firework ran on the worker of its category
+    for launch_doc in lp.launches.find({}):
+        fw = lp.fireworks.find_one({"fw_id": launch_doc["fw_id"]})
+        assert launch_doc["fworker"]["category"] == fw["spec"]["_category"]
+
+    rows = query(store, capsys, '{"state": "completed"}')
+    assert {(r["formula"], r["property"]) for r in rows} == {
+        ("Si", "relax"),
+        ("Cu", "relax"),
+        ("Si", "static"),
+    }
+    si = next(r for r in rows if r["property"] == "static")
+    assert -6.0 < si["energy_per_atom"] < -5.0  # eV/atom, Si with 7net-0
+
+    monkeypatch.setattr(StaticMaker, "documents", real)  # the worker is fixed
+    assert main(submit) == 0
+    out = capsys.readouterr().out
+    assert "3 results reused, 1 jobs to submit" in out
+    assert run_workers(lp) == 1
+    # a new firework for Cu's static job; the fizzled one stays as a record
+    assert states(lp)["static Cu"] == ["FIZZLED", "COMPLETED"]
+    assert sum(s.count("COMPLETED") for s in states(lp).values()) == 5
+    rows = query(store, capsys, '{"property": "static"}')
+    cu = next(r for r in rows if r["formula"] == "Cu")
+    assert cu["state"] == "completed" and -4.5 < cu["energy_per_atom"] < -3.0
+
+
+# ------------------------------------------------ FireWorks, as commands
+
+
+def test_fireworks_submit_and_rlaunch_commands(tmp_path, capsys):
+    """``sevenomni submit`` then ``rlaunch rapidfire``, each its own process.
+
+    The LaunchPad is FireWorks' mongomock one (``MONGOMOCK_SERVERSTORE_FILE``,
+    persisted to a JSON file between processes); results go to the embedded
+    store, which ``sevenomni query`` then reads.
+    """
+    spec = write_spec(
+        tmp_path,
+        """
+structures:
+  - {bulk: Si, crystal: diamond, a: 5.43}
+  - {bulk: Al, crystal: fcc, a: 4.05}
+""",
+    )
+    db = tmp_path / "launchpad.json"
+    db.write_text("{}")
+    env = {**os.environ, "MONGOMOCK_SERVERSTORE_FILE": str(db)}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    bin_dir = Path(sys.executable).parent
+    lp = str(CLUSTER / "my_launchpad.yaml")
+    fworker = tmp_path / "my_fworker.yaml"  # one node taking both kinds
+    fworker.write_text("name: node\ncategory: [gpu, cpu]\nquery: '{}'\n")
+    store = tmp_path / "results"
+
+    def command(*args):
+        done = subprocess.run(
+            [str(a) for a in args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    submit = [bin_dir / "sevenomni", "submit", spec, "--engine", "fireworks"]
+    submit += ["--launchpad", lp, "--store", store]
+    done = subprocess.run([str(a) for a in submit], env=env, capture_output=True)
+    assert done.returncode == 2 and b"not initialised" in done.stderr
+    command(bin_dir / "lpad", "-l", lp, "reset", "--password", _today())
+    assert "submitted 5 fireworks" in command(*submit)
+    log = command(bin_dir / "rlaunch", "-l", lp, "-w", fworker, "rapidfire")
+    assert log.count("Rocket finished") == 5
+    report = command(
+        bin_dir / "lpad", "-l", lp, "get_fws", "-d", "count", "-s", "COMPLETED"
+    )
+    assert report.strip().splitlines()[-1] == "5"
+
+    rows = query(store, capsys, '{"property": "static"}')
+    energies = {r["formula"]: r["energy_per_atom"] for r in rows}
+    assert set(energies) == {"Si", "Al"}
+    assert -6.0 < energies["Si"] < -5.0 and -4.5 < energies["Al"] < -3.0
+
+
+def _today():
+    from datetime import datetime
+
+    return datetime.now().strftime("%Y-%m-%d")
