@@ -1,4 +1,4 @@
-"""The ``sevenomni`` command line (core commands: ``models`` and ``eval``)."""
+"""The ``sevenomni`` command line (core commands: ``models``, ``eval``, ``train``)."""
 
 from __future__ import annotations
 
@@ -115,6 +115,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    result = train(args.config, restart=args.restart, stop_after=args.stop_after)
+    if result.history:
+        print(f"best model: {result.best}\nlast checkpoint: {result.last}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sevenomni``."""
     parser = argparse.ArgumentParser(
@@ -136,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=_cmd_eval)
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a model from a YAML config (resumes when rerun)",
+    )
+    p.add_argument("config", help="the YAML config, e.g. workflows/train_small.yaml")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start afresh even if the output folder holds a checkpoint",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        metavar="EPOCH",
+        help="stop after this epoch (rerun to continue)",
+    )
+    p.set_defaults(func=_cmd_train)
     return parser
 
 
