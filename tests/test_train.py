@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -229,3 +231,17 @@ def test_fine_tuned_task_round_trips_through_sevenn(
         ref = atoms.copy()
         ref.calc = base
         assert abs(e - ref.get_potential_energy()) > 1e-4
+
+
+TRAINING = Path(__file__).resolve().parents[1] / "workflows" / "training"
+
+
+@pytest.mark.parametrize("name", ["multitask.yaml", "finetune.yaml"])
+def test_example_configs_run(name, tmp_path):
+    """The example configs validate, name existing files and train an epoch."""
+    cfg = load_train_config(TRAINING / name)
+    cfg.output = str(tmp_path / "run")
+    result = train(cfg, stop_after=1, progress=None)
+    assert len(result.history) == 1
+    assert set(result.history[0]["metrics"]) == set(cfg.data)
+    assert np.isfinite(result.history[0]["train_loss"])
