@@ -122,3 +122,78 @@ def test_epoch_order_balances_tasks_and_dbs_share():
         s for s, _ in epoch_order({"big": 90, "small": 10}, 5, None, False, 0, 0)
     )
     assert plain == {"big": 90, "small": 10, "dbs": 5}
+
+
+def test_ase_database_is_read(tmp_path):
+    """Frames in an ASE database train like extxyz frames (labels kept)."""
+    from ase.db import connect
+    from ase.io import read
+
+    from sevenomni_core.train.dataset import read_frames
+
+    xyz = _frames(tmp_path / "d.extxyz", n=2, energy=-2.5)
+    with connect(tmp_path / "d.db") as db:
+        for atoms in read(xyz, index=":"):
+            db.write(atoms)
+    frames = read_frames(tmp_path / "d.db", "a")
+    assert [f.energy for f in frames] == [-10.0, -10.0]
+    assert frames[0].forces.shape == (4, 3) and frames[0].stress.shape == (6,)
+
+
+def test_energy_references_by_least_squares(tmp_path):
+    """Energies that are sums of per-element values give those values back,
+    and a new model's per-task shift rows start at them."""
+    import torch
+
+    from sevenomni_core.train import load_train_config
+    from sevenomni_core.train.setup import prepare
+
+    per_atom = {"a": {"Cu": -3.5, "Al": -4.0}, "b": {"Cu": -1.0, "Al": -2.0}}
+    data = {}
+    for task, refs in per_atom.items():
+        frames = []
+        for k, (cu, al) in enumerate([(4, 0), (0, 4), (2, 2), (3, 1)]):
+            atoms = bulk("Cu", "fcc", a=3.8, cubic=True)
+            atoms.symbols = ["Cu"] * cu + ["Al"] * al
+            atoms.rattle(0.01, seed=k)
+            energy = cu * refs["Cu"] + al * refs["Al"]
+            atoms.calc = SinglePointCalculator(
+                atoms, energy=energy, forces=np.zeros((4, 3))
+            )
+            frames.append(atoms)
+        write(tmp_path / f"{task}.extxyz", frames)
+        data[task] = {"train": [str(tmp_path / f"{task}.extxyz")]}
+    cfg = load_train_config(_config(tmp_path, data, validation_fraction=0.0))
+    model = prepare(cfg).model
+    shift = model.rescale_atomic_energy.shift.detach().double()
+    al, cu = model.config.type_map[13], model.config.type_map[29]
+    for task, refs in per_atom.items():
+        row = shift[model.config.task_map[task]]
+        torch.testing.assert_close(
+            row[[cu, al]],
+            torch.tensor([refs["Cu"], refs["Al"]], dtype=torch.float64),
+            atol=1e-5,
+            rtol=0,
+        )
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [("mse", (0.01 + 0.04) / 2), ("mae", (0.1 + 0.2) / 2), ("huber", None)],
+)
+def test_loss_kinds(kind, expected):
+    """Energy-per-atom residuals of 0.1 and 0.2 eV/atom under each loss kind."""
+    import torch
+
+    from sevenomni_core import _keys as K
+    from sevenomni_core.train.config import LossSection
+    from sevenomni_core.train.loss import loss_terms
+
+    graph = {K.NUM_ATOMS: torch.tensor([2, 4])}
+    pred = {K.ENERGY: torch.tensor([0.2, 0.8]), K.FORCES: torch.zeros(6, 3)}
+    labels = {K.ENERGY: torch.zeros(2), K.FORCES: torch.zeros(6, 3)}
+    cfg = LossSection(kind=kind, huber_delta=0.15, force_weight=0.0)
+    value = float(loss_terms(pred, labels, graph, cfg)["total"])
+    if expected is None:  # quadratic below delta, linear above
+        expected = (0.5 * 0.1**2 + 0.15 * (0.2 - 0.5 * 0.15)) / 2
+    assert value == pytest.approx(expected, rel=1e-6)
