@@ -140,6 +140,60 @@ def test_spec_cluster_section_is_validated(tmp_path):
     assert ClusterSettings().gpu.category == "gpu"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "slurm"], "invalid choice: 'slurm'"),
+        (["--engine", "fireworks", "--launchpad", "no.yaml"], "no.yaml does not exist"),
+        (["--engine", "fireworks"], "no LaunchPad config"),
+        (["--engine", "fireworks", "--project", "p"], "--project goes with"),
+        (["--engine", "jobflow-remote"], "needs --project"),
+        (["--engine", "jobflow-remote", "--store", "x"], "--store goes with"),
+        (["--engine", "jobflow-remote", "--launchpad", "x"], "--launchpad goes"),
+    ],
+)
+def test_submit_bad_input_names_the_culprit(
+    tmp_path, monkeypatch, capsys, args, message
+):
+    import fireworks.fw_config
+
+    monkeypatch.setattr(fireworks.fw_config, "LAUNCHPAD_LOC", None)
+    monkeypatch.chdir(tmp_path)
+    spec = write_spec(tmp_path, "structures:\n  - {bulk: Si, crystal: diamond}\n")
+    try:
+        status = main(["submit", str(spec), *args])
+    except SystemExit as exit_:  # argparse
+        status = exit_.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_store_config_errors_name_the_file(tmp_path):
+    from sevenomni_flows.stores import StoreConfigError, job_store_from_file
+
+    with pytest.raises(StoreConfigError, match=r"missing\.yaml: cannot read"):
+        job_store_from_file(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("docs_store: {type: MongoStore, database: a, collection_name: b}\n")
+    with pytest.raises(StoreConfigError, match=r"bad\.yaml: additional_stores\.data"):
+        job_store_from_file(bad)
+    bad.write_text("docs_store: {type: NoSuchStore}\nadditional_stores: {data: {}}\n")
+    with pytest.raises(StoreConfigError, match=r"bad\.yaml: invalid store config"):
+        job_store_from_file(bad)
+
+
+def test_mongo_store_gets_summary_indexes(mongo):
+    from sevenomni_flows.run import open_store
+    from sevenomni_flows.stores import INDEXED
+
+    store = open_store(CLUSTER / "store_mongo.yaml")
+    info = store.docs_store._collection.index_information()
+    indexed = {key for spec in info.values() for key, _ in spec["key"]}
+    assert {"output.structure_id", "output.settings_key", "output.state"} <= indexed
+    assert set(INDEXED) <= indexed
+    assert "output.bulk_modulus_vrh" in indexed
+
+
 # ------------------------------------------------------------ example files
 
 
@@ -187,16 +241,20 @@ def mongo(monkeypatch):
     import fireworks.core.launchpad
     import maggma.stores.gridfs
     import maggma.stores.mongolike
-    import mongomock
-    import mongomock.gridfs
-    from mongomock.store import ServerStore
+    import mongomock_ng
+    import mongomock_ng.gridfs
+    from mongomock_ng.store import ServerStore
 
     server = ServerStore()
 
-    def client(*args, **kwargs):
-        return mongomock.MongoClient(*args, _store=server, **kwargs)
+    class Client(mongomock_ng.MongoClient):
+        def close(self):
+            """mongomock_ng's close() empties the server for all clients."""
 
-    mongomock.gridfs.enable_gridfs_integration()
+    def client(*args, **kwargs):
+        return Client(*args, _store=server, **kwargs)
+
+    mongomock_ng.gridfs.enable_gridfs_integration()
     for module in (fireworks.core.launchpad, maggma.stores.mongolike):
         monkeypatch.setattr(module, "MongoClient", client)
     monkeypatch.setattr(maggma.stores.gridfs, "MongoClient", client)
@@ -376,3 +434,105 @@ def _today():
     from datetime import datetime
 
     return datetime.now().strftime("%Y-%m-%d")
+
+
+# ------------------------------------------------------------ jobflow-remote
+
+
+def jf_project(folder: Path, bin_dir: Path) -> str:
+    """A jobflow-remote project: local shell workers, queue and jobstore on
+    MongoDB (mongomock here); returns its jobstore as a store config file."""
+    import yaml
+
+    def mongo(database, collection, kind="MongoStore"):
+        return {
+            "type": kind,
+            "host": "localhost",
+            "port": 27017,
+            "database": database,
+            "collection_name": collection,
+        }
+
+    def worker():
+        return {
+            "type": "local",
+            "scheduler_type": "shell",
+            "work_dir": str(folder / "work"),
+            "pre_run": f"export PATH={bin_dir}:$PATH OMP_NUM_THREADS=1",
+        }
+
+    jobstore = {
+        "docs_store": mongo("sevenomni", "outputs"),
+        "additional_stores": {"data": mongo("sevenomni", "data", "GridFSStore")},
+    }
+    project = {
+        "name": "sevenomni",
+        "base_dir": str(folder / "base"),
+        "runner": {
+            "delay_checkout": 1,
+            "delay_check_run_status": 1,
+            "delay_advance_status": 1,
+        },
+        "workers": {"gpu_worker": worker(), "cpu_worker": worker()},
+        "exec_config": {"cuda": {"export": {"SEVENOMNI_TEST": "1"}}},
+        "queue": {"store": mongo("queue", "jobs")},
+        "jobstore": jobstore,
+    }
+    (folder / "projects").mkdir(parents=True)
+    (folder / "projects" / "sevenomni.yaml").write_text(yaml.safe_dump(project))
+    (folder / "store.yaml").write_text(yaml.safe_dump(jobstore))
+    return str(folder / "store.yaml")
+
+
+@pytest.fixture
+def jf_folder(tmp_path, monkeypatch):
+    """jobflow-remote's settings pointed at an empty projects folder."""
+    jobflow_remote = pytest.importorskip("jobflow_remote")
+    folder = tmp_path / "jfremote"
+    monkeypatch.setenv("JFREMOTE_PROJECTS_FOLDER", str(folder / "projects"))
+    monkeypatch.setenv("JFREMOTE_CONFIG_FILE", str(folder / "config.yaml"))
+    monkeypatch.setattr(
+        jobflow_remote.SETTINGS, "projects_folder", str(folder / "projects")
+    )
+    monkeypatch.setattr(jobflow_remote.SETTINGS, "project", None)
+    return folder
+
+
+def test_jobflow_remote_submit_and_runner(tmp_path, mongo, jf_folder, capsys):
+    """``sevenomni submit --engine jobflow-remote`` and jobflow-remote's Runner.
+
+    The Runner runs in this process (``Runner.run_all_jobs``); each job runs
+    in its own ``jf execution run`` process through the local shell worker,
+    as on a cluster node.  Queue and jobstore are mongomock.
+    """
+    from jobflow_remote import ConfigManager
+    from jobflow_remote.jobs.runner import Runner
+
+    store = jf_project(jf_folder, Path(sys.executable).parent)
+    spec = write_spec(
+        tmp_path, "structures:\n  - {bulk: Si, crystal: diamond, a: 5.43}\n"
+    )
+    project = ConfigManager().get_project("sevenomni")
+    project.get_job_controller().reset(max_limit=0)
+
+    submit = ["submit", str(spec), "--engine", "jobflow-remote"]
+    assert main([*submit, "--project", "nope"]) == 2
+    assert "no jobflow-remote project 'nope'" in capsys.readouterr().err
+    assert main([*submit, "--project", "sevenomni", "--worker", "gpu"]) == 2
+    assert "unknown gpu worker 'gpu'" in capsys.readouterr().err
+    args = [*submit, "--project", "sevenomni", "--worker", "gpu_worker"]
+    args += ["--cpu-worker", "cpu_worker"]
+    assert main(args) == 0
+    assert "submitted 3 jobs" in capsys.readouterr().out
+
+    Runner(project_name="sevenomni").run_all_jobs(max_seconds=240)
+    jobs = project.get_job_controller().get_jobs_info()
+    assert {(j.name, j.state.value, j.worker) for j in jobs} == {
+        ("relax 1 structures", "COMPLETED", "gpu_worker"),
+        ("relax Si", "COMPLETED", "cpu_worker"),
+        ("static Si", "COMPLETED", "gpu_worker"),
+    }
+    rows = query(store, capsys, '{"property": "static"}')
+    assert len(rows) == 1 and -6.0 < rows[0]["energy_per_atom"] < -5.0
+    assert main(args) == 0  # everything stored: nothing to submit
+    assert "2 results reused, 0 jobs to submit" in capsys.readouterr().out

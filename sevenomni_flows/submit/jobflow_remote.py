@@ -12,6 +12,7 @@ into a job (``cluster.structures_per_job``) to make the load worth it.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from .fireworks import SubmitError
@@ -20,7 +21,7 @@ from .resources import ClusterSettings, route
 if TYPE_CHECKING:
     from jobflow import Flow, JobStore
 
-__all__ = ["project_job_store", "submit_to_jobflow_remote"]
+__all__ = ["project_job_store", "shell_safe", "submit_to_jobflow_remote"]
 
 
 def _project(name: str | None):
@@ -45,6 +46,19 @@ def _project(name: str | None):
         return manager.get_project(name)
     except ConfigError as err:
         raise SubmitError(f"jobflow-remote project {name!r}: {err}") from err
+
+
+def shell_safe(name: str) -> str:
+    """A job name without the characters that break a queue script.
+
+    jobflow-remote writes the name unquoted into the script (``echo NAME``
+    with the shell scheduler), so ``relax (2 structures)`` is a bash syntax
+    error there.
+
+    >>> shell_safe("adsorption Cu(111) CO")
+    'adsorption Cu111 CO'
+    """
+    return re.sub(r"[^\w .,+-]", "", name)
 
 
 def project_job_store(project: str) -> JobStore:
@@ -87,4 +101,6 @@ def submit_to_jobflow_remote(
     from jobflow_remote import submit_flow
 
     route(flow, cluster, "jobflow-remote")
+    for job, _ in flow.iterflow():
+        job.name = shell_safe(job.name)
     return submit_flow(flow, worker=cluster.gpu.worker, project=project)
