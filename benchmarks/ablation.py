@@ -65,11 +65,12 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--l2", type=float, default=0.01, help="selective L2 weight")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=2, help="models per variant")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     n = 12 if args.smoke else 120
-    epochs = args.epochs or (2 if args.smoke else 25)
+    epochs = args.epochs or (2 if args.smoke else 40)
+    seeds = 1 if args.smoke else args.seeds
     work = Path(tempfile.mkdtemp(prefix="sevenomni-ablation-"))
     t0 = time.perf_counter()
     files = {
@@ -97,37 +98,49 @@ def main() -> None:
     }
     rows = []
     for name, (l2, dbs) in variants.items():
-        config = {
-            "seed": args.seed,
-            "output": str(work / name.replace(" ", "_").replace("+", "")),
-            "epochs": epochs,
-            "batch_size": 8,
-            "validation_fraction": 0.05,
-            "model": {"architecture": ARCH},
-            "data": {
-                "pbe": {"train": [str(files["pbe_bulk"]), str(files["pbe_slabs"])]},
-                "r2scan": {"train": [str(files["r2scan_bulk"])]},
-            },
-            "dbs": {"files": [{"path": str(files["dbs"]), "task": "r2scan"}]}
-            if dbs
-            else {},
-            "regularization": {"selective_l2": l2},
-            "optimizer": {"lr": 0.01, "schedule": "cosine", "ema_decay": 0.99},
+        runs = []
+        for seed in range(seeds):
+            config = {
+                "seed": seed,
+                "output": str(
+                    work / f"{name.replace(' ', '_').replace('+', '')}-{seed}"
+                ),
+                "epochs": epochs,
+                "batch_size": 8,
+                "validation_fraction": 0.05,
+                "model": {"architecture": ARCH},
+                "data": {
+                    "pbe": {"train": [str(files["pbe_bulk"]), str(files["pbe_slabs"])]},
+                    "r2scan": {"train": [str(files["r2scan_bulk"])]},
+                },
+                "dbs": {"files": [{"path": str(files["dbs"]), "task": "r2scan"}]}
+                if dbs
+                else {},
+                "loss": {"energy_weight": 10.0, "force_weight": 1.0},
+                "regularization": {"selective_l2": l2},
+                "optimizer": {"lr": 0.01, "schedule": "cosine", "ema_decay": 0.99},
+            }
+            start = time.perf_counter()
+            result = train(config, progress=None)
+            minutes = (time.perf_counter() - start) / 60
+            errs = {
+                k: _errors(result.last, frames, task)
+                for k, (frames, task) in tests.items()
+            }
+            runs.append(errs)
+            print(
+                f"{name} (seed {seed}): {minutes:.1f} min; "
+                + "; ".join(
+                    f"{k} E {e:.1f} meV/atom F {f:.0f} meV/Å"
+                    for k, (e, f) in errs.items()
+                ),
+                flush=True,
+            )
+        mean = {
+            k: tuple(float(np.mean([r[k][i] for r in runs])) for i in (0, 1))
+            for k in tests
         }
-        start = time.perf_counter()
-        result = train(config, progress=None)
-        minutes = (time.perf_counter() - start) / 60
-        errs = {
-            k: _errors(result.last, frames, task) for k, (frames, task) in tests.items()
-        }
-        rows.append((name, errs, minutes))
-        print(
-            f"{name}: trained in {minutes:.1f} min; "
-            + "; ".join(
-                f"{k} E {e:.1f} meV/atom F {f:.0f} meV/Å" for k, (e, f) in errs.items()
-            ),
-            flush=True,
-        )
+        rows.append((name, mean, runs))
     print()
     heads = list(tests)
     print(
@@ -136,6 +149,7 @@ def main() -> None:
         + " |"
     )
     print("|---|" + "---|" * len(heads))
+    print(f"(mean of {seeds} seeds, {epochs} epochs each)")
     for name, errs, _ in rows:
         cells = " | ".join(f"{errs[h][0]:.1f} / {errs[h][1]:.0f}" for h in heads)
         print(f"| {name} | {cells} |")

@@ -114,13 +114,17 @@ class ModelSection(_Section):
 
 
 class LossSection(_Section):
-    """Loss on energy per atom (eV/atom), forces (eV/Å) and stress (GPa)."""
+    """Loss on energy per atom (eV/atom), forces (eV/Å) and stress (GPa).
+
+    The default weights are sevenn's (energy 1, forces 0.1, stress 1e-6 on
+    kbar, i.e. 1e-4 on GPa).
+    """
 
     kind: Literal["mae", "huber", "mse"] = "mse"
     huber_delta: float = Field(default=0.01, gt=0)
     energy_weight: float = Field(default=1.0, ge=0)
-    force_weight: float = Field(default=1.0, ge=0)
-    stress_weight: float = Field(default=0.01, ge=0)
+    force_weight: float = Field(default=0.1, ge=0)
+    stress_weight: float = Field(default=1e-4, ge=0)
 
 
 class RegularizationSection(_Section):
