@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -66,8 +67,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--l2", type=float, default=0.01, help="selective L2 weight")
     parser.add_argument("--seeds", type=int, default=2, help="models per variant")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--keep", action="store_true", help="keep data and models")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    # one thread: on a shared machine, oversubscribed OpenMP threads spin and
+    # slow small models by an order of magnitude
+    torch.set_num_threads(args.threads)
     n = 12 if args.smoke else 120
     epochs = args.epochs or (2 if args.smoke else 40)
     seeds = 1 if args.smoke else args.seeds
@@ -143,16 +148,22 @@ def main() -> None:
         rows.append((name, mean, runs))
     print()
     heads = list(tests)
+    ood = heads[0]
     print(
         "| model | "
         + " | ".join(f"{h}: E (meV/atom) / F (meV/Å)" for h in heads)
-        + " |"
+        + f" | {ood}: E range over seeds |"
     )
-    print("|---|" + "---|" * len(heads))
-    print(f"(mean of {seeds} seeds, {epochs} epochs each)")
-    for name, errs, _ in rows:
+    print("|---|" + "---|" * (len(heads) + 1))
+    for name, errs, runs in rows:
         cells = " | ".join(f"{errs[h][0]:.1f} / {errs[h][1]:.0f}" for h in heads)
-        print(f"| {name} | {cells} |")
+        spread = [r[ood][0] for r in runs]
+        print(f"| {name} | {cells} | {min(spread):.0f}–{max(spread):.0f} |")
+    print(f"(mean of {seeds} seeds, {epochs} epochs each)")
+    if args.keep:
+        print(f"data and models kept in {work}")
+    else:
+        shutil.rmtree(work)
 
 
 if __name__ == "__main__":
