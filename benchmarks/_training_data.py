@@ -81,7 +81,7 @@ def write_domain(path: Path, structures: list[Atoms], domain: str) -> Path:
 if __name__ == "__main__":
     # the small files behind workflows/training/*.yaml
     here = Path(__file__).resolve().parents[1] / "workflows" / "training" / "data"
-    write_domain(here / "pbe_bulk.extxyz", bulk_cells(24, 1), "pbe")
-    write_domain(here / "pbe_slabs.extxyz", slabs(12, 2), "pbe")
-    write_domain(here / "r2scan_bulk.extxyz", bulk_cells(12, 3), "r2scan")
+    write_domain(here / "pbe_bulk.extxyz", bulk_cells(48, 1), "pbe")
+    write_domain(here / "pbe_slabs.extxyz", slabs(36, 2), "pbe")
+    write_domain(here / "r2scan_bulk.extxyz", bulk_cells(36, 3), "r2scan")
     write_domain(here / "r2scan_slabs_dbs.extxyz", slabs(2, 4), "r2scan")

@@ -170,7 +170,7 @@ class TrainConfig(_Section):
 
     @property
     def output_dir(self) -> Path:
-        return self.resolve(self.output)
+        return self.resolve(self.output).resolve()
 
 
 def _describe(err: ValidationError) -> str:
