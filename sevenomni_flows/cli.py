@@ -147,13 +147,18 @@ def _cmd_query(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    folder = Path(args.store)
-    if "://" not in args.store and not folder.exists():
-        print(f"error: no results store at {folder}", file=sys.stderr)
-        return 2
-    from .run import open_store
+    if args.project:
+        from .submit.jobflow_remote import project_job_store
 
-    store = open_store(args.store)
+        store = project_job_store(args.project)
+    else:
+        folder = Path(args.store)
+        if "://" not in args.store and not folder.exists():
+            print(f"error: no results store at {folder}", file=sys.stderr)
+            return 2
+        from .run import open_store
+
+        store = open_store(args.store)
     rows = []
     for doc in store.query(to_mongo_filter(user), properties=["output"]):
         out = doc.get("output")
@@ -200,10 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--worker",
         default=None,
-        help="jobflow-remote worker (or FireWorks fworker name) for all jobs "
-        "not routed by --cpu-worker",
+        help="worker of model jobs: a jobflow-remote worker (also taking the "
+        "CPU jobs unless --cpu-worker is given) or a FireWorks fworker name",
     )
-    p.add_argument("--gpu-worker", default=None, help="worker for model jobs")
+    p.add_argument("--gpu-worker", default=None, help="the same as --worker")
     p.add_argument("--cpu-worker", default=None, help="worker for CPU jobs")
     p.add_argument(
         "--plots",
@@ -223,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--store",
         default=DEFAULT_STORE,
         help="results folder, mongodb:// URI or jobflow store file",
+    )
+    p.add_argument(
+        "--project",
+        default=None,
+        help="read the jobstore of this jobflow-remote project instead",
     )
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=_cmd_query)

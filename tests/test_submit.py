@@ -298,7 +298,8 @@ def test_fireworks_failure_stays_with_its_material_and_rerun_picks_it_up(
 
     Cu's static job raises on the worker (a fault injected in its model
     call); Si's jobs all complete.  Submitting again plans and runs only
-    Cu's static job.
+    Cu's static job.  The model is read once in this process, like in a
+    worker's ``rlaunch rapidfire``.
     """
     from fireworks import LaunchPad
 
@@ -327,6 +328,15 @@ structures:
         return real(self, structures)
 
     monkeypatch.setattr(StaticMaker, "documents", crash_on_cu)
+    import sevenomni_core.model.potential as potential
+
+    loads = []  # checkpoint reads in this (submitting and worker) process
+    monkeypatch.setattr(potential, "_CACHE", {})
+    monkeypatch.setattr(potential, "_NETWORKS", {})
+    read = potential.read_checkpoint
+    monkeypatch.setattr(
+        potential, "read_checkpoint", lambda path: loads.append(path) or read(path)
+    )
     assert main(submit) == 0
     out = capsys.readouterr().out
     assert "0 results reused, 5 jobs to submit" in out
@@ -369,6 +379,7 @@ structures:
     rows = query(store, capsys, '{"property": "static"}')
     cu = next(r for r in rows if r["formula"] == "Cu")
     assert cu["state"] == "completed" and -4.5 < cu["energy_per_atom"] < -3.0
+    assert len(loads) == 1  # one model load for two submits and six launches
 
 
 # ------------------------------------------------ FireWorks, as commands
@@ -534,5 +545,11 @@ def test_jobflow_remote_submit_and_runner(tmp_path, mongo, jf_folder, capsys):
     }
     rows = query(store, capsys, '{"property": "static"}')
     assert len(rows) == 1 and -6.0 < rows[0]["energy_per_atom"] < -5.0
+    main(["query", "--project", "sevenomni", "--format", "json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["formula"], r["property"], r["state"]) for r in rows} == {
+        ("Si", "relax", "completed"),
+        ("Si", "static", "completed"),
+    }
     assert main(args) == 0  # everything stored: nothing to submit
     assert "2 results reused, 0 jobs to submit" in capsys.readouterr().out
