@@ -245,3 +245,45 @@ def test_example_configs_run(name, tmp_path):
     assert len(result.history) == 1
     assert set(result.history[0]["metrics"]) == set(cfg.data)
     assert np.isfinite(result.history[0]["train_loss"])
+
+
+def test_labels_of_the_model_itself_give_zero_loss(tmp_path):
+    """Frames labelled by 7net-0 and read back (extxyz) cost 7net-0 nothing.
+
+    Checks the label reading end to end: energy, forces, stress sign and
+    Voigt order, and the units of every loss term.
+    """
+    path = labelled_bulk(tmp_path / "self.extxyz", model="7net-0", task=None, n=6)
+    cfg = load_train_config(
+        {
+            "output": str(tmp_path / "run"),
+            "model": {"source": "7net-0"},
+            "data": {"base": {"train": [str(path)]}},
+            "loss": {"energy_weight": 1.0, "force_weight": 1.0, "stress_weight": 1.0},
+            "validation_fraction": 0.0,
+        }
+    )
+    setup = prepare(cfg)
+    loss, metrics = _evaluate(setup.model, setup.train, cfg, torch.device("cpu"))
+    assert loss < 1e-9
+    m = metrics["base"]
+    assert m["energy_mae"] < 1e-3 and m["forces_mae"] < 1e-3  # meV/atom, meV/Å
+    assert m["stress_mae"] < 1e-5  # GPa
+
+
+def test_new_model_tasks_start_on_one_surface(tmp_path, datasets):
+    """A new model's tasks differ at first only by their elemental shifts."""
+    cfg = load_train_config(_config(tmp_path, datasets))
+    setup = prepare(cfg)
+    net = setup.model.double()
+    shift = net.rescale_atomic_energy.shift.detach()
+    sample = setup.train["pbe"][3]
+    species = sample.graph["species"]
+    energies = {}
+    for task, k in net.config.task_map.items():
+        graph = dict(sample.graph, task=torch.tensor([k]))
+        energies[task] = float(net(graph, compute_forces=False)["energy"][0])
+    a, b = net.config.task_map["pbe"], net.config.task_map["r2scan"]
+    expected = float((shift[a, species] - shift[b, species]).sum())
+    assert energies["pbe"] - energies["r2scan"] == pytest.approx(expected, abs=1e-9)
+    assert abs(expected) > 1.0  # the two protocols' references do differ

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,7 @@ def _format(epoch: int, cfg: TrainConfig, row: dict, names: dict[str, str]) -> s
         f"lr {row['lr']:.2e}",
         f"train {row['train_loss']:.4g}",
         f"valid {row['valid_loss']:.4g}",
+        f"{row['seconds']:.1f} s",
     ]
     for task, m in row["metrics"].items():
         text = (
@@ -170,7 +172,8 @@ def _format(epoch: int, cfg: TrainConfig, row: dict, names: dict[str, str]) -> s
 def _write_log(path: Path, history: list[dict]) -> None:
     rows = []
     for h in history:
-        row = {k: h[k] for k in ("epoch", "lr", "train_loss", "reg", "valid_loss")}
+        keys = ("epoch", "seconds", "lr", "train_loss", "reg", "valid_loss")
+        row = {k: h[k] for k in keys}
         for task, m in h["metrics"].items():
             row.update({f"{task}.{k}": v for k, v in m.items()})
         rows.append(row)
@@ -258,6 +261,7 @@ def train(
     for epoch in range(start, cfg.epochs + 1):
         if stop_after is not None and epoch > stop_after:
             break
+        tic = time.perf_counter()
         model.train()
         order = epoch_order(
             sizes, len(setup.dbs), cfg.dbs.fraction, cfg.task_balanced, cfg.seed, epoch
@@ -292,6 +296,7 @@ def train(
             "reg": reg_total,
             "valid_loss": valid_loss,
             "metrics": metrics,
+            "seconds": time.perf_counter() - tic,
         }
         history.append(row)
         improved = not valid_loss >= best_loss  # NaN (no validation) counts

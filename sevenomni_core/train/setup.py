@@ -24,7 +24,7 @@ from ..model.registry import resolve_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .dataset import Frame, Sample, check_species, make_samples, read_frames
 from .references import average_neighbors, elemental_references, force_rms
-from .tasks import BASE_TASK, append_tasks
+from .tasks import BASE_TASK, append_tasks, task_masks
 
 __all__ = ["Setup", "prepare"]
 
@@ -128,6 +128,12 @@ def _new_model(cfg: TrainConfig, train: dict, dbs: list[Frame]) -> tuple:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = SevenNet(config, shift=shift, scale=scale)
+    # every task starts on the shared surface: task rows zero, shifts per task
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        for name, mask in task_masks(model).items():
+            if name.endswith("linear.weight"):
+                params[name][mask] = 0.0
     return model, raw
 
 
