@@ -149,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train or fine-tune a model from a YAML config (resumes when rerun)",
     )
-    p.add_argument("config", help="the YAML config, e.g. workflows/training/multitask.yaml")
+    p.add_argument(
+        "config", help="the YAML config, e.g. workflows/training/multitask.yaml"
+    )
     p.add_argument(
         "--restart",
         action="store_true",
