@@ -287,3 +287,19 @@ def test_new_model_tasks_start_on_one_surface(tmp_path, datasets):
     expected = float((shift[a, species] - shift[b, species]).sum())
     assert energies["pbe"] - energies["r2scan"] == pytest.approx(expected, abs=1e-9)
     assert abs(expected) > 1.0  # the two protocols' references do differ
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_cpu(tmp_path, datasets):
+    """An epoch on CUDA (float64) ends with the CPU run's weights."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    runs = {}
+    for device in ("cpu", "cuda"):
+        cfg = _config(tmp_path / device, datasets, epochs=1, device=device)
+        cfg["dtype"] = "float64"
+        runs[device] = read_checkpoint(train(cfg, progress=None).last)
+    for key, value in runs["cpu"]["model_state_dict"].items():
+        torch.testing.assert_close(
+            runs["cuda"]["model_state_dict"][key], value, rtol=1e-6, atol=1e-8
+        )
