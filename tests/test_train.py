@@ -303,3 +303,33 @@ def test_cuda_training_matches_cpu(tmp_path, datasets):
         torch.testing.assert_close(
             runs["cuda"]["model_state_dict"][key], value, rtol=1e-6, atol=1e-8
         )
+
+
+def test_new_task_references_are_fitted_to_its_data(tmp_path, datasets):
+    """Labels offset per element (another code's zero of energy) are absorbed
+    by the new task's shifts before training; forces stay the source's."""
+    from ase.io import read, write
+
+    offset = {29: 1.5, 13: -0.7}  # eV per Cu, Al atom
+    frames = read(datasets["pbe"], index=":")
+    for atoms in frames:
+        calc = atoms.calc
+        calc.results["energy"] += sum(offset[int(z)] for z in atoms.numbers)
+        calc.results.pop("free_energy", None)
+    path = tmp_path / "shifted.extxyz"
+    write(path, frames)
+    cfg = load_train_config(
+        {
+            "output": str(tmp_path / "run"),
+            "model": {"source": "7net-mf-0", "new_tasks": {"mine": "PBE"}},
+            "data": {"mine": {"train": [str(path)]}},
+            "validation_fraction": 0.0,
+        }
+    )
+    setup = prepare(cfg)
+    _, metrics = _evaluate(setup.model, setup.train, cfg, torch.device("cpu"))
+    assert metrics["mine"]["energy_mae"] < 0.5  # meV/atom, from 1000s before
+    assert metrics["mine"]["forces_mae"] < 0.01  # labels are the source's forces
+    cfg.model.fit_references = False
+    _, metrics = _evaluate(prepare(cfg).model, setup.train, cfg, torch.device("cpu"))
+    assert metrics["mine"]["energy_mae"] > 500

@@ -92,12 +92,18 @@ class ModelSection(_Section):
         the existing task is named ``base``.
     freeze_shared : bool
         Train only the task-specific parameters (task weights and shifts).
+    fit_references : bool
+        Before training, move each new task's per-element energy shifts onto
+        its data by least squares (your code's absolute energies differ from
+        the source's; forces and stress are unchanged).  False keeps the new
+        task exactly equal to its source.
     """
 
     source: str | None = None
     architecture: dict[str, Any] = {}
     new_tasks: dict[str, str] = {}
     freeze_shared: bool = False
+    fit_references: bool = True
 
     @model_validator(mode="after")
     def _one_origin(self) -> ModelSection:

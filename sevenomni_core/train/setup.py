@@ -23,7 +23,12 @@ from ..model.network import SevenNet
 from ..model.registry import resolve_checkpoint
 from .config import TrainConfig, TrainConfigError
 from .dataset import Frame, Sample, check_species, make_samples, read_frames
-from .references import average_neighbors, elemental_references, force_rms
+from .references import (
+    average_neighbors,
+    elemental_references,
+    force_rms,
+    refit_task_shift,
+)
 from .tasks import BASE_TASK, append_tasks, task_masks
 
 __all__ = ["Setup", "prepare"]
@@ -194,6 +199,17 @@ def prepare(cfg: TrainConfig) -> Setup:
             valid[task], model.cutoff, z_to_index, task_map
         )
     setup.dbs = make_samples(dbs, model.cutoff, z_to_index, task_map)
+    if cfg.model.new_tasks and cfg.model.fit_references:
+        if not model.config.task_wise_shift:
+            log.warning("%s has no task-wise shifts: references not refitted", name)
+        for task in cfg.model.new_tasks:
+            if setup.train.get(task):
+                delta = refit_task_shift(model, setup.train[task], task_map[task])
+                log.info(
+                    "task %s: references moved by up to %.3f eV/atom",
+                    task,
+                    float(np.abs(delta).max()),
+                )
     denominator = cfg.model.architecture.get("conv_denominator", "avg_num_neigh")
     if cfg.model.source is None and isinstance(denominator, str):
         avg = average_neighbors(
