@@ -86,6 +86,9 @@ def test_unknown_tasks_are_named(tmp_path):
     cfg = _config(tmp_path, {"zz": {"train": [str(path)]}}, model={"source": str(ckpt)})
     with pytest.raises(TrainConfigError, match=r"data\.zz: task 'zz' is not in"):
         train(cfg, progress=None)
+    cfg = _config(tmp_path, {"A": {"train": [str(path)]}}, model={"source": str(ckpt)})
+    with pytest.raises(TrainConfigError, match="did you mean 'a'"):
+        train(cfg, progress=None)
     cfg = _config(
         tmp_path,
         {"a": {"train": [str(path)]}},

@@ -181,9 +181,15 @@ def prepare(cfg: TrainConfig) -> Setup:
         known = model.tasks or [BASE_TASK]
         for task in cfg.data:
             if task not in known and not (not model.tasks and len(cfg.data) == 1):
+                same = [t for t in known if t.lower() == task.lower()]
+                hint = (
+                    f"did you mean {same[0]!r}?"
+                    if same
+                    else "add it with model.new_tasks"
+                )
                 raise TrainConfigError(
                     f"data.{task}: task {task!r} is not in the model "
-                    f"(tasks: {', '.join(known)}; add it with model.new_tasks)"
+                    f"(tasks: {', '.join(known)}); {hint}"
                 )
         for frames in [*train.values(), *valid.values(), dbs]:
             check_species(frames, model.species, name)
