@@ -29,9 +29,13 @@ def _where(store: str | None, spec, base: Path) -> tuple[str, Path]:
     return where, Path(where) if is_folder else Path(DEFAULT_STORE)
 
 
+#: Above this many rows, ``run`` prints only what did not complete.
+MAX_ROWS = 100
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .jobs import ModelSettings
-    from .run import execute, open_store, plan, report
+    from .run import execute, open_store, plan, report, tally
     from .spec import load_spec
     from .summary import format_rows
 
@@ -47,17 +51,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run = plan(spec, base, store, settings, str(folder / "plots"))
     print(
         f"{run.n_materials} materials x {run.n_properties} properties, "
-        f"{len(spec.frameworks)} frameworks: "
-        f"{run.reused} results reused, {run.n_jobs} jobs to run"
+        f"{len(spec.frameworks)} frameworks: {len(run.planned)} calculations, "
+        f"{run.reused} results reused, {run.to_compute} to compute "
+        f"({run.to_relax} structures to relax) in {run.n_jobs} jobs "
+        f"(planned in {run.seconds:.2f} s)"
     )
     execute(run, store)
     rows = report(run, store)
-    print()
-    print(format_rows(rows, "table"))
-    bad = [r for r in rows if r.get("state") != "completed"]
-    if bad:
-        print(f"\n{len(bad)} failed: see the error column; other results are stored.")
-    return 1 if bad else 0
+    counts = tally(run, rows)
+    shown = (
+        rows
+        if len(rows) <= MAX_ROWS
+        else [r for r in rows if r.get("state") != "completed"][:MAX_ROWS]
+    )
+    if shown:
+        print()
+        print(format_rows(shown, "table"))
+    if len(shown) < len(rows):
+        print(f"\n({len(rows) - len(shown)} more rows: see `sevenomni query`)")
+    print(
+        "\n{completed} completed, {failed} failed, {skipped} skipped, "
+        "{missing} missing; {unconverged} relaxations unconverged".format(**counts)
+    )
+    bad = counts["failed"] + counts["skipped"] + counts["missing"]
+    if bad or counts["unconverged"]:
+        print(
+            "not all calculations succeeded: see the error column; "
+            "a rerun recomputes the failed and skipped ones"
+        )
+    return 1 if bad or counts["unconverged"] else 0
 
 
 def _cluster(spec, args: argparse.Namespace):
@@ -77,7 +99,7 @@ def _cluster(spec, args: argparse.Namespace):
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     from .jobs import ModelSettings
-    from .run import open_store, plan
+    from .run import open_store, plan, record_inputs
     from .spec import load_spec
     from .submit.fireworks import SubmitError
 
@@ -117,6 +139,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         f"{len(spec.frameworks)} frameworks: "
         f"{run.reused} results reused, {run.n_jobs} jobs to submit"
     )
+    record_inputs(run, store)
     if not run.n_jobs:
         return 0
     if args.engine == "jobflow-remote":
@@ -159,12 +182,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
         from .run import open_store
 
         store = open_store(args.store)
-    rows = []
-    for doc in store.query(to_mongo_filter(user), properties=["output"]):
-        out = doc.get("output")
-        if isinstance(out, dict) and "property" in out:
-            rows.append(summarize(out))
-    rows.sort(key=lambda r: (str(r.get("formula")), str(r.get("property"))))
+    from .stores.results import results_store
+
+    try:
+        results = results_store(store, args.project or args.store)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rows = [summarize(d) for d in results.query(to_mongo_filter(user))]
+    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
     print(format_rows(rows, args.format))
     return 0
 

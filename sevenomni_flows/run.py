@@ -1,27 +1,42 @@
-"""A screening run: plan the jobs a spec still needs, run them, report.
+"""A screening run: plan the calculations of a spec, run what is not stored, report.
 
-Used by ``sevenomni run``; each step is a function that tests can call.
+Used by ``sevenomni run`` and ``submit``; each step is a function that tests
+can call.
+
+- **Plan.** Every calculation the spec asks for gets its reuse key (see
+  :mod:`sevenomni_flows.jobs.base`) before anything runs; the keys are
+  looked up in the results store in a few bulk queries.  A calculation whose
+  current document is ``completed`` is reused; a ``failed`` or ``skipped``
+  one, or one with no document, is computed.
+- **Execute.** The flow of the rest runs locally; every job writes one
+  document per calculation as it goes.
+- **Report.** Counts come from the plan: each planned calculation is
+  completed, failed, skipped or missing (no document: a job that was killed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobflow import Flow, run_locally
 
 from .flows import ScreeningMaker
-from .jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
-from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
-from .jobs.base import maker_settings, record, settings_key
+from .jobs import ModelSettings
+from .jobs.base import Item, resolve_input
 from .jobs.relax import StaticMaker
-from .schemas import structure_id
+from .schemas import Provenance, ResultDocument
 from .spec import RunSpec, read_structures
+from .stores.results import Publisher, lookup, results_store
 
-__all__ = ["Plan", "execute", "open_store", "plan", "report"]
+__all__ = ["Plan", "execute", "open_store", "plan", "report", "tally"]
+
+log = logging.getLogger("sevenomni")
 
 
 def open_store(where: str | Path):
@@ -50,56 +65,165 @@ def open_store(where: str | Path):
     return store
 
 
-def _input_failure(label: str, error: str, pot, task):
+@dataclass
+class Plan:
+    """The calculations of a spec, and the jobs of those not stored yet.
+
+    Attributes
+    ----------
+    flow : Flow
+        The jobs to run.
+    planned : dict
+        Every planned calculation: reuse key -> ``(label, property)``.
+    reused : int
+        Calculations whose stored result is reused.
+    to_relax : int
+        Structures that will be relaxed (not stored).
+    input_failures : list
+        Documents of inputs that could not be read (stored by
+        :func:`record_inputs`).
+    """
+
+    flow: Flow
+    planned: dict[str, tuple[str, str]] = field(default_factory=dict)
+    reused: int = 0
+    to_relax: int = 0
+    n_materials: int = 0
+    n_properties: int = 0
+    input_failures: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_jobs(self) -> int:
+        """Jobs to run (nested flows included)."""
+        return _count(self.flow)
+
+    @property
+    def to_compute(self) -> int:
+        """Calculations that will be computed."""
+        return len(self.planned) - self.reused - len(self.input_failures)
+
+
+def _count(flow: Flow) -> int:
+    return sum(_count(j) if isinstance(j, Flow) else 1 for j in flow.jobs)
+
+
+def _input_failure(label: str, error: str, settings: ModelSettings):
     """A failed document for a structure source that could not be read."""
-    import hashlib
-
-    from .schemas import Provenance, ResultDocument
-
-    sid = "input-" + hashlib.sha256(f"{label}|{error}".encode()).hexdigest()[:10]
+    pot, task = settings.potential()
+    key = "input-" + hashlib.sha256(f"{label}|{error}".encode()).hexdigest()[:10]
     return ResultDocument(
-        formula=label,
-        structure_id=sid,
+        formula="unknown",
+        structure_id=key,
+        label=label,
         property="input",
         model=Provenance.from_potential(pot, task),
         state="failed",
-        error=error,
-        settings_key=sid,
+        error=error if error.startswith(label) else f"{label}: {error}",
+        error_type="InputError",
+        key=key,
+        protocol={"property": "input", "on": label},
     )
 
 
-def _count_stored(store, sid: str, key: str) -> int:
-    """How many completed single-material results match (id, protocol key)."""
-    criteria = {
-        "output.structure_id": sid,
-        "output.settings_key": key,
-        "output.state": "completed",
+def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
+    """The screening Maker a spec describes (all jobs on ``settings``)."""
+    return ScreeningMaker(
+        properties=list(dict.fromkeys(["relax", *spec.properties])),
+        adsorption_maker=spec.adsorption.maker(plot_dir=plots),
+        relax_maker=spec.relax.maker(),
+        static_maker=StaticMaker(),
+        elastic_maker=spec.elastic.maker(),
+        phonon_maker=spec.phonon.maker(plot_dir=plots),
+        eos_maker=spec.eos.maker(plot_dir=plots),
+        structures_per_job=spec.cluster.structures_per_job,
+    ).with_settings(settings)
+
+
+def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) -> Plan:
+    """The flow of what is not stored yet (results are reused by reuse key)."""
+    start = time.perf_counter()
+    pot, task = settings.potential()
+    screening = screening_from_spec(spec, settings, plots)
+    makers = screening.makers()
+    results = results_store(store)
+    materials, failures = [], []
+    for label, obj in read_structures(spec.structures, base):
+        if isinstance(obj, str):
+            failures.append(_input_failure(label, obj, settings))
+        else:
+            materials.append((label, obj))
+    planned: dict[str, tuple[str, str]] = {d.key: (d.label, "input") for d in failures}
+    owed: list[dict[str, list[str]]] = []  # per material: property -> keys
+    for label, structure in materials:
+        item = resolve_input(structure, label)
+        relax_key = makers["relax"].targets(item, pot, task)[0].key
+        on_relax = Item(item.formula, item.structure_id, label, relax_key)
+        keys = {"relax": [relax_key]}
+        for prop in screening.properties:
+            if prop != "relax":
+                keys[prop] = [t.key for t in makers[prop].targets(on_relax, pot, task)]
+        owed.append(keys)
+        planned.update({k: (label, p) for p, ks in keys.items() for k in ks})
+    mofs = []
+    for entry in spec.frameworks:
+        mof = spec.mof.maker(guests=entry.guests, plot_dir=plots, settings=settings)
+        label = entry.name or Path(entry.file).stem
+        framework = mof.resolve(base / entry.file, label)
+        keys = [t.key for t in mof.targets(framework, pot, task)]
+        planned.update({k: (label, "adsorption") for k in keys})
+        mofs.append((mof, str(base / entry.file), label, keys))
+    state = {
+        k: d.get("state")
+        for k, d in lookup(results, planned, properties=["key", "state"]).items()
     }
-    return sum(
-        isinstance(d.get("output"), dict)
-        for d in store.query(criteria, properties=["output"])
+
+    def done(keys: list[str]) -> bool:
+        return all(state.get(k) == "completed" for k in keys)
+
+    relaxed, skip = {}, set()
+    for i, keys in enumerate(owed):
+        if done(keys["relax"]):
+            relaxed[i] = keys["relax"][0]
+        for prop, ks in keys.items():
+            if prop != "relax" and done(ks):
+                skip.add((i, prop))
+    needed = {
+        relaxed[i]
+        for i in relaxed
+        if any((i, p) not in skip for p in owed[i] if p != "relax")
+    }
+    stored = lookup(results, needed) if needed else {}
+    # a reused relaxation's document is passed on only where a property needs it
+    relaxed = {i: stored.get(k, k) for i, k in relaxed.items()}
+    flow = screening.make(
+        [s for _, s in materials], [label for label, _ in materials], relaxed, skip
+    )
+    parts = [flow] if flow.jobs else []
+    for mof, path, label, keys in mofs:
+        if not done(keys):
+            parts.append(mof.make(path, label))
+    reused = sum(1 for k in planned if state.get(k) == "completed")
+    return Plan(
+        flow=Flow(parts, name="sevenomni run") if parts else flow,
+        planned=planned,
+        reused=reused,
+        to_relax=len(materials) - len(relaxed),
+        n_materials=len(materials),
+        n_properties=len(screening.properties),
+        input_failures=failures,
+        seconds=time.perf_counter() - start,
     )
 
 
-def _stored(store, sid: str, key: str) -> dict | None:
-    """A completed single-material result with this protocol key, if stored.
-
-    Batched jobs store a list of documents; those are skipped (each material
-    also has its own document).
-    """
-    criteria = {
-        "output.structure_id": sid,
-        "output.settings_key": key,
-        "output.state": "completed",
-    }
-    for doc in store.query(criteria, properties=["output"]):
-        if isinstance(doc.get("output"), dict):
-            return doc
-    return None
+def record_inputs(run: Plan, store) -> None:
+    """Store the failed documents of unreadable inputs (replacing older ones)."""
+    if run.input_failures:
+        Publisher(results_store(store), None).add(run.input_failures, flush=True)
 
 
 class _Progress(logging.Handler):
-    """Prints one line per finished job of a jobflow run."""
+    """Prints finished jobs and the progress lines of long batched jobs."""
 
     def __init__(self, total: int):
         super().__init__(logging.INFO)
@@ -109,165 +233,63 @@ class _Progress(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
-        if msg.startswith("Finished job - "):
+        elapsed = time.perf_counter() - self.start
+        if record.name.startswith("sevenomni"):
+            print(f"  {msg}", flush=True)
+        elif msg.startswith("Finished job - "):
             self.done += 1
             name = msg.removeprefix("Finished job - ").rsplit(" (", 1)[0]
-            elapsed = time.perf_counter() - self.start
-            print(f"  [{self.done}/{self.total}] {name}  ({elapsed:.1f} s)", flush=True)
+            print(
+                f"  [job {self.done}/{self.total}] {name} done ({elapsed:.1f} s)",
+                flush=True,
+            )
         elif " failed with exception:" in msg:
             self.done += 1
             name = msg.split(" failed with exception:")[0]
             last = msg.strip().splitlines()[-1]
-            print(f"  [{self.done}/{self.total}] {name}  FAILED: {last}", flush=True)
-
-
-@dataclass
-class Plan:
-    """The jobs a run still needs, and how to find its results afterwards."""
-
-    flow: Flow
-    ids: dict[str, str] = field(default_factory=dict)  # structure id -> label
-    keys: dict[str, str] = field(default_factory=dict)  # protocol keys
-    reused: int = 0
-    n_materials: int = 0
-    n_properties: int = 0
-
-    @property
-    def n_jobs(self) -> int:
-        """Jobs to run (nested flows included)."""
-        return sum(1 for _ in self.flow.iterflow()) if self.flow.jobs else 0
-
-
-def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
-    """The screening Maker a spec describes (all jobs on ``settings``)."""
-    return ScreeningMaker(
-        properties=list(dict.fromkeys(["relax", *spec.properties])),
-        adsorption_maker=SlabAdsorptionMaker(
-            **spec.adsorption.model_dump(), relax_bulk=False, plot_dir=plots
-        ),
-        relax_maker=RelaxMaker(**spec.relax.model_dump()),
-        static_maker=StaticMaker(),
-        elastic_maker=ElasticMaker(**spec.elastic.model_dump()),
-        phonon_maker=PhononMaker(**spec.phonon.model_dump(), plot_dir=plots),
-        eos_maker=EosMaker(**spec.eos.model_dump(), plot_dir=plots),
-        structures_per_job=spec.cluster.structures_per_job,
-    ).with_settings(settings)
-
-
-def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) -> Plan:
-    """The flow of what is not stored yet (results are reused by protocol key)."""
-    pot, task = settings.potential()
-    screening = screening_from_spec(spec, settings, plots)
-    makers = screening.makers()
-    keys = {
-        p: settings_key(p, pot.sha256, task, maker_settings(makers[p]))
-        for p in screening.properties
-    }
-    n_ads = len(spec.adsorption.miller_indices) * len(spec.adsorption.adsorbates)
-    materials, failures = [], []
-    for label, item in read_structures(spec.structures, base):
-        if isinstance(item, str):
-            failures.append(_input_failure(label, item, pot, task))
-        else:
-            materials.append((label, item))
-    relaxed, skip, reused = {}, set(), 0
-    for i, (_, structure) in enumerate(materials):
-        sid = structure_id(structure)
-        for prop in screening.properties:
-            if prop == "adsorption":
-                if _count_stored(store, sid, keys[prop]) >= n_ads:
-                    reused += 1
-                    skip.add((i, prop))
-                continue
-            doc = _stored(store, sid, keys[prop])
-            if doc is None:
-                continue
-            reused += 1
-            if prop == "relax":
-                relaxed[i] = doc["output"]
-            else:
-                skip.add((i, prop))
-    flow = screening.make(
-        [s for _, s in materials], relaxed, skip, [label for label, _ in materials]
-    )
-    parts = [flow] if flow.jobs else []
-    ids = {structure_id(s): label for label, s in materials}
-    for doc in failures:  # stored, so that query shows them too
-        ids[doc.structure_id] = doc.formula
-        keys[f"input {doc.formula}"] = doc.settings_key
-        parts.append(record(doc))
-    for entry in spec.frameworks:
-        mof = MofAdsorptionMaker(
-            **spec.mof.model_dump(),
-            guests=entry.guests,
-            plot_dir=plots,
-            settings=settings,
-        )
-        path = str(base / entry.file)
-        label = entry.name or Path(entry.file).stem
-        key = settings_key("adsorption", pot.sha256, task, maker_settings(mof))
-        keys[f"mof {label}"] = key
-        sid = _framework_id(path, spec.mof.min_length)
-        if sid is not None:
-            ids[sid] = label
-            if _count_stored(store, sid, key) >= len(entry.guests):
-                reused += 1
-                continue
-        parts.append(mof.make(path, label))
-    return Plan(
-        flow=Flow(parts, name="sevenomni run") if parts else flow,
-        ids=ids,
-        keys=keys,
-        reused=reused,
-        n_materials=len(materials),
-        n_properties=len(screening.properties),
-    )
-
-
-def _framework_id(path: str, min_length: float) -> str | None:
-    """Structure id of a framework as the MOF job will build it; None if unreadable."""
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    from .adsorption.mofs import read_framework
-
-    try:
-        framework = read_framework(path, min_length)
-    except ValueError:
-        return None  # the job reports the error
-    return structure_id(AseAtomsAdaptor.get_structure(framework))
+            print(f"  [job {self.done}/{self.total}] {name} FAILED: {last}", flush=True)
 
 
 def execute(run: Plan, store) -> None:
-    """Run the planned jobs locally, printing one line per finished job."""
+    """Store input failures, then run the planned jobs locally, with progress."""
+    record_inputs(run, store)
     if not run.n_jobs:
         return
     handler = _Progress(run.n_jobs)
-    jf_log = logging.getLogger("jobflow")
-    jf_log.addHandler(handler)
-    jf_log.setLevel(logging.INFO)
-    jf_log.propagate = False
+    loggers = [logging.getLogger("jobflow"), logging.getLogger("sevenomni.progress")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.filterwarnings("ignore", "Some jobs are not connected")
             run_locally(run.flow, store=store, log=False, ensure_success=False)
     finally:
-        jf_log.removeHandler(handler)
-        jf_log.propagate = True
+        for logger in loggers:
+            logger.removeHandler(handler)
+            logger.propagate = True
 
 
 def report(run: Plan, store) -> list[dict]:
-    """Summary rows of the run's results (this spec's materials and protocols)."""
+    """The current document of every planned calculation (summary rows)."""
     from .summary import summarize
 
-    rows = []
-    criteria = {
-        "output.structure_id": {"$in": list(run.ids)},
-        "output.settings_key": {"$in": list(run.keys.values())},
-    }
-    for doc in store.query(criteria, properties=["output"]):
-        out = doc["output"]
-        if isinstance(out, dict):
-            rows.append(summarize(out))
-    rows.sort(key=lambda r: (str(r.get("formula")), str(r.get("property"))))
+    found = lookup(results_store(store), run.planned)
+    rows = [summarize(found[k]) for k in run.planned if k in found]
+    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
     return rows
+
+
+def tally(run: Plan, rows: list[dict]) -> dict[str, int]:
+    """How many planned calculations ended in each state (``missing``: none)."""
+    counts = Counter(r.get("state") for r in rows)
+    counts["missing"] = len(run.planned) - len(rows)
+    counts["unconverged"] = sum(
+        1 for r in rows if r.get("property") == "relax" and r.get("converged") is False
+    )
+    return {
+        k: counts.get(k, 0)
+        for k in ("completed", "failed", "skipped", "missing", "unconverged")
+    }

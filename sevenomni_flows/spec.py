@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob as globlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
+from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
+from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
 from .submit.resources import ClusterSettings
 
 __all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
@@ -48,43 +58,51 @@ class StructureEntry(_Strict):
         return self
 
 
-class RelaxSettings(_Strict):
-    fmax: float = Field(0.02, gt=0, description="Force threshold, eV/Å")
-    max_steps: int = Field(500, ge=0)
-    relax_cell: bool = True
-    max_volume_change: float = Field(2.0, gt=1)
+class _Section(_Strict):
+    """A spec section whose keys are a Maker's fields (one source of truth).
+
+    Defaults come from the Maker, and the Maker's own checks run when the
+    section is read, so a bad value is reported with its key and line.
+    """
+
+    _maker: ClassVar[type] = object
+    _fixed: ClassVar[dict] = {}
+
+    @model_validator(mode="after")
+    def _check(self):
+        self.maker()
+        return self
+
+    def maker(self, **extra):
+        """The Maker this section describes."""
+        return self._maker(**self.model_dump(), **self._fixed, **extra)
 
 
-class ElasticSettings(_Strict):
-    strain_magnitudes: list[float] = [-0.01, -0.005, 0.005, 0.01]
-    fmax: float = Field(0.005, gt=0)
+def section(maker: type, exclude: tuple[str, ...] = (), fixed: dict | None = None):
+    """The spec section of a Maker: its result-changing fields, its defaults."""
+    hints = get_type_hints(maker)
+    skip = {"name", "settings", "plot_dir", *exclude, *(fixed or {})}
+    fields_ = {}
+    for f in dataclasses.fields(maker):
+        if f.name in skip or not f.init:
+            continue
+        if f.default_factory is not dataclasses.MISSING:
+            fields_[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            fields_[f.name] = (hints[f.name], f.default)
+    model = create_model(f"{maker.__name__}Section", __base__=_Section, **fields_)
+    model._maker = maker
+    model._fixed = dict(fixed or {})
+    model.__doc__ = f"Settings of :class:`{maker.__name__}` (its fields)."
+    return model
 
 
-class PhononSettings(_Strict):
-    min_length: float = Field(10.0, gt=0, description="Smallest supercell vector, Å")
-    supercell: list[list[int]] | None = None
-    displacement: float = Field(0.01, gt=0, description="Å")
-
-
-class EosSettings(_Strict):
-    linear_strains: list[float] = [-0.05, -0.03, -0.01, 0.01, 0.03, 0.05]
-    eos: str = "birch_murnaghan"
-    fmax: float = Field(0.01, gt=0)
-
-
-class AdsorptionSettings(_Strict):
-    """Molecules on metal surfaces cut from each (relaxed) bulk structure."""
-
-    miller_indices: list[list[int]] = [[1, 1, 1]]
-    adsorbates: list[str] = ["CO", "O", "H", "OH"]
-    reference_scheme: Literal["gas", "oc20"] = "gas"
-    n_random: int = Field(0, ge=0, description="Random placements besides the sites")
-    min_slab_size: float = Field(7.0, gt=0, description="Å")
-    min_vacuum: float = Field(12.0, gt=0, description="Å")
-    min_lateral: float = Field(7.0, gt=0, description="Å")
-    fix_fraction: float = Field(0.5, ge=0, le=1)
-    fmax: float = Field(0.05, gt=0, description="eV/Å")
-    max_steps: int = Field(300, ge=1)
+RelaxSettings = section(RelaxMaker)
+ElasticSettings = section(ElasticMaker)
+PhononSettings = section(PhononMaker)
+EosSettings = section(EosMaker)
+AdsorptionSettings = section(SlabAdsorptionMaker, fixed={"relax_bulk": False})
+MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
 
 
 class FrameworkEntry(_Strict):
@@ -94,19 +112,10 @@ class FrameworkEntry(_Strict):
     name: str | None = Field(None, description="Label, e.g. Mg-MOF-74")
     guests: list[str] = ["CO2", "H2O", "N2"]
 
-
-class MofSettings(_Strict):
-    """Guest placement and relaxation in frameworks."""
-
-    n_random: int = Field(3, ge=0)
-    open_metal_sites: bool = True
-    max_metal_sites: int = Field(1, ge=0)
-    fix_framework: bool = True
-    min_length: float = Field(12.0, gt=0, description="Å, per cell axis")
-    reference_scheme: Literal["gas", "oc20"] = "gas"
-    fmax: float = Field(0.05, gt=0, description="eV/Å")
-    max_steps: int = Field(500, ge=1)
-    seed: int = 0
+    @model_validator(mode="after")
+    def _known_guests(self):
+        self.guests = check_adsorbates(self.guests, "guests")
+        return self
 
 
 class RunSpec(_Strict):
@@ -125,13 +134,13 @@ class RunSpec(_Strict):
         "phonon",
         "eos",
     ]
-    relax: RelaxSettings = RelaxSettings()
-    elastic: ElasticSettings = ElasticSettings()
-    phonon: PhononSettings = PhononSettings()
-    eos: EosSettings = EosSettings()
-    adsorption: AdsorptionSettings = AdsorptionSettings()
+    relax: RelaxSettings = Field(default_factory=RelaxSettings)
+    elastic: ElasticSettings = Field(default_factory=ElasticSettings)
+    phonon: PhononSettings = Field(default_factory=PhononSettings)
+    eos: EosSettings = Field(default_factory=EosSettings)
+    adsorption: AdsorptionSettings = Field(default_factory=AdsorptionSettings)
     frameworks: list[FrameworkEntry] = []
-    mof: MofSettings = MofSettings()
+    mof: MofSettings = Field(default_factory=MofSettings)
     store: str | None = Field(
         None,
         description="Results folder (embedded store; relative to the spec), "
@@ -203,12 +212,15 @@ def load_spec(path: str | Path) -> tuple[RunSpec, Path]:
 def read_structures(entries: list[StructureEntry], base: Path) -> list[tuple[str, Any]]:
     """Structures of the spec as ``(label, Structure or error text)``.
 
-    A file that cannot be read gives its error text in place of a structure,
-    so that it fails alone.
+    Every frame of a multi-frame file is a structure of its own, labelled
+    ``file[frame]``; a file or frame that cannot be used (unreadable,
+    partially occupied, no periodic cell) gives its error text in place of a
+    structure, so that it fails alone.
     """
     from ase.build import bulk
-    from pymatgen.core import Structure
     from pymatgen.io.ase import AseAtomsAdaptor
+
+    from sevenomni_core.io import read_frames
 
     out: list[tuple[str, Any]] = []
     for entry in entries:
@@ -228,24 +240,16 @@ def read_structures(entries: list[StructureEntry], base: Path) -> list[tuple[str
         else:
             files = [str(base / entry.file)]
         for f in files:
-            label = entry.name if entry.name and entry.file else Path(f).name
-            try:
-                out.append((label, _read_file(f, Structure)))
-            except Exception as err:  # parsers raise many kinds
-                out.append((label, f"cannot read {f}: {err}"))
+            frames = read_frames(f, periodic=True)
+            for frame in frames:
+                label = frame.label
+                if entry.name and entry.file:
+                    label = label.replace(Path(f).name, entry.name, 1)
+                if frame.error is not None:
+                    out.append((label, frame.error))
+                    continue
+                try:
+                    out.append((label, AseAtomsAdaptor.get_structure(frame.atoms)))
+                except Exception as err:  # pymatgen refuses some cells
+                    out.append((label, f"{label}: not a usable structure: {err}"))
     return out
-
-
-def _read_file(path: str, structure_cls):
-    import warnings
-
-    from ase.io import read
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if path.lower().endswith((".cif", ".mcif")) or Path(path).name.startswith(
-            ("POSCAR", "CONTCAR")
-        ):
-            return structure_cls.from_file(path)
-        return AseAtomsAdaptor.get_structure(read(path))

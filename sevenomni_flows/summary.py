@@ -9,9 +9,20 @@ from typing import Any
 
 __all__ = ["COMMON", "PER_PROPERTY", "format_rows", "summarize", "to_mongo_filter"]
 
-COMMON = ["formula", "structure_id", "property", "model", "state", "error", "plots"]
+COMMON = [
+    "label",
+    "formula",
+    "structure_id",
+    "property",
+    "key",
+    "model",
+    "state",
+    "error",
+    "error_type",
+    "plots",
+]
 PER_PROPERTY = {
-    "relax": ["energy_per_atom", "volume_per_atom", "converged"],
+    "relax": ["energy_per_atom", "volume_per_atom", "converged", "steps"],
     "static": ["energy_per_atom"],
     "elastic": ["elastic_tensor", "bulk_modulus_vrh", "shear_modulus_vrh"],
     "phonon": ["has_imaginary_modes", "max_frequency", "free_energy_300k"],
@@ -41,7 +52,10 @@ UNITS = {
 
 
 def to_mongo_filter(user: dict) -> dict:
-    """Prefix summary-field keys with ``output.`` (operators pass through)."""
+    """The user's filter on the results store (summary fields are top-level).
+
+    ``output.``-prefixed keys (the JobStore's layout) are accepted too.
+    """
     out: dict[str, Any] = {}
     for key, value in user.items():
         if key.startswith("$"):
@@ -50,27 +64,29 @@ def to_mongo_filter(user: dict) -> dict:
                 if isinstance(value, list)
                 else value
             )
-        elif key.startswith("output."):
-            out[key] = value
         else:
-            out[f"output.{key}"] = value
+            out[key.removeprefix("output.")] = value
     return out
 
 
 def summarize(output: dict) -> dict:
-    """The summary fields of one stored output document."""
+    """The summary fields of one stored document."""
     model = output.get("model") or {}
     row = {
+        "label": output.get("label"),
         "formula": output.get("formula"),
         "structure_id": output.get("structure_id"),
         "property": output.get("property"),
+        "key": output.get("key"),
         "model": {
             "name": model.get("name"),
             "sha256": model.get("sha256"),
             "task": model.get("task"),
+            "dtype": model.get("dtype"),
         },
         "state": output.get("state"),
         "error": output.get("error"),
+        "error_type": output.get("error_type"),
         "plots": output.get("plots") or [],
     }
     for key in PER_PROPERTY.get(output.get("property"), []):
@@ -96,25 +112,7 @@ def _flat(row: dict) -> dict:
     return flat
 
 
-def format_rows(rows: list[dict], fmt: str) -> str:
-    """Rows as a table, CSV or JSON."""
-    if fmt == "json":
-        return json.dumps(rows, indent=2, default=str)
-    flat = [_flat(r) for r in rows]
-    columns = ["formula", "structure_id", "property", "model", "task", "state"]
-    extra = []
-    for r in flat:
-        for k in r:
-            if k not in columns and k not in extra and k not in ("error", "plots"):
-                extra.append(k)
-    columns += [*extra, "plots", "error"]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for r in flat:
-            writer.writerow({k: _cell(r.get(k)) for k in columns})
-        return buf.getvalue()
+def _table(flat: list[dict], columns: list[str]) -> str:
     headers = [f"{c} ({UNITS[c]})" if c in UNITS else c for c in columns]
     cells = [[_cell(r.get(c)) for c in columns] for r in flat]
     widths = [
@@ -125,3 +123,44 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     for row in cells:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _columns(prop: str | None, rows: list[dict]) -> list[str]:
+    extra = [k for k in PER_PROPERTY.get(prop, []) if k != "elastic_tensor"]
+    cols = ["label", "formula", "state", *extra]
+    if any(r.get("plots") for r in rows):
+        cols.append("plots")
+    if any(r.get("error") for r in rows):
+        cols.append("error")
+    return cols
+
+
+def format_rows(rows: list[dict], fmt: str) -> str:
+    """Rows as JSON, CSV (all columns), or one table per property.
+
+    Each table has only its property's columns; the model and task of a
+    table are in its title when all its rows share them.
+    """
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    flat = [_flat(r) for r in rows]
+    if fmt == "csv":
+        columns = [c for c in COMMON if c not in ("model",)] + ["model", "task"]
+        for r in flat:
+            columns += [k for k in r if k not in columns]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for r in flat:
+            writer.writerow({k: _cell(r.get(k)) for k in columns})
+        return buf.getvalue()
+    blocks = []
+    for prop in dict.fromkeys(r.get("property") for r in flat):
+        mine = [r for r in flat if r.get("property") == prop]
+        models = {(r["model"], r["task"]) for r in mine}
+        title = f"{prop}: {len(mine)} results"
+        if len(models) == 1:
+            name, task = next(iter(models))
+            title += f" ({name}" + (f", task {task})" if task else ")")
+        blocks.append(title + "\n" + _table(mine, _columns(prop, mine)))
+    return "\n\n".join(blocks)

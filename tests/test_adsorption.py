@@ -25,10 +25,12 @@ FAST = dict(min_slab_size=5.0, min_lateral=5.0, fmax=0.05, max_steps=200)
 def cu_h():
     """H on Cu(111) through the maker (no workflow engine)."""
     cu = AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", a=3.63))
-    maker = SlabAdsorptionMaker(settings=SETTINGS, adsorbates=["H"], **FAST)
+    maker = SlabAdsorptionMaker(
+        settings=SETTINGS, adsorbates=["H"], miller_indices=[[1, 1, 1]], **FAST
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        [doc] = maker.run(cu, [1, 1, 1])
+        [doc] = maker.run(cu)
     return maker, cu, doc
 
 
@@ -114,29 +116,39 @@ def test_relaxation_catches_a_desorbing_molecule():
 
 
 def test_bad_inputs_fail_alone(tmp_path):
-    """Non-metal bulk, unknown adsorbate and broken MOF files fail with reasons."""
+    """Non-metal bulk, bad adsorbates and broken MOF files fail with reasons."""
+    for bad, why in (
+        (["H", "Unobtainium"], "unknown adsorbate 'Unobtainium'"),
+        (["CO", "co"], "'co' repeats 'CO'"),
+        ([], "give at least one"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            SlabAdsorptionMaker(settings=SETTINGS, adsorbates=bad, **FAST)
+    for miller, why in (([0, 0, 0], "not a surface"), ([1, 1], "three integers")):
+        with pytest.raises(ValueError, match=why):
+            SlabAdsorptionMaker(miller_indices=[miller], **FAST)
     nacl = AseAtomsAdaptor.get_structure(bulk("NaCl", "rocksalt", a=5.64))
-    maker = SlabAdsorptionMaker(
-        settings=SETTINGS, adsorbates=["H", "Unobtainium"], **FAST
-    )
-    docs = maker.run(nacl, [1, 0, 0])
-    assert all(d.state == "failed" for d in docs)
-    assert "not a metal" in docs[0].error and "Cl" in docs[0].error
     cu = AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", a=3.63))
-    docs = maker.run(cu, [1, 0, 0])
-    by = {d.adsorbate: d for d in docs}
-    assert by["H"].state == "completed" and by["H"].site == "hollow4"
-    assert "unknown adsorbate 'Unobtainium'" in by["Unobtainium"].error
+    maker = SlabAdsorptionMaker(
+        settings=SETTINGS, adsorbates=["H"], miller_indices=[[1, 0, 0]], **FAST
+    )
+    docs = maker.run([nacl, cu], ["NaCl.cif", "Cu.cif"])
+    by = {d.label: d for d in docs}
+    assert by["NaCl.cif"].state == "failed"
+    assert "not a metal" in by["NaCl.cif"].error and "Cl" in by["NaCl.cif"].error
+    assert by["Cu.cif"].state == "completed" and by["Cu.cif"].site == "hollow4"
     mof = MofAdsorptionMaker(settings=SETTINGS, guests=["CO2"])
     bad = tmp_path / "bad.cif"
     bad.write_text("data_x\n_cell_length_a 5\n")
-    assert "cannot parse" in mof.run(str(bad))[0].error
     overlap = tmp_path / "overlap.cif"
     overlap.write_text(CIF.format(occ=1.0, x2=0.02))
-    assert "overlapping sites" in mof.run(str(overlap))[0].error
     partial = tmp_path / "partial.cif"
     partial.write_text(CIF.format(occ=0.5, x2=0.5))
-    assert "partially occupied" in mof.run(str(partial))[0].error
+    docs = mof.run([str(bad), str(overlap), str(partial)])
+    assert [d.state for d in docs] == ["failed"] * 3
+    assert "cannot parse" in docs[0].error
+    assert "overlapping sites" in docs[1].error
+    assert "partially occupied" in docs[2].error
 
 
 CIF = """data_test

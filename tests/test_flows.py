@@ -73,7 +73,12 @@ def test_documents_and_provenance(si_results):
         assert doc["model"]["name"] == "7net-0"
         assert doc["model"]["sha256"] == pot.sha256
         assert doc["model"]["torch_version"] and doc["model"]["e3nn_version"]
-        assert doc["settings_key"]
+        assert doc["key"] and doc["protocol"]["model_sha256"] == pot.sha256
+        assert doc["protocol"]["dtype"] == "float32"
+    relax_key = docs["relax"]["key"]
+    for prop in ("elastic", "phonon", "eos"):  # computed on that relaxation
+        assert docs[prop]["protocol"]["on"] == relax_key
+    assert docs["relax"]["protocol"]["on"] == docs["relax"]["structure_id"]
     assert docs["relax"]["converged"] is True
     assert docs["relax"]["max_force"] < 1e-4
 

@@ -81,22 +81,16 @@ cluster:
     )
     jobs = [j for j, _ in run.flow.iterflow()]
     kinds = {j.name: job_kind(j) for j in jobs}
-    # two relax jobs (2 + 1 structures), three picks, three statics
-    assert sorted(n for n in kinds if n.startswith("relax (")) == [
-        "relax (1 structures)",
-        "relax (2 structures)",
-    ]
-    assert {k for n, k in kinds.items() if n.startswith("relax (")} == {MODEL}
-    assert {kinds[f"relax {m}"] for m in ("Si", "Cu", "Al")} == {CPU}
-    assert {kinds[f"static {m}"] for m in ("Si", "Cu", "Al")} == {MODEL}
-
-    assert route(run.flow, spec.cluster, "fireworks") == {MODEL: 5, CPU: 3}
+    # one relax and one static job per chunk (2 + 1 structures), none per material
+    assert kinds == {
+        "relax (2 structures)": MODEL,
+        "relax (1 structures)": MODEL,
+        "static (2 structures)": MODEL,
+        "static (1 structures)": MODEL,
+    }
+    assert route(run.flow, spec.cluster, "fireworks") == {MODEL: 4, CPU: 0}
     for j in jobs:
-        config = j.config.manager_config
-        if kinds[j.name] == MODEL:
-            assert config == {"_category": "gpu", "_fworker": "big"}
-        else:
-            assert config == {"_category": "cpu"}
+        assert j.config.manager_config == {"_category": "gpu", "_fworker": "big"}
     route(run.flow, spec.cluster, "jobflow-remote")
     for j in jobs:
         config = j.config.manager_config
@@ -109,23 +103,28 @@ cluster:
             assert "resources" not in config
 
 
-def test_adsorption_and_record_jobs_are_classified():
+def test_adsorption_jobs_are_classified_and_cpu_functions_route_to_cpu(monkeypatch):
+    from jobflow import job
+
     from sevenomni_flows.jobs.adsorption import (
         MofAdsorptionMaker,
         SlabAdsorptionMaker,
     )
-    from sevenomni_flows.jobs.base import record
+    from sevenomni_flows.submit import resources
 
     slab = SlabAdsorptionMaker(adsorbates=["CO"]).make({"fake": 1}, "Cu")
     kinds = {j.name: job_kind(j) for j, _ in slab.iterflow()}
-    assert kinds == {
-        "relax": MODEL,
-        "adsorption Cu(111)": MODEL,
-        "adsorption Cu(111) CO": CPU,
-    }
+    assert kinds == {"relax": MODEL, "slab adsorption": MODEL}
     mof = MofAdsorptionMaker(guests=["CO2"]).make("x.cif", "X")
-    assert [job_kind(j) for j in mof.jobs] == [MODEL, CPU]
-    assert job_kind(record({})) == CPU
+    assert job_kind(mof) == MODEL
+
+    @job
+    def tabulate(rows):
+        return rows
+
+    assert job_kind(tabulate([])) == MODEL
+    monkeypatch.setattr(resources, "CPU_FUNCTIONS", {"tabulate"})
+    assert job_kind(tabulate([])) == CPU
 
 
 def test_spec_cluster_section_is_validated(tmp_path):
@@ -177,7 +176,14 @@ def test_store_config_errors_name_the_file(tmp_path):
     bad.write_text("docs_store: {type: MongoStore, database: a, collection_name: b}\n")
     with pytest.raises(StoreConfigError, match=r"bad\.yaml: additional_stores\.data"):
         job_store_from_file(bad)
-    bad.write_text("docs_store: {type: NoSuchStore}\nadditional_stores: {data: {}}\n")
+    bad.write_text("docs_store: {type: MongoStore}\nadditional_stores: {data: {}}\n")
+    with pytest.raises(
+        StoreConfigError, match=r"bad\.yaml: additional_stores\.results"
+    ):
+        job_store_from_file(bad)
+    bad.write_text(
+        "docs_store: {type: NoSuchStore}\nadditional_stores: {data: {}, results: {}}\n"
+    )
     with pytest.raises(StoreConfigError, match=r"bad\.yaml: invalid store config"):
         job_store_from_file(bad)
 
@@ -187,11 +193,11 @@ def test_mongo_store_gets_summary_indexes(mongo):
     from sevenomni_flows.stores import INDEXED
 
     store = open_store(CLUSTER / "store_mongo.yaml")
-    info = store.docs_store._collection.index_information()
+    info = store.additional_stores["results"]._collection.index_information()
     indexed = {key for spec in info.values() for key, _ in spec["key"]}
-    assert {"output.structure_id", "output.settings_key", "output.state"} <= indexed
+    assert {"key", "structure_id", "state", "label"} <= indexed
     assert set(INDEXED) <= indexed
-    assert "output.bulk_modulus_vrh" in indexed
+    assert "bulk_modulus_vrh" in indexed
 
 
 # ------------------------------------------------------------ example files
@@ -296,10 +302,12 @@ def test_fireworks_failure_stays_with_its_material_and_rerun_picks_it_up(
 ):
     """Workers on a mongomock LaunchPad, results in MongoStore + GridFS.
 
-    Cu's static job raises on the worker (a fault injected in its model
-    call); Si's jobs all complete.  Submitting again plans and runs only
-    Cu's static job.  The model is read once in this process, like in a
-    worker's ``rlaunch rapidfire``.
+    One structure per job.  Cu's static job raises inside its model call on
+    the worker (a fault injected there); the job boundary stores a failed
+    document for it, Si's jobs all complete.  Submitting again plans and runs
+    only Cu's static job, whose document then replaces the failed one.  The
+    model is read once in this process, like in a worker's ``rlaunch
+    rapidfire``.
     """
     from fireworks import LaunchPad
 
@@ -311,6 +319,7 @@ def test_fireworks_failure_stays_with_its_material_and_rerun_picks_it_up(
 structures:
   - {bulk: Si, crystal: diamond, a: 5.43}
   - {bulk: Cu, crystal: fcc, a: 3.61}
+cluster: {structures_per_job: 1}
 """,
     )
     lp_file = CLUSTER / "my_launchpad.yaml"
@@ -320,14 +329,14 @@ structures:
     submit = ["submit", str(spec), "--engine", "fireworks"]
     submit += ["--launchpad", str(lp_file), "--store", str(store)]
 
-    real = StaticMaker.documents
+    real = StaticMaker.compute
 
-    def crash_on_cu(self, structures):
-        if any("Cu" in str(s) for s in structures):
+    def crash_on_cu(self, items, targets, ctx):
+        if any(it.formula == "Cu" for it in items):
             raise RuntimeError("CUDA error: an illegal memory access (injected)")
-        return real(self, structures)
+        return real(self, items, targets, ctx)
 
-    monkeypatch.setattr(StaticMaker, "documents", crash_on_cu)
+    monkeypatch.setattr(StaticMaker, "compute", crash_on_cu)
     import sevenomni_core.model.potential as potential
 
     loads = []  # checkpoint reads in this (submitting and worker) process
@@ -339,20 +348,14 @@ structures:
     )
     assert main(submit) == 0
     out = capsys.readouterr().out
-    assert "0 results reused, 5 jobs to submit" in out
+    assert "0 results reused, 4 jobs to submit" in out
     lp = LaunchPad.from_file(str(lp_file))
-    spec_of = {d["name"]: d["spec"] for d in lp.fireworks.find({})}
-    assert spec_of["relax (2 structures)"]["_category"] == "gpu"
-    assert spec_of["static Si"]["_category"] == "gpu"
-    assert spec_of["relax Si"]["_category"] == "cpu"
+    assert {d["spec"]["_category"] for d in lp.fireworks.find({})} == {"gpu"}
 
-    assert run_workers(lp) == 5
+    assert run_workers(lp) == 4
     assert states(lp) == {
-        "relax (2 structures)": ["COMPLETED"],
-        "relax Si": ["COMPLETED"],
-        "relax Cu": ["COMPLETED"],
-        "static Si": ["COMPLETED"],
-        "static Cu": ["FIZZLED"],
+        "relax (1 structures)": ["COMPLETED", "COMPLETED"],
+        "static (1 structures)": ["COMPLETED", "COMPLETED"],
     }
     # each firework ran on the worker of its category
     for launch_doc in lp.launches.find({}):
@@ -367,16 +370,18 @@ structures:
     }
     si = next(r for r in rows if r["property"] == "static")
     assert -6.0 < si["energy_per_atom"] < -5.0  # eV/atom, Si with 7net-0
+    [cu] = query(store, capsys, '{"state": "failed"}')
+    assert cu["formula"] == "Cu" and cu["error_type"] == "RuntimeError"
+    assert "illegal memory access" in cu["error"]
 
-    monkeypatch.setattr(StaticMaker, "documents", real)  # the worker is fixed
+    monkeypatch.setattr(StaticMaker, "compute", real)  # the worker is fixed
     assert main(submit) == 0
     out = capsys.readouterr().out
     assert "3 results reused, 1 jobs to submit" in out
     assert run_workers(lp) == 1
-    # a new firework for Cu's static job; the fizzled one stays as a record
-    assert states(lp)["static Cu"] == ["FIZZLED", "COMPLETED"]
-    assert sum(s.count("COMPLETED") for s in states(lp).values()) == 5
+    assert states(lp)["static (1 structures)"] == ["COMPLETED"] * 3
     rows = query(store, capsys, '{"property": "static"}')
+    assert len(rows) == 2  # Cu's failed document was replaced
     cu = next(r for r in rows if r["formula"] == "Cu")
     assert cu["state"] == "completed" and -4.5 < cu["energy_per_atom"] < -3.0
     assert len(loads) == 1  # one model load for two submits and six launches
@@ -427,13 +432,13 @@ structures:
     done = subprocess.run([str(a) for a in submit], env=env, capture_output=True)
     assert done.returncode == 2 and b"not initialised" in done.stderr
     command(bin_dir / "lpad", "-l", lp, "reset", "--password", _today())
-    assert "submitted 5 fireworks" in command(*submit)
+    assert "submitted 2 fireworks" in command(*submit)
     log = command(bin_dir / "rlaunch", "-l", lp, "-w", fworker, "rapidfire")
-    assert log.count("Rocket finished") == 5
+    assert log.count("Rocket finished") == 2
     report = command(
         bin_dir / "lpad", "-l", lp, "get_fws", "-d", "count", "-s", "COMPLETED"
     )
-    assert report.strip().splitlines()[-1] == "5"
+    assert report.strip().splitlines()[-1] == "2"
 
     rows = query(store, capsys, '{"property": "static"}')
     energies = {r["formula"]: r["energy_per_atom"] for r in rows}
@@ -474,7 +479,10 @@ def jf_project(folder: Path, bin_dir: Path) -> str:
 
     jobstore = {
         "docs_store": mongo("sevenomni", "outputs"),
-        "additional_stores": {"data": mongo("sevenomni", "data", "GridFSStore")},
+        "additional_stores": {
+            "data": mongo("sevenomni", "data", "GridFSStore"),
+            "results": {**mongo("sevenomni", "results"), "key": "key"},
+        },
     }
     project = {
         "name": "sevenomni",
@@ -534,14 +542,13 @@ def test_jobflow_remote_submit_and_runner(tmp_path, mongo, jf_folder, capsys):
     args = [*submit, "--project", "sevenomni", "--worker", "gpu_worker"]
     args += ["--cpu-worker", "cpu_worker"]
     assert main(args) == 0
-    assert "submitted 3 jobs" in capsys.readouterr().out
+    assert "submitted 2 jobs" in capsys.readouterr().out
 
     Runner(project_name="sevenomni").run_all_jobs(max_seconds=240)
     jobs = project.get_job_controller().get_jobs_info()
     assert {(j.name, j.state.value, j.worker) for j in jobs} == {
         ("relax 1 structures", "COMPLETED", "gpu_worker"),
-        ("relax Si", "COMPLETED", "cpu_worker"),
-        ("static Si", "COMPLETED", "gpu_worker"),
+        ("static 1 structures", "COMPLETED", "gpu_worker"),
     }
     rows = query(store, capsys, '{"property": "static"}')
     assert len(rows) == 1 and -6.0 < rows[0]["energy_per_atom"] < -5.0

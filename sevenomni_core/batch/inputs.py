@@ -51,9 +51,14 @@ def prepare(
 
 
 def labels(structures: Sequence[Any]) -> list[str]:
-    """``structure i (formula)`` labels for error messages."""
+    """Labels for error messages: ``atoms.info["label"]`` (e.g. the file and
+    frame it came from) when set, else ``structure i (formula)``."""
     out = []
     for i, s in enumerate(structures):
+        info = getattr(s, "info", None)
+        if isinstance(info, dict) and info.get("label"):
+            out.append(str(info["label"]))
+            continue
         try:
             formula = as_atoms(s).get_chemical_formula() or "empty"
         except TypeError:

@@ -4,15 +4,37 @@ Every step evaluates all active structures in one forward pass.  Each
 structure keeps its own FIRE state (the algorithm and parameters of ASE's
 ``FIRE``), converges on its own (``fmax`` over atoms and, with
 ``relax_cell``, the cell as in ASE's ``FrechetCellFilter``), and leaves the
-batch when done, making room for the next.  A structure that diverges
-(non-finite or exploding forces) fails alone.
+batch when done, making room for the next.
+
+A structure that diverges fails alone, with an error naming the rule.  A
+structure has diverged when
+
+- its energy or forces are not finite, or a force exceeds
+  :data:`DIVERGED_FORCE`;
+- two atoms (or an atom and its periodic image) come closer than
+  ``min_distance``, read from the edge lengths of the neighbour graph the
+  model is evaluated on (no extra pair search);
+- its energy per atom falls more than ``max_energy_drop`` below its
+  starting value, the mark of a model driven into an unphysical hole.  A
+  squeezed start can lie far above any physical energy, so the reference is
+  the lower of the starting energy and the model's energy of the same atoms
+  far apart (no neighbours); what a structure gains below the latter is its
+  cohesive energy, at most about 9 eV/atom with the shipped models (W, Os).
+
+Large volume changes are not divergence: a cell built with a guessed
+lattice constant may legitimately double or triple its volume, as ASE's FIRE
++ ``FrechetCellFilter`` does too.  ``max_volume_change`` is only a wide
+safety net, and a structure it stops says so.
+
+Results can be streamed with ``on_result``, called once per input as soon as
+that structure is done, so that long runs can store them as they come.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +45,7 @@ from ase.constraints import FixAtoms
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from .. import _keys as K
-from ..data import atoms_to_graph
+from ..data import MIN_DISTANCE, atoms_to_graph, edge_vectors
 from ..model.potential import Potential, load_model
 from .cell import cell_force, deformation
 from .inputs import labels, per_structure, prepare
@@ -95,6 +117,8 @@ class _State:
     a: float = 0.1
     nsteps: int = 0
     steps: int = 0
+    energy0: float | None = None
+    energy_apart: float = float("inf")
 
     def __post_init__(self):
         self.cell0 = self.atoms.cell.array.copy()
@@ -190,6 +214,43 @@ def _finish(s: _State, pred: Prediction, converged: bool) -> RelaxResult:
     )
 
 
+def _closest_pair(graph: dict) -> tuple[int, int, float] | None:
+    """The closest pair ``(i <= j, distance)`` among the graph's edges, or None."""
+    if graph[K.EDGE_INDEX].shape[1] == 0:
+        return None
+    lengths = edge_vectors(graph).norm(dim=1)
+    k = int(lengths.argmin())
+    i, j = sorted(graph[K.EDGE_INDEX][:, k].tolist())
+    return int(i), int(j), float(lengths[k])
+
+
+def _too_close(s: _State, min_distance: float) -> RelaxResult | None:
+    """A failed result if two atoms of ``s`` are closer than ``min_distance``."""
+    pair = _closest_pair(s.graph)
+    if pair is None or pair[2] >= min_distance:
+        return None
+    i, j, d = pair
+    who = f"atom {i} and its periodic image" if i == j else f"atoms {i} and {j}"
+    return RelaxResult(
+        error=f"diverged at step {s.steps}: {who} are {d:.3g} Å apart "
+        f"(floor {min_distance:g} Å)",
+        steps=s.steps,
+    )
+
+
+def _volume_net(s: _State, max_volume_change: float) -> RelaxResult | None:
+    """A failed result if the cell of ``s`` left the volume safety net."""
+    ratio = s.atoms.get_volume() / s.volume0
+    if 1 / max_volume_change <= ratio <= max_volume_change:
+        return None
+    return RelaxResult(
+        error=f"stopped at step {s.steps} by the volume safety net: volume "
+        f"changed by a factor {ratio:.3g} (limit {max_volume_change:g}); "
+        "raise max_volume_change if this is expected",
+        steps=s.steps,
+    )
+
+
 def relax(
     structures: Sequence[Any],
     model: str | Potential = "auto",
@@ -199,11 +260,14 @@ def relax(
     relax_cell: bool | Sequence[bool] = False,
     fixed: Sequence[Sequence[int] | None] | None = None,
     pressure: float = 0.0,
-    max_volume_change: float = 2.0,
+    max_volume_change: float = 10.0,
     device: str = "auto",
     dtype: str = "float32",
     batch_size: int | str = "auto",
     fire: FireParameters | None = None,
+    min_distance: float = MIN_DISTANCE,
+    max_energy_drop: float = 10.0,
+    on_result: Callable[[int, RelaxResult], None] | None = None,
 ) -> list[RelaxResult]:
     """Relax many structures with FIRE, batched on one model.
 
@@ -225,19 +289,69 @@ def relax(
     pressure : float
         External pressure for cell relaxation, eV/Å³.
     max_volume_change : float
-        A cell relaxation whose volume grows or shrinks by more than this
-        factor is stopped as diverged.
+        Safety net, not a divergence test: a cell relaxation whose volume
+        grows or shrinks by more than this factor (> 1) is stopped with
+        ``"stopped at step S by the volume safety net: volume changed by a
+        factor R (limit L); raise max_volume_change if this is expected"``.
+        Cells built with guessed lattice constants can change volume
+        severalfold and still converge, hence the wide default.
     batch_size : int or "auto"
         Structures relaxed at once; finished ones are replaced from the queue.
     fire : FireParameters, optional
         FIRE settings (ASE's defaults).
+    min_distance : float
+        Floor on interatomic distances, Å, checked on every structure the
+        model evaluates (from the neighbour graph's edge lengths, so it must
+        be below the model's cutoff).  Closer atoms fail the structure with
+        ``"diverged at step S: atoms I and J are D Å apart (floor F Å)"``
+        (``"atom I and its periodic image"`` for an atom and its own image).
+        Inputs closer than :data:`~sevenomni_core.data.MIN_DISTANCE` are
+        already rejected as invalid before any step.
+    max_energy_drop : float
+        eV/atom (> 0).  A structure whose energy per atom falls more than
+        this below its value at step 0 fails with ``"diverged at step S:
+        energy fell X eV/atom below its start (limit L eV/atom)"``.  If the
+        start lies above the model's energy of the same atoms far apart (a
+        squeezed cell), that energy is the reference instead and the message
+        reads ``"... below that of its atoms far apart (limit ...)"``.  The
+        default stays clear of the largest cohesive energies (about
+        9 eV/atom).
+    on_result : callable, optional
+        ``on_result(index, result)``, called once per input as soon as that
+        structure is done (converged, unconverged at ``max_steps``, failed or
+        invalid), with its position in ``structures``; the same object is
+        returned at the end.  Exceptions it raises propagate and stop the
+        relaxation.
 
     Returns
     -------
     list of RelaxResult
-        One per input, in order.
+        One per input, in order.  Besides invalid inputs, a structure fails
+        (``error`` set, the others unaffected) when its energy or forces are
+        not finite, a force exceeds :data:`DIVERGED_FORCE` eV/Å, atoms come
+        closer than ``min_distance``, its energy falls by more than
+        ``max_energy_drop`` per atom, or its volume leaves the
+        ``max_volume_change`` safety net.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> done = {}
+    >>> out = relax([bulk("Cu", a=3.7)], model="7net-0", relax_cell=True,
+    ...             on_result=done.__setitem__)  # doctest: +SKIP
+    >>> done[0] is out[0] and out[0].converged  # doctest: +SKIP
+    True
     """
     pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    if not 0.0 <= min_distance < pot.cutoff:
+        raise ValueError(
+            f"min_distance must be in [0, {pot.cutoff:g}) Å (the model cutoff), "
+            f"got {min_distance}"
+        )
+    if not max_energy_drop > 0.0:
+        raise ValueError(f"max_energy_drop must be > 0 eV/atom, got {max_energy_drop}")
+    if not max_volume_change > 1.0:
+        raise ValueError(f"max_volume_change must be > 1, got {max_volume_change}")
     params = fire or FireParameters()
     n = len(structures)
     tasks = per_structure(task, n, "task")
@@ -245,6 +359,12 @@ def relax(
     fixes = per_structure(fixed, n, "fixed") if fixed is not None else [None] * n
     names = labels(structures)
     results: list[RelaxResult | None] = [None] * n
+
+    def done(i: int, result: RelaxResult) -> None:
+        results[i] = result
+        if on_result is not None:
+            on_result(i, result)
+
     pending: deque[_State] = deque()
     for i in range(n):
         try:
@@ -256,21 +376,25 @@ def relax(
                 )
             mask = _fixed_mask(atoms, fixes[i], names[i])
         except (ValueError, TypeError) as err:
-            results[i] = RelaxResult(error=str(err))
+            done(i, RelaxResult(error=str(err)))
             continue
         _, task_index = pot.resolve_task(tasks[i])
-        pending.append(
-            _State(
-                i,
-                atoms,
-                graph,
-                mask,
-                bool(cells[i]),
-                task_index,
-                dt=params.dt,
-                a=params.astart,
-            )
+        state = _State(
+            i,
+            atoms,
+            graph,
+            mask,
+            bool(cells[i]),
+            task_index,
+            dt=params.dt,
+            a=params.astart,
         )
+        close = _too_close(state, min_distance)
+        if close is not None:
+            done(i, close)
+        else:
+            pending.append(state)
+    _set_energy_apart(pot, list(pending))
     capacity = _capacity(pot, [s.graph for s in pending], batch_size)
     active: list[_State] = []
     while pending or active:
@@ -279,22 +403,20 @@ def relax(
         preds = evaluate_graphs(pot, [s.graph for s in active])
         still = []
         for s, pred in zip(active, preds, strict=True):
-            result = _advance(s, pred, fmax, max_steps, pressure, params)
+            result = _advance(
+                s, pred, fmax, max_steps, pressure, params, max_energy_drop
+            )
             if result is None and s.relax_cell:
-                ratio = s.atoms.get_volume() / s.volume0
-                if not 1 / max_volume_change <= ratio <= max_volume_change:
-                    result = RelaxResult(
-                        error=f"diverged at step {s.steps}: volume changed by a "
-                        f"factor {ratio:.3g} (limit {max_volume_change:g})",
-                        steps=s.steps,
-                    )
+                result = _volume_net(s, max_volume_change)
             if result is None:
                 s.graph = atoms_to_graph(
                     s.atoms, pot.cutoff, pot.network.z_to_index, s.task_index
                 )
+                result = _too_close(s, min_distance)
+            if result is None:
                 still.append(s)
             else:
-                results[s.index] = result
+                done(s.index, result)
         active = still
     return results  # type: ignore[return-value]
 
@@ -306,6 +428,7 @@ def _advance(
     max_steps: int,
     pressure: float,
     params: FireParameters,
+    max_energy_drop: float,
 ) -> RelaxResult | None:
     """One FIRE step for ``s``; a result when it is done."""
     if not pred.ok:
@@ -320,6 +443,18 @@ def _advance(
             error=f"diverged at step {s.steps}: forces above {DIVERGED_FORCE:g} eV/Å",
             steps=s.steps,
         )
+    if s.energy0 is None:
+        s.energy0 = pred.energy
+    reference = min(s.energy0, s.energy_apart)
+    drop = (reference - pred.energy) / len(s.atoms)
+    if drop > max_energy_drop:
+        squeezed = s.energy0 > s.energy_apart
+        what = "that of its atoms far apart" if squeezed else "its start"
+        return RelaxResult(
+            error=f"diverged at step {s.steps}: energy fell {drop:.3g} eV/atom "
+            f"below {what} (limit {max_energy_drop:g} eV/atom)",
+            steps=s.steps,
+        )
     force = _generalised_forces(s, pred, pressure)
     if (force**2).sum(axis=1).max() < fmax**2:
         return _finish(s, pred, converged=True)
@@ -328,6 +463,33 @@ def _advance(
     _fire_step(s, force, params)
     s.steps += 1
     return None
+
+
+def _set_energy_apart(pot: Potential, states: list[_State]) -> None:
+    """Set each state's ``energy_apart``: the model's energy of its atoms with
+    no neighbours, from one isolated atom per element and task."""
+    by_task: dict[int, set[int]] = {}
+    for s in states:
+        by_task.setdefault(s.task_index, set()).update(s.atoms.numbers.tolist())
+    table: dict[tuple[int, int], float] = {}
+    for task_index, numbers in by_task.items():
+        elements = sorted(numbers)
+        spacing = 2.0 * pot.cutoff
+        apart = Atoms(
+            numbers=elements,
+            positions=[[spacing * k, 0.0, 0.0] for k in range(len(elements))],
+        )
+        graph = atoms_to_graph(apart, pot.cutoff, pot.network.z_to_index, task_index)
+        [pred] = evaluate_graphs(pot, [graph], stress=False)
+        if not pred.ok:  # no reference: the rule falls back to the start
+            continue
+        for z, e in zip(elements, pred.energies.tolist(), strict=True):
+            table[task_index, z] = e
+    for s in states:
+        try:
+            s.energy_apart = sum(table[s.task_index, z] for z in s.atoms.numbers)
+        except KeyError:
+            s.energy_apart = float("inf")
 
 
 def _capacity(pot: Potential, graphs: list[dict], batch_size: int | str) -> int:

@@ -53,9 +53,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     import numpy as np
-    from ase.io import read
 
     from ..calculator import SevenOmniCalculator
+    from ..io import read_frames
 
     calc = SevenOmniCalculator(
         args.model, task=args.task, device=args.device, dtype=args.dtype
@@ -63,14 +63,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     status = 0
     results = []
     for path in args.structures:
-        try:
-            frames = read(path, index=":")
-        except Exception as err:  # ase raises many kinds for unreadable files
-            print(f"error: {path}: cannot read structure: {err}", file=sys.stderr)
-            status = 1
-            continue
-        for k, atoms in enumerate(frames):
-            label = f"{path}[{k}]" if len(frames) > 1 else str(path)
+        for frame in read_frames(path, label=str(path)):
+            if frame.error is not None:  # unreadable or disordered: fails alone
+                print(f"error: {frame.error}", file=sys.stderr)
+                status = 1
+                continue
+            atoms, label = frame.atoms, frame.label
             atoms.calc = calc
             try:
                 energy = atoms.get_potential_energy()

@@ -8,7 +8,6 @@ from typing import Any
 from jobflow import Flow, Maker
 
 from ..jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
-from ..jobs.base import pick
 from ..jobs.relax import StaticMaker
 
 __all__ = ["PROPERTIES", "ScreeningMaker"]
@@ -83,49 +82,54 @@ class ScreeningMaker(Maker):
     def make(
         self,
         structures: list[Any],
+        labels: list[str] | None = None,
         relaxed: dict[int, Any] | None = None,
         skip: set[tuple[int, str]] | None = None,
-        labels: list[str] | None = None,
     ) -> Flow:
-        """The screening flow.
+        """The screening flow: a few batched jobs, not one per material.
+
+        Each chunk of ``structures_per_job`` materials gets one relaxation
+        job and one job per property; every job stores one document per
+        material (and per adsorbate) in the results store.
 
         Parameters
         ----------
         structures : list
             Input structures.
+        labels : list of str, optional
+            Where each came from, e.g. ``structures.extxyz[17]``.
         relaxed : dict, optional
-            Stored relaxation results by material index, reused instead of
+            Stored relaxation results by material index, used instead of
             relaxing again.
         skip : set of (index, property), optional
             Calculations already stored, left out.
-        labels : list of str, optional
-            Names of the materials for job names.
         """
         relaxed = dict(relaxed or {})
         skip = skip or set()
         labels = labels or [f"material {i}" for i in range(len(structures))]
         jobs = []
         todo = [i for i in range(len(structures)) if i not in relaxed]
-        size = self.structures_per_job or max(len(todo), 1)
-        for start in range(0, len(todo), size):
-            chunk = todo[start : start + size]
-            relax_job = self.relax_maker.make([structures[i] for i in chunk])
+        for chunk in self._chunks(todo):
+            relax_job = self.relax_maker.make(
+                [structures[i] for i in chunk], [labels[i] for i in chunk]
+            )
             relax_job.name = f"relax ({len(chunk)} structures)"
             jobs.append(relax_job)
             for k, i in enumerate(chunk):
-                single = pick(relax_job.output, k)
-                single.name = f"relax {labels[i]}"
-                jobs.append(single)
-                relaxed[i] = single.output
+                relaxed[i] = relax_job.output[k]
         makers = self.makers()
-        for i in range(len(structures)):
-            for prop in self.properties:
-                if prop == "relax" or (i, prop) in skip:
-                    continue
-                if prop == "adsorption":
-                    jobs.append(makers[prop].make(relaxed[i], labels[i]))
-                    continue
-                job = makers[prop].make(relaxed[i])
-                job.name = f"{prop} {labels[i]}"
+        for prop in self.properties:
+            if prop == "relax":
+                continue
+            need = [i for i in range(len(structures)) if (i, prop) not in skip]
+            for chunk in self._chunks(need):
+                job = makers[prop].make(
+                    [relaxed[i] for i in chunk], [labels[i] for i in chunk]
+                )
+                job.name = f"{prop} ({len(chunk)} structures)"
                 jobs.append(job)
         return Flow(jobs, name=self.name)
+
+    def _chunks(self, indices: list[int]) -> list[list[int]]:
+        size = self.structures_per_job or max(len(indices), 1)
+        return [indices[k : k + size] for k in range(0, len(indices), size)]

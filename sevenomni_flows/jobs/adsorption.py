@@ -6,14 +6,14 @@ gas-phase references are relaxed together in one batch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
-from jobflow import Flow, Maker, job
+from jobflow import Flow
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import relax
@@ -29,11 +29,18 @@ from ..adsorption.surfaces import (
     place,
     random_sites,
 )
-from ..schemas import AdsorptionDocument, Provenance, structure_id
-from .base import ModelSettings, maker_settings, pick, resolve_input, settings_key
+from ..schemas import AdsorptionDocument, structure_id
+from .base import Item, Target, maker_settings, protocol
+from .calculation import PropertyMaker
 from .relax import RelaxMaker
 
-__all__ = ["MofAdsorptionMaker", "SlabAdsorptionMaker", "evaluate_candidates"]
+__all__ = [
+    "MofAdsorptionMaker",
+    "SlabAdsorptionMaker",
+    "check_adsorbates",
+    "check_miller",
+    "evaluate_candidates",
+]
 
 GAS_BOX = 15.0  # Å, cubic box of the gas references (non-periodic)
 
@@ -74,6 +81,11 @@ def evaluate_candidates(
     ``placements`` are ``(adsorbate, site, atoms, adsorbate indices)``.
     Returns the host result, the references per adsorbate, and per
     placement its relaxation result and anomaly flags.
+
+    Raises
+    ------
+    RuntimeError
+        If the empty host or a gas reference fails to relax.
     """
     pot, task = maker.settings.potential()
     adsorbates = sorted({p[0] for p in placements})
@@ -121,22 +133,12 @@ def evaluate_candidates(
     return {"pot": pot, "task": task, "host": host_res}, refs, evaluated
 
 
-def _documents(maker, label, info, miller, placements, evaluated, host_out, refs):
-    pot, task = host_out["pot"], host_out["task"]
-    key = settings_key("adsorption", pot.sha256, task, maker_settings(maker))
-    base = {
-        "formula": info["formula"],
-        "structure_id": info["structure_id"],
-        "model": Provenance.from_potential(pot, task),
-        "host": label,
-        "miller_index": list(miller) if miller is not None else None,
-        "reference_scheme": maker.reference_scheme,
-        "settings": json.loads(json.dumps(maker_settings(maker), default=str)),
-        "settings_key": key,
-    }
+def _documents(maker, targets, ctx, placements, evaluated, host_out, refs):
+    """One document per target (adsorbate) from the evaluated placements."""
     e_host = host_out["host"].energy
     docs = []
-    for ads in dict.fromkeys(p[0] for p in placements):
+    for target in targets:
+        ads = target.extra["adsorbate"]
         e_ref, origin = refs[ads]
         cands, structures = [], []
         for (a, site, _, _), (res, flags, final_site) in zip(
@@ -168,8 +170,6 @@ def _documents(maker, label, info, miller, placements, evaluated, host_out, refs
         ]
         n_anom = sum(1 for c in cands if set(c["anomalies"]) & set(EXCLUDING))
         common = dict(
-            base,
-            adsorbate=ads,
             reference_energy=e_ref,
             reference_description=origin,
             host_energy=e_host,
@@ -180,16 +180,21 @@ def _documents(maker, label, info, miller, placements, evaluated, host_out, refs
         )
         if not valid:
             docs.append(
-                AdsorptionDocument(
+                maker.doc(
+                    target,
+                    ctx,
                     **common,
                     state="failed",
                     error="no valid candidate (all anomalous, unconverged or failed)",
+                    error_type="NoValidCandidate",
                 )
             )
             continue
         best = min(valid, key=lambda c: c["adsorption_energy"])
         docs.append(
-            AdsorptionDocument(
+            maker.doc(
+                target,
+                ctx,
                 **common,
                 state="completed",
                 site=best["final_site"] or best["site"],
@@ -199,24 +204,59 @@ def _documents(maker, label, info, miller, placements, evaluated, host_out, refs
     return docs
 
 
-def _failed(maker, label, info, miller, ads_names, error):
-    pot, task = maker.settings.potential()
-    key = settings_key("adsorption", pot.sha256, task, maker_settings(maker))
-    return [
-        AdsorptionDocument(
-            formula=info.get("formula", "unknown"),
-            structure_id=info.get("structure_id", "unknown"),
-            model=Provenance.from_potential(pot, task),
-            host=label,
-            miller_index=list(miller) if miller else None,
-            adsorbate=a,
-            reference_scheme=maker.reference_scheme,
-            state="failed",
-            error=error,
-            settings_key=key,
+def check_adsorbates(names: list[str], what: str) -> list[str]:
+    """Canonical adsorbate names; unknown or repeated (in any case) ones raise."""
+    known = [get_adsorbate(n).name for n in names]
+    seen: dict[str, str] = {}
+    for given, name in zip(names, known, strict=True):
+        if name in seen:
+            raise ValueError(
+                f"{what}: {given!r} repeats {seen[name]!r} (names are case-insensitive)"
+            )
+        seen[name] = given
+    if not known:
+        raise ValueError(f"{what}: give at least one")
+    return known
+
+
+def check_miller(indices) -> list[list[int]]:
+    """Miller indices as lists of three integers, not all zero."""
+    out = []
+    for m in indices:
+        if (
+            not isinstance(m, (list, tuple))
+            or len(m) != 3
+            or not all(isinstance(i, (int, np.integer)) for i in m)
+        ):
+            raise ValueError(
+                f"adsorption.miller_indices: {m!r} is not three integers [h, k, l]"
+            )
+        if not any(m):
+            raise ValueError("adsorption.miller_indices: (0, 0, 0) is not a surface")
+        out.append([int(i) for i in m])
+    if len({tuple(m) for m in out}) != len(out):
+        raise ValueError(f"adsorption.miller_indices has duplicates: {out}")
+    if not out:
+        raise ValueError("adsorption.miller_indices: give at least one surface")
+    return out
+
+
+def _per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Target]:
+    settings = maker_settings(maker)
+    targets = []
+    for ads in names:
+        part = {"adsorbate": ads} | ({"miller_index": miller} if miller else {})
+        proto = protocol("adsorption", pot, task, settings, item.on, part)
+        extra = {
+            "host": host,
+            "miller_index": miller,
+            "adsorbate": ads,
+            "reference_scheme": maker.reference_scheme,
+        }
+        targets.append(
+            Target(item.formula, item.structure_id, item.label, proto, extra)
         )
-        for a in ads_names
-    ]
+    return targets
 
 
 def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> str:
@@ -256,37 +296,37 @@ def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> 
     return str(path)
 
 
-def _finish(docs, docs_bad, plot_dir, label, info, requested) -> list:
-    """Attach the host's plot and order the documents as requested."""
+def _with_plot(docs, plot_dir, label, sid) -> list:
+    """Attach the host's candidates plot to its documents."""
     if plot_dir and docs:
-        path = _plot(docs, plot_dir, label, info["structure_id"])
+        path = _plot(docs, plot_dir, label, sid)
         for d in docs:
             d.plots = [path]
-    order = {a.lower(): i for i, a in enumerate(requested)}
-    return sorted(docs + docs_bad, key=lambda d: order.get(d.adsorbate.lower(), 0))
+    return docs
 
 
 @dataclass
-class SlabAdsorptionMaker(Maker):
+class SlabAdsorptionMaker(PropertyMaker):
     """Adsorption energies of molecules on metal surfaces.
 
-    The bulk is relaxed with the same model; slabs are cut for each Miller
-    index (bottom half fixed); adsorbates are placed on every unique site
-    (plus ``n_random`` random ones); the clean slab, all placements and the
-    gas references are relaxed in one batch per surface.
+    The bulk is relaxed with the same model (``relax_bulk``); slabs are cut
+    for each Miller index (bottom part fixed); adsorbates are placed on every
+    unique site (plus ``n_random`` random ones); the clean slab, all
+    placements and the gas references are relaxed in one batch per surface.
+    One document per surface and adsorbate.
 
     Parameters
     ----------
     miller_indices : list of [h, k, l]
-        Surfaces.
+        Surfaces (three integers each, not all zero).
     adsorbates : list of str
-        Adsorbate names (see :data:`~sevenomni_flows.adsorption.ADSORBATES`).
+        Adsorbate names (see :data:`~sevenomni_flows.adsorption.ADSORBATES`),
+        case-insensitive, each once.
     reference_scheme : str
         ``"gas"`` (gas-phase molecules) or ``"oc20"`` (atomic references).
     """
 
     name: str = "slab adsorption"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     miller_indices: list[list[int]] = field(default_factory=lambda: [[1, 1, 1]])
     adsorbates: list[str] = field(default_factory=lambda: ["CO", "O", "H", "OH"])
     min_slab_size: float = 7.0
@@ -300,45 +340,64 @@ class SlabAdsorptionMaker(Maker):
     relax_bulk: bool = True
     plot_dir: str | None = None
 
-    def make(self, bulk, label: str | None = None) -> Flow:
-        """Bulk relaxation, then a batched job per surface, a document per adsorbate."""
-        jobs = []
-        source = bulk
-        if self.relax_bulk:
-            rj = RelaxMaker(settings=self.settings, fmax=0.01).make(bulk)
-            jobs.append(rj)
-            source = rj.output
-        for miller in self.miller_indices:
-            surf = slab_adsorption_job(self, source, list(miller), label)
-            surf.name = f"adsorption {label or ''}({''.join(map(str, miller))})"
-            jobs.append(surf)
-            for k, ads in enumerate(self.adsorbates):
-                one = pick(surf.output, k)
-                one.name = f"{surf.name} {ads}"
-                jobs.append(one)
-        return Flow(jobs, name=self.name)
+    property: ClassVar[str] = "adsorption"
+    document: ClassVar[type] = AdsorptionDocument
 
-    def run(self, bulk, miller, label: str | None = None) -> list[AdsorptionDocument]:
-        """The surface calculation itself (no workflow engine needed)."""
-        structure, info = resolve_input(bulk)
-        hkl = "".join(str(i) for i in miller)
-        host_label = f"{info['formula']}({hkl})"
-        if structure is None:
-            return _failed(
-                self, host_label, info, miller, self.adsorbates, info["error"]
+    def __post_init__(self):
+        self.miller_indices = check_miller(self.miller_indices)
+        self.adsorbates = check_adsorbates(self.adsorbates, "adsorption.adsorbates")
+        if self.reference_scheme not in ("gas", "oc20"):
+            raise ValueError(
+                f"adsorption.reference_scheme must be 'gas' or 'oc20', "
+                f"got {self.reference_scheme!r}"
             )
-        try:
-            check_metal(structure, label or info["formula"])
-        except ValueError as err:
-            return _failed(self, host_label, info, miller, self.adsorbates, str(err))
-        known, docs_bad = [], []
-        for name in self.adsorbates:
+        if not 0 <= self.fix_fraction <= 1:
+            raise ValueError(
+                f"adsorption.fix_fraction must lie in [0, 1], got {self.fix_fraction}"
+            )
+        for name in ("min_slab_size", "min_vacuum", "min_lateral", "fmax"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"adsorption.{name} must be > 0")
+
+    def make(self, bulk, labels=None):
+        """Bulk relaxation (with ``relax_bulk``), then the surfaces' job."""
+        if not self.relax_bulk:
+            return super().make(bulk, labels)
+        rj = RelaxMaker(settings=self.settings, fmax=0.01).make(bulk, labels)
+        ads = super().make(rj.output, labels)
+        return Flow([rj, ads], name=self.name)
+
+    def targets(self, item, pot, task):
+        """One document per surface and adsorbate."""
+        out = []
+        for miller in self.miller_indices:
+            host = f"{item.formula}({''.join(map(str, miller))})"
+            out += _per_adsorbate(self, item, pot, task, self.adsorbates, host, miller)
+        return out
+
+    def compute(self, items, targets, ctx):
+        """Each material's surfaces in turn; a failing surface fails alone."""
+        out = []
+        for item, owed in zip(items, targets, strict=True):
+            docs = []
             try:
-                known.append(get_adsorbate(name).name)
+                check_metal(item.structure, item.label)
             except ValueError as err:
-                docs_bad += _failed(self, host_label, info, miller, [name], str(err))
+                out.append(err)
+                continue
+            for miller in self.miller_indices:
+                mine = [t for t in owed if t.extra["miller_index"] == miller]
+                try:
+                    docs += self.surface(item, miller, mine, ctx)
+                except Exception as err:  # this surface fails alone
+                    docs += [self.failed(t, ctx, err) for t in mine]
+            out.append(docs)
+        return out
+
+    def surface(self, item, miller, targets, ctx) -> list[AdsorptionDocument]:
+        """Every adsorbate on one surface of one material, in one batch."""
         slab = build_slab(
-            structure,
+            item.structure,
             tuple(miller),
             self.min_slab_size,
             self.min_vacuum,
@@ -347,36 +406,29 @@ class SlabAdsorptionMaker(Maker):
         )
         sites = find_sites(slab) + random_sites(slab, self.n_random)
         placements = []
-        for name in known:
+        for name in self.adsorbates:
             for site in sites:
                 atoms, idx = place(slab, get_adsorbate(name), site)
                 placements.append((name, site["label"], atoms, idx))
         host_out, refs, evaluated = evaluate_candidates(
             self, slab, placements, True, sites
         )
-        docs = _documents(
-            self, host_label, info, miller, placements, evaluated, host_out, refs
-        )
-        return _finish(docs, docs_bad, self.plot_dir, host_label, info, self.adsorbates)
-
-
-@job(data=["relaxed_structures"])
-def slab_adsorption_job(maker: SlabAdsorptionMaker, bulk, miller, label=None):
-    """Job wrapper of :meth:`SlabAdsorptionMaker.run` (a list of documents)."""
-    return maker.run(bulk, miller, label)
+        docs = _documents(self, targets, ctx, placements, evaluated, host_out, refs)
+        host = targets[0].extra["host"]
+        return _with_plot(docs, self.plot_dir, host, item.structure_id)
 
 
 @dataclass
-class MofAdsorptionMaker(Maker):
+class MofAdsorptionMaker(PropertyMaker):
     """Adsorption energies of guests (CO2, H2O, N2, CH4, H2, ...) in a MOF.
 
-    Candidates: open metal sites and random insertions into the pores
-    (rejected on overlap); relaxed with the framework fixed (default) or
-    free, together with the empty framework and the gas references.
+    Inputs are framework files (CIF).  Candidates: open metal sites and
+    random insertions into the pores (rejected on overlap); relaxed with the
+    framework fixed (default) or free, together with the empty framework and
+    the gas references.  One document per guest.
     """
 
     name: str = "mof adsorption"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     guests: list[str] = field(default_factory=lambda: ["CO2", "H2O", "N2"])
     n_random: int = 3
     open_metal_sites: bool = True
@@ -389,39 +441,66 @@ class MofAdsorptionMaker(Maker):
     seed: int = 0
     plot_dir: str | None = None
 
-    def make(self, framework: str, label: str | None = None) -> Flow:
-        """One batched job for all guests; one stored document per guest."""
-        main = mof_adsorption_job(self, str(framework), label)
-        main.name = f"adsorption {label or Path(framework).stem}"
-        jobs = [main]
-        for k, g in enumerate(self.guests):
-            one = pick(main.output, k)
-            one.name = f"{main.name} {g}"
-            jobs.append(one)
-        return Flow(jobs, name=self.name)
+    property: ClassVar[str] = "adsorption"
+    document: ClassVar[type] = AdsorptionDocument
 
-    def run(self, framework: str, label: str | None = None) -> list[AdsorptionDocument]:
-        """The calculation itself (no workflow engine needed)."""
-        label = label or Path(framework).stem
+    def __post_init__(self):
+        self.guests = check_adsorbates(self.guests, "guests")
+        if self.reference_scheme not in ("gas", "oc20"):
+            raise ValueError(
+                f"mof.reference_scheme must be 'gas' or 'oc20', "
+                f"got {self.reference_scheme!r}"
+            )
+
+    def make(self, frameworks, labels=None):
+        """One batched job for all guests; one document per guest."""
+        if isinstance(frameworks, list):
+            frameworks = [str(f) for f in frameworks]
+        return super().make(
+            frameworks if isinstance(frameworks, list) else str(frameworks), labels
+        )
+
+    def resolve(self, path, label):
+        """The framework read from its file (repeated to ``min_length``)."""
+        label = label or Path(str(path)).stem
         try:
-            host = read_framework(framework, self.min_length)
+            host = read_framework(str(path), self.min_length)
         except ValueError as err:
-            info = {"formula": "unknown", "structure_id": "unknown"}
-            return _failed(self, label, info, None, self.guests, str(err))
+            return Item(
+                "unknown",
+                "unknown",
+                label,
+                "unknown",
+                error=str(err),
+                error_type="InvalidFramework",
+            )
         structure = AseAtomsAdaptor.get_structure(host)
-        info = {
-            "formula": structure.composition.reduced_formula,
-            "structure_id": structure_id(structure),
-        }
+        sid = structure_id(structure)
+        formula = structure.composition.reduced_formula
+        return Item(formula, sid, label, sid, structure=structure, source=host)
+
+    def targets(self, item, pot, task):
+        """One document per guest."""
+        return _per_adsorbate(self, item, pot, task, self.guests, item.label)
+
+    def compute(self, items, targets, ctx):
+        """Each framework's guests in one batch."""
+        out = []
+        for item, owed in zip(items, targets, strict=True):
+            try:
+                out.append(self.framework(item, owed, ctx))
+            except Exception as err:  # this framework fails alone
+                out.append(err)
+        return out
+
+    def framework(self, item, targets, ctx) -> list[AdsorptionDocument]:
+        """All guests in one framework."""
+        host = item.source.copy()
         if self.fix_framework:
             host.set_constraint(FixAtoms(indices=list(range(len(host)))))
-        placements, docs_bad = [], []
+        placements = []
         for name in self.guests:
-            try:
-                ads = get_adsorbate(name)
-            except ValueError as err:
-                docs_bad += _failed(self, label, info, None, [name], str(err))
-                continue
+            ads = get_adsorbate(name)
             for k, (site, guest) in enumerate(
                 guest_placements(
                     host,
@@ -441,13 +520,5 @@ class MofAdsorptionMaker(Maker):
                     (ads.name, f"{site}-{k}" if site == "random" else site, atoms, idx)
                 )
         host_out, refs, evaluated = evaluate_candidates(self, host, placements, False)
-        docs = _documents(
-            self, label, info, None, placements, evaluated, host_out, refs
-        )
-        return _finish(docs, docs_bad, self.plot_dir, label, info, self.guests)
-
-
-@job(data=["relaxed_structures"])
-def mof_adsorption_job(maker: MofAdsorptionMaker, framework: str, label=None):
-    """Job wrapper of :meth:`MofAdsorptionMaker.run` (a list of documents)."""
-    return maker.run(framework, label)
+        docs = _documents(self, targets, ctx, placements, evaluated, host_out, refs)
+        return _with_plot(docs, self.plot_dir, item.label, item.structure_id)

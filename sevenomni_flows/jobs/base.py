@@ -1,29 +1,36 @@
-"""What every property job shares: the model settings and input handling."""
+"""What every property job shares: model settings, reuse keys, inputs.
+
+A calculation is identified by its **reuse key**, the hash of its whole
+protocol: the property, the checkpoint's sha256, the task, the dtype, every
+setting of its Maker that changes results, and what it was computed *on*:
+the input structure's id for a relaxation, the relaxation's key for a
+property of the relaxed structure.  So a property is never reused from
+another relaxation, precision or model.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from jobflow import job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.model.potential import Potential, load_model
 
-from ..schemas import Provenance, structure_id
+from ..schemas import structure_id
 
 __all__ = [
+    "Item",
     "ModelSettings",
+    "Target",
     "as_structure",
-    "failed_input",
-    "identity",
-    "pick",
-    "record",
+    "maker_settings",
+    "protocol",
     "resolve_input",
-    "settings_key",
+    "reuse_key",
 ]
 
 #: Maker fields that do not change results (left out of the reuse key).
@@ -51,22 +58,105 @@ class ModelSettings:
 
 
 def maker_settings(maker: Any) -> dict:
-    """The fields of a Maker that change its results."""
-    return {
+    """The fields of a Maker that change its results, as JSON values."""
+    values = {
         f.name: getattr(maker, f.name)
         for f in fields(maker)
         if f.name not in NOT_SETTINGS
     }
+    return json.loads(json.dumps(values, default=str))
 
 
-def settings_key(prop: str, sha256: str, task: str | None, settings: dict) -> str:
-    """Hash identifying a calculation's protocol (for reusing stored results)."""
-    text = json.dumps(
-        {"property": prop, "sha256": sha256, "task": task, "settings": settings},
-        sort_keys=True,
-        default=str,
-    )
+def protocol(
+    prop: str,
+    pot: Potential,
+    task: str | None,
+    settings: dict,
+    on: str,
+    item: dict | None = None,
+) -> dict:
+    """Everything a result depends on (its reuse key is the hash of this).
+
+    Parameters
+    ----------
+    prop : str
+        The property.
+    pot, task
+        The model and resolved task (checkpoint sha256 and dtype are used).
+    settings : dict
+        The Maker's result-changing settings (:func:`maker_settings`).
+    on : str
+        The input structure's id (relaxation, or a property of a structure
+        given as is), or the key of the relaxation the property is computed on.
+    item : dict, optional
+        What part of a multi-document calculation this is, e.g.
+        ``{"miller_index": [1, 1, 1], "adsorbate": "CO"}``.
+    """
+    out = {
+        "property": prop,
+        "model_sha256": pot.sha256,
+        "task": task,
+        "dtype": str(pot.dtype).removeprefix("torch."),
+        "settings": settings,
+        "on": on,
+    }
+    if item:
+        out["item"] = item
+    return out
+
+
+def reuse_key(proto: dict) -> str:
+    """The 16-hex-digit hash of a protocol."""
+    text = json.dumps(proto, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One calculation a job owes exactly one document for."""
+
+    formula: str
+    structure_id: str
+    label: str
+    protocol: dict
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The reuse key."""
+        return reuse_key(self.protocol)
+
+    def fields(self) -> dict:
+        """The identity fields of its document."""
+        return {
+            "formula": self.formula,
+            "structure_id": self.structure_id,
+            "label": self.label,
+            "property": self.protocol["property"],
+            "key": self.key,
+            "protocol": self.protocol,
+            **self.extra,
+        }
+
+
+@dataclass
+class Item:
+    """One input of a job, resolved: the structure to compute on and its material.
+
+    ``on`` is what the calculation is computed on (a structure id or an
+    upstream key); ``skip`` says why it cannot run (an unusable upstream
+    result); ``error`` why the input itself is bad.
+    """
+
+    formula: str
+    structure_id: str
+    label: str
+    on: str
+    structure: Structure | None = None
+    skip: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    source: Any = None
 
 
 def as_structure(structure: Any) -> Structure:
@@ -78,85 +168,58 @@ def as_structure(structure: Any) -> Structure:
     return AseAtomsAdaptor.get_structure(structure)
 
 
-def resolve_input(obj: Any) -> tuple[Structure | None, dict]:
+def _upstream(doc: dict, label: str | None) -> Item:
+    """An item computed on an upstream (relaxation) result."""
+    item = Item(
+        formula=doc.get("formula", "unknown"),
+        structure_id=doc.get("structure_id", "unknown"),
+        label=label or doc.get("label") or doc.get("formula", "unknown"),
+        on=doc.get("key") or "unknown",
+    )
+    prop = doc.get("property")
+    if doc.get("state") != "completed":
+        item.skip = f"the {prop} step {doc.get('state')}: {doc.get('error')}"
+    elif doc.get("converged") is False:
+        item.skip = (
+            f"the {prop} step did not converge within {doc.get('steps')} steps "
+            f"(fmax {doc.get('fmax')} eV/Å)"
+        )
+    elif doc.get("structure") is None:
+        item.skip = f"the {prop} step left no structure"
+    else:
+        item.structure = as_structure(doc["structure"])
+    return item
+
+
+def resolve_input(obj: Any, label: str | None = None) -> Item:
     """The structure to compute on, and the material it belongs to.
 
-    ``obj`` is a structure, or a relaxation result (document or dict) whose
-    relaxed structure is used and whose input structure names the material.
-    Returns ``(structure, info)`` with ``info`` holding ``formula`` and
-    ``structure_id``, plus ``error`` (and no structure) when a failed
-    relaxation left nothing to compute on.
+    ``obj`` is a structure (pymatgen, ASE or a serialised dict), or an
+    upstream relaxation result (document or dict) whose relaxed structure is
+    used and whose material it inherits.  Never raises: a bad input gives an
+    item with ``error``, an unusable upstream result one with ``skip``.
     """
     if hasattr(obj, "model_dump"):
         obj = obj.model_dump()
     if isinstance(obj, dict) and "property" in obj:
-        info = {
-            "formula": obj.get("formula", "unknown"),
-            "structure_id": obj.get("structure_id", "unknown"),
-        }
-        if obj.get("state") != "completed" or obj.get("structure") is None:
-            info["error"] = (
-                f"no input: the {obj.get('property')} step failed: {obj.get('error')}"
-            )
-            return None, info
-        if obj.get("converged") is False:
-            info["error"] = (
-                f"no input: the {obj.get('property')} step did not converge within "
-                f"{obj.get('steps')} steps (fmax {obj.get('fmax')} eV/Å)"
-            )
-            return None, info
-        return as_structure(obj["structure"]), info
-    structure = as_structure(obj)
-    return structure, {
-        "formula": structure.composition.reduced_formula,
-        "structure_id": structure_id(structure),
-    }
-
-
-def identity(
-    structure: Structure,
-    info: dict,
-    prop: str,
-    maker: Any,
-    pot: Potential,
-    task: str | None,
-) -> dict:
-    """The summary fields shared by all documents."""
-    settings = maker_settings(maker)
-    return {
-        "formula": info["formula"],
-        "structure_id": info["structure_id"],
-        "property": prop,
-        "model": Provenance.from_potential(pot, task),
-        "input_structure": structure,
-        "settings": json.loads(json.dumps(settings, default=str)),
-        "settings_key": settings_key(prop, pot.sha256, task, settings),
-    }
-
-
-def failed_input(
-    prop: str, maker: Any, pot: Potential, task: str | None, info: dict, cls
-):
-    """A failed document for a calculation that had no usable input."""
-    settings = maker_settings(maker)
-    return cls(
-        formula=info["formula"],
-        structure_id=info["structure_id"],
-        property=prop,
-        model=Provenance.from_potential(pot, task),
-        state="failed",
-        error=info["error"],
-        settings_key=settings_key(prop, pot.sha256, task, settings),
+        return _upstream(obj, label)
+    try:
+        structure = as_structure(obj)
+        sid = structure_id(structure)
+    except Exception as err:  # anything a user can pass in
+        return Item(
+            formula="unknown",
+            structure_id="unknown",
+            label=label or "unknown",
+            on="unknown",
+            error=f"{label or 'input'}: not a structure: {err}",
+            error_type=type(err).__name__,
+        )
+    formula = structure.composition.reduced_formula
+    return Item(
+        formula=formula,
+        structure_id=sid,
+        label=label or formula,
+        on=sid,
+        structure=structure,
     )
-
-
-@job
-def pick(documents: list, index: int):
-    """One material's result out of a batched job (stored on its own)."""
-    return documents[index]
-
-
-@job
-def record(document):
-    """Store a document as it is (e.g. the failure of an unreadable input)."""
-    return document

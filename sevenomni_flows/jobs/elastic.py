@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
-from jobflow import Maker, job
 from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import relax
-
 from ..schemas import ElasticDocument
-from .base import ModelSettings, failed_input, identity, resolve_input
+from .calculation import PropertyMaker
+from .relax import inner_failure, labelled_atoms, relax_groups
 
 __all__ = ["ElasticMaker", "elastic_strains"]
 
@@ -30,61 +29,99 @@ def elastic_strains(magnitudes) -> list[Strain]:
 
 
 @dataclass
-class ElasticMaker(Maker):
-    """The 6x6 elastic tensor of a relaxed structure.
+class ElasticMaker(PropertyMaker):
+    """The 6x6 elastic tensor of a relaxed structure (or of a batch of them).
 
-    All strained cells are relaxed (positions only) in one batch; the tensor
-    is fitted with pymatgen's ``ElasticTensor.from_independent_strains``
-    after subtracting the stress of the unstrained cell.
+    All strained cells of all materials of the job are relaxed (positions
+    only) in one batch; the tensor is fitted with pymatgen's
+    ``ElasticTensor.from_independent_strains`` after subtracting the stress of
+    the unstrained cell.  If any strained cell does not converge within
+    ``max_steps``, the property fails (see
+    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
 
     Parameters
     ----------
     strain_magnitudes : list of float
-        Strains applied along each Voigt component (atomate2's default).
+        Strains applied along each Voigt component (atomate2's default);
+        at least one must be non-zero.
     fmax : float
         Force threshold of the fixed-cell relaxations, eV/Å.
+    max_steps : int
+        Most FIRE steps of each fixed-cell relaxation.
     """
 
     name: str = "elastic"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     strain_magnitudes: list[float] = field(
         default_factory=lambda: [-0.01, -0.005, 0.005, 0.01]
     )
     fmax: float = 0.005
     max_steps: int = 300
 
-    @job(output_schema=ElasticDocument)
-    def make(self, structure):
-        """Return an ElasticDocument (``failed`` if the input is missing or bad)."""
-        pot, task = self.settings.potential()
-        structure, info = resolve_input(structure)
-        if structure is None:
-            return failed_input("elastic", self, pot, task, info, ElasticDocument)
-        base = identity(structure, info, "elastic", self, pot, task)
+    property: ClassVar[str] = "elastic"
+    document: ClassVar[type] = ElasticDocument
+
+    def __post_init__(self):
+        mags = list(self.strain_magnitudes)
+        if not mags or all(abs(m) <= 1e-10 for m in mags):
+            raise ValueError(
+                f"elastic.strain_magnitudes needs a non-zero strain, got {mags}"
+            )
+        if any(abs(m) > 0.1 for m in mags):
+            raise ValueError(
+                f"elastic.strain_magnitudes must be small (|strain| <= 0.1), got {mags}"
+            )
+        if len({round(m, 10) for m in mags}) != len(mags):
+            raise ValueError(f"elastic.strain_magnitudes has duplicates: {mags}")
+        if self.fmax <= 0 or self.max_steps < 1:
+            raise ValueError("elastic.fmax must be > 0 and elastic.max_steps >= 1")
+
+    def compute(self, items, targets, ctx):
+        """Strain every item, relax all cells in one batch, fit each tensor."""
         strains = elastic_strains(self.strain_magnitudes)
-        cells = [structure] + [
-            s.get_deformation_matrix().apply_to_structure(structure) for s in strains
+        groups = [
+            [labelled_atoms(it)]
+            + [
+                AseAtomsAdaptor.get_atoms(
+                    s.get_deformation_matrix().apply_to_structure(it.structure)
+                )
+                for s in strains
+            ]
+            for it in items
         ]
-        results = relax(
-            [AseAtomsAdaptor.get_atoms(c) for c in cells],
-            model=pot,
-            task=task,
-            fmax=self.fmax,
-            max_steps=self.max_steps,
-        )
-        bad = [r.error for r in results if r.error]
-        if bad:
-            return ElasticDocument(**base, state="failed", error=bad[0])
+        out = []
+        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps)
+        for it, (target,), results in zip(items, targets, relaxed, strict=True):
+            try:
+                out.append([self._fit(it, target, ctx, strains, results)])
+            except Exception as err:  # a fit of one material fails alone
+                out.append(err)
+        return out
+
+    def _fit(self, item, target, ctx, strains, results) -> ElasticDocument:
+        why = inner_failure(results, self.fmax, self.max_steps, "strained cells")
+        n_stuck = sum(1 for r in results if r.error is None and not r.converged)
+        if why:
+            return self.doc(
+                target,
+                ctx,
+                state="failed",
+                error=why,
+                error_type="InnerRelaxationError",
+                max_steps_reached=n_stuck,
+            )
         stresses = [voigt_6_to_full_3x3_stress(r.stress) / GPa for r in results]
         tensor = ElasticTensor.from_independent_strains(
             strains, stresses[1:], eq_stress=stresses[0]
         )
-        voigt = tensor.voigt
-        return ElasticDocument(
-            **base,
+        return self.doc(
+            target,
+            ctx,
             state="completed",
-            elastic_tensor=np.round(voigt, 6).tolist(),
+            input_structure=item.structure,
+            elastic_tensor=np.round(tensor.voigt, 6).tolist(),
             bulk_modulus_vrh=float(tensor.k_vrh),
             shear_modulus_vrh=float(tensor.g_vrh),
             strain_magnitudes=list(self.strain_magnitudes),
+            strains=[np.asarray(s.voigt).tolist() for s in strains],
+            stresses=[(r.stress / GPa).tolist() for r in results[1:]],
         )

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
-from jobflow import Maker, job
 from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import relax
-
 from ..schemas import EosDocument
-from .base import ModelSettings, failed_input, identity, resolve_input
+from .calculation import PropertyMaker, model_title
+from .relax import inner_failure, relax_groups
 
 __all__ = ["EosMaker", "fit_eos", "scaled_structures"]
 
@@ -45,24 +44,29 @@ def fit_eos(volumes, energies, eos: str = "birch_murnaghan"):
 
 
 @dataclass
-class EosMaker(Maker):
-    """E(V) of a structure: scaled cells relaxed at fixed volume in one batch.
+class EosMaker(PropertyMaker):
+    """E(V) of a structure: scaled cells relaxed at fixed volume, then fitted.
+
+    The scaled cells of every material of the job are relaxed in one batch.
+    If any does not converge within ``max_steps``, the property fails (see
+    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
 
     Parameters
     ----------
     linear_strains : list of float
-        Strains of the lattice vectors (atomate2's default: -5% to 5%, 6 cells);
-        use a relaxed structure as input.
+        Strains of the lattice vectors (atomate2's default: -5% to 5%, 6
+        cells); at least 4 distinct values, each above -1.
     eos : str
         pymatgen EOS name.
     fmax : float
         Force threshold of the fixed-volume relaxations, eV/Å.
+    max_steps : int
+        Most FIRE steps of each fixed-volume relaxation.
     plot_dir : str, optional
         Folder for the PNG of the fit.
     """
 
     name: str = "eos"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     linear_strains: list[float] = field(
         default_factory=lambda: np.linspace(-0.05, 0.05, 6).round(6).tolist()
     )
@@ -71,51 +75,82 @@ class EosMaker(Maker):
     max_steps: int = 300
     plot_dir: str | None = None
 
-    @job(output_schema=EosDocument)
-    def make(self, structure):
-        """Return an EosDocument."""
-        pot, task = self.settings.potential()
-        structure, info = resolve_input(structure)
-        if structure is None:
-            return failed_input("eos", self, pot, task, info, EosDocument)
-        base = identity(structure, info, "eos", self, pot, task)
-        scaled = scaled_structures(structure, self.linear_strains)
-        results = relax(
-            [AseAtomsAdaptor.get_atoms(s) for s in scaled],
-            model=pot,
-            task=task,
-            fmax=self.fmax,
-            max_steps=self.max_steps,
-        )
-        errors = [r.error for r in results if r.error]
-        if errors:
-            return EosDocument(**base, eos=self.eos, state="failed", error=errors[0])
-        n = len(structure)
-        volumes = [s.volume / n for s in scaled]
+    property: ClassVar[str] = "eos"
+    document: ClassVar[type] = EosDocument
+
+    def __post_init__(self):
+        from pymatgen.analysis.eos import EOS as EOS_
+
+        strains = list(self.linear_strains)
+        if len({round(e, 10) for e in strains}) < 4:
+            raise ValueError(
+                f"eos.linear_strains needs at least 4 distinct strains, got {strains}"
+            )
+        if any(e <= -0.5 or e >= 0.5 for e in strains):
+            raise ValueError(f"eos.linear_strains must lie in (-0.5, 0.5): {strains}")
+        if self.eos not in EOS_.MODELS:
+            raise ValueError(
+                f"eos.eos: unknown equation of state {self.eos!r}; "
+                f"choose from {sorted(EOS_.MODELS)}"
+            )
+        if self.fmax <= 0 or self.max_steps < 1:
+            raise ValueError("eos.fmax must be > 0 and eos.max_steps >= 1")
+
+    def compute(self, items, targets, ctx):
+        """Scale every item, relax all cells in one batch, fit each E(V)."""
+        scaled = [scaled_structures(it.structure, self.linear_strains) for it in items]
+        groups = [[AseAtomsAdaptor.get_atoms(s) for s in group] for group in scaled]
+        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps)
+        out = []
+        for it, (target,), cells, results in zip(
+            items, targets, scaled, relaxed, strict=True
+        ):
+            try:
+                out.append([self._fit(it, target, ctx, cells, results)])
+            except Exception as err:  # one material's fit fails alone
+                out.append(err)
+        return out
+
+    def _fit(self, item, target, ctx, cells, results) -> EosDocument:
+        why = inner_failure(results, self.fmax, self.max_steps, "scaled cells")
+        if why:
+            n_stuck = sum(1 for r in results if r.error is None and not r.converged)
+            return self.doc(
+                target,
+                ctx,
+                state="failed",
+                error=why,
+                eos=self.eos,
+                error_type="InnerRelaxationError",
+                max_steps_reached=n_stuck,
+            )
+        n = len(item.structure)
+        volumes = [s.volume / n for s in cells]
         energies = [r.energy / n for r in results]
+        common = {"eos": self.eos, "volumes": volumes, "energies": energies}
         try:
             fit, params = fit_eos(volumes, energies, self.eos)
         except Exception as err:  # pymatgen raises several kinds on bad fits
-            return EosDocument(
-                **base,
-                eos=self.eos,
+            return self.doc(
+                target,
+                ctx,
                 state="failed",
                 error=f"EOS fit failed: {err}",
-                volumes=volumes,
-                energies=energies,
+                error_type=type(err).__name__,
+                **common,
             )
-        plots = [self._plot(fit, base)] if self.plot_dir else []
-        return EosDocument(
-            **base,
-            eos=self.eos,
+        plots = [self._plot(fit, target, ctx)] if self.plot_dir else []
+        return self.doc(
+            target,
+            ctx,
             state="completed",
-            volumes=volumes,
-            energies=energies,
+            input_structure=item.structure,
             plots=plots,
+            **common,
             **params,
         )
 
-    def _plot(self, fit, base: dict) -> str:
+    def _plot(self, fit, target, ctx) -> str:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -123,9 +158,10 @@ class EosMaker(Maker):
 
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{base['formula']}_{base['structure_id']}_eos.png"
+        path = folder / f"{target.formula}_{target.structure_id}_eos.png"
         fig, ax = plt.subplots(figsize=(5, 4))
-        fit.plot(ax=ax, text=f"{base['formula']} ({self.settings.model})")
+        fit.plot(ax=ax, text=f"{target.formula} ({model_title(ctx)})")
+        ax.set_title(f"{target.label}: equation of state, {model_title(ctx)}")
         ax.set_xlabel("volume (Å³/atom)")
         ax.set_ylabel("energy (eV/atom)")
         fig.tight_layout()

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-from jobflow import Maker, job
 from phonopy import Phonopy
 from phonopy.structure.atoms import PhonopyAtoms
 
 from sevenomni_core.batch import predict
 
 from ..schemas import PhononDocument
-from .base import ModelSettings, failed_input, identity, resolve_input
+from .calculation import PropertyMaker, model_title
 
-__all__ = ["PhononMaker", "phonopy_forces", "supercell_matrix"]
+__all__ = [
+    "PhononMaker",
+    "check_supercell",
+    "displaced_atoms",
+    "set_forces",
+    "supercell_matrix",
+]
 
 
 def supercell_matrix(structure, min_length: float) -> list[list[int]]:
@@ -26,16 +32,18 @@ def supercell_matrix(structure, min_length: float) -> list[list[int]]:
     return np.diag(reps).tolist()
 
 
-def phonopy_forces(phonon: Phonopy, pot, task) -> list[str | None]:
-    """Set the forces of all displaced supercells, computed in one batch."""
-    cells = phonon.supercells_with_displacements
+def displaced_atoms(phonon: Phonopy) -> list:
+    """The displaced supercells of a phonopy object as ASE atoms."""
     from ase import Atoms
 
-    atoms = [
+    return [
         Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True)
-        for c in cells
+        for c in phonon.supercells_with_displacements
     ]
-    preds = predict(atoms, model=pot, task=task)
+
+
+def set_forces(phonon: Phonopy, preds) -> list[str]:
+    """Set the forces of the displaced supercells; the errors if any failed."""
     errors = [p.error for p in preds if not p.ok]
     if not errors:
         forces = np.array([p.forces for p in preds])
@@ -44,8 +52,22 @@ def phonopy_forces(phonon: Phonopy, pot, task) -> list[str | None]:
     return errors
 
 
+def check_supercell(matrix) -> list[list[int]]:
+    """A 3x3 integer supercell matrix with a positive determinant, or an error."""
+    arr = np.asarray(matrix, dtype=float)
+    if arr.shape != (3, 3):
+        raise ValueError(f"phonon.supercell must be a 3x3 matrix, got {matrix}")
+    if not np.allclose(arr, np.round(arr)):
+        raise ValueError(f"phonon.supercell must hold integers, got {matrix}")
+    if round(np.linalg.det(arr)) < 1:
+        raise ValueError(
+            f"phonon.supercell must have a positive determinant, got {matrix}"
+        )
+    return np.round(arr).astype(int).tolist()
+
+
 @dataclass
-class PhononMaker(Maker):
+class PhononMaker(PropertyMaker):
     """Harmonic phonons: band structure (seekpath path), DOS and free energy.
 
     Parameters
@@ -63,7 +85,6 @@ class PhononMaker(Maker):
     """
 
     name: str = "phonon"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     min_length: float = 10.0
     supercell: list[list[int]] | None = None
     displacement: float = 0.01
@@ -71,14 +92,44 @@ class PhononMaker(Maker):
     imaginary_tol: float = -0.05
     plot_dir: str | None = None
 
-    @job(output_schema=PhononDocument, data=["band_structure", "force_constants"])
-    def make(self, structure):
-        """Return a PhononDocument (frequencies in THz, free energy in kJ/mol)."""
-        pot, task = self.settings.potential()
-        structure, info = resolve_input(structure)
-        if structure is None:
-            return failed_input("phonon", self, pot, task, info, PhononDocument)
-        base = identity(structure, info, "phonon", self, pot, task)
+    property: ClassVar[str] = "phonon"
+    document: ClassVar[type] = PhononDocument
+
+    def __post_init__(self):
+        if self.supercell is not None:
+            self.supercell = check_supercell(self.supercell)
+        if self.min_length <= 0 or self.displacement <= 0 or self.mesh <= 0:
+            raise ValueError(
+                "phonon.min_length, phonon.displacement and phonon.mesh must be > 0"
+            )
+
+    def compute(self, items, targets, ctx):
+        """Displace every item; all supercells' forces in one batch; then each."""
+        phonons = []
+        for it in items:
+            try:
+                phonons.append(self._phonopy(it.structure))
+            except Exception as err:  # phonopy may refuse one structure
+                phonons.append(err)
+        cells = [displaced_atoms(p) if isinstance(p, Phonopy) else [] for p in phonons]
+        flat = [a for group in cells for a in group]
+        preds = predict(flat, model=ctx.pot, task=ctx.task) if flat else []
+        out, start = [], 0
+        for it, (target,), phonon, group in zip(
+            items, targets, phonons, cells, strict=True
+        ):
+            mine = preds[start : start + len(group)]
+            start += len(group)
+            if isinstance(phonon, Exception):
+                out.append(phonon)
+                continue
+            try:
+                out.append([self._finish(it, target, ctx, phonon, mine)])
+            except Exception as err:  # one material's analysis fails alone
+                out.append(err)
+        return out
+
+    def _phonopy(self, structure) -> Phonopy:
         matrix = self.supercell or supercell_matrix(structure, self.min_length)
         unit = PhonopyAtoms(
             symbols=[str(s.specie) for s in structure],
@@ -87,9 +138,18 @@ class PhononMaker(Maker):
         )
         phonon = Phonopy(unit, supercell_matrix=matrix, primitive_matrix="auto")
         phonon.generate_displacements(distance=self.displacement)
-        errors = phonopy_forces(phonon, pot, task)
+        return phonon
+
+    def _finish(self, item, target, ctx, phonon: Phonopy, preds) -> PhononDocument:
+        errors = set_forces(phonon, preds)
         if errors:
-            return PhononDocument(**base, state="failed", error=errors[0])
+            return self.doc(
+                target,
+                ctx,
+                state="failed",
+                error=errors[0],
+                error_type="InvalidStructureError",
+            )
         phonon.produce_force_constants()
         phonon.auto_band_structure(npoints=51, write_yaml=False)
         bands = phonon.get_band_structure_dict()
@@ -100,14 +160,14 @@ class PhononMaker(Maker):
         thermal = phonon.get_thermal_properties_dict()
         mesh_freqs = phonon.get_mesh_dict()["frequencies"]
         gamma = phonon.get_frequencies([0.0, 0.0, 0.0])
-        plots = []
-        if self.plot_dir:
-            plots.append(self._plot(phonon, base["structure_id"], base["formula"]))
+        plots = [self._plot(phonon, target, ctx)] if self.plot_dir else []
         min_freq = float(min(freqs.min(), mesh_freqs.min()))
-        return PhononDocument(
-            **base,
+        return self.doc(
+            target,
+            ctx,
             state="completed",
-            supercell_matrix=[list(map(int, r)) for r in matrix],
+            input_structure=item.structure,
+            supercell_matrix=np.asarray(phonon.supercell_matrix).astype(int).tolist(),
             displacement=self.displacement,
             has_imaginary_modes=min_freq < self.imaginary_tol,
             min_frequency=min_freq,
@@ -125,15 +185,20 @@ class PhononMaker(Maker):
             force_constants=np.asarray(phonon.force_constants).tolist(),
         )
 
-    def _plot(self, phonon: Phonopy, sid: str, formula: str) -> str:
+    def _plot(self, phonon: Phonopy, target, ctx) -> str:
         import matplotlib
 
         matplotlib.use("Agg")
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{formula}_{sid}_phonon.png"
+        path = folder / f"{target.formula}_{target.structure_id}_phonon.png"
         plt = phonon.plot_band_structure_and_dos()
-        plt.suptitle(f"{formula}: phonons ({self.settings.model})")
+        fig = plt.gcf()
+        for ax in fig.axes:
+            if ax.get_ylabel():
+                ax.set_ylabel("frequency (THz)")
+        fig.axes[0].set_ylabel("frequency (THz)")
+        plt.suptitle(f"{target.label}: phonons, {model_title(ctx)}")
         plt.savefig(path, dpi=120)
         plt.close("all")
         return str(path)

@@ -2,24 +2,73 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+import time
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
-from jobflow import Maker, job
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import predict, relax
 
 from ..schemas import RelaxDocument, StaticDocument
-from .base import ModelSettings, identity, resolve_input
+from .calculation import PropertyMaker
 
-__all__ = ["RelaxMaker", "StaticMaker"]
+__all__ = ["Progress", "RelaxMaker", "StaticMaker", "labelled_atoms"]
+
+progress_log = logging.getLogger("sevenomni.progress")
+
+
+class Progress:
+    """One log line every ``interval`` seconds of a long batched job.
+
+    ``relax: 1200/2000 done, 3 failed, 12 unconverged; 45.1/s, ETA 18 s``
+    (logger ``sevenomni.progress``, which ``sevenomni run`` prints).
+    """
+
+    def __init__(self, what: str, total: int, interval: float = 10.0):
+        self.what, self.total, self.interval = what, total, interval
+        self.done = self.failed = self.flagged = 0
+        self.start = self.last = time.monotonic()
+
+    def tick(self, failed: bool = False, flag: bool = False) -> None:
+        """Count one finished item; log if a line is due."""
+        self.done += 1
+        self.failed += failed
+        self.flagged += flag and not failed
+        now = time.monotonic()
+        if now - self.last < self.interval and self.done < self.total:
+            return
+        self.last = now
+        rate = self.done / max(now - self.start, 1e-9)
+        eta = (self.total - self.done) / rate
+        progress_log.info(
+            "%s: %d/%d done, %d failed, %d unconverged; %.1f/s, ETA %.0f s",
+            self.what,
+            self.done,
+            self.total,
+            self.failed,
+            self.flagged,
+            rate,
+            eta,
+        )
+
+
+def labelled_atoms(item):
+    """ASE atoms of an item, labelled so that core errors name its source."""
+    atoms = AseAtomsAdaptor.get_atoms(item.structure)
+    atoms.info["label"] = item.label
+    return atoms
 
 
 @dataclass
-class RelaxMaker(Maker):
+class RelaxMaker(PropertyMaker):
     """Relax one structure, or a list of them in one batched job.
+
+    Each finished structure's document is written to the results store as
+    soon as it is done, so a killed job keeps them.
 
     Parameters
     ----------
@@ -30,112 +79,157 @@ class RelaxMaker(Maker):
     fmax : float
         Force convergence threshold, eV/Å.
     max_steps : int
-        Most FIRE steps.
+        Most FIRE steps.  A relaxation that does not converge is stored as
+        ``completed`` with ``converged: false``; properties are not computed
+        on it (they are ``skipped``).
     relax_cell : bool
         Also relax the cell (FrechetCellFilter-equivalent).
     max_volume_change : float
-        A cell relaxation whose volume changes by more than this factor fails.
+        Safety net: a cell relaxation whose volume changes by more than this
+        factor is stopped, and its document says so.
     """
 
     name: str = "relax"
-    settings: ModelSettings = field(default_factory=ModelSettings)
     fmax: float = 0.05
     max_steps: int = 500
     relax_cell: bool = True
-    max_volume_change: float = 2.0
+    max_volume_change: float = 10.0
 
-    @job
-    def make(self, structure):
-        """Return a RelaxDocument (a list of them for a list of structures).
+    property: ClassVar[str] = "relax"
+    document: ClassVar[type] = RelaxDocument
 
-        A relaxation that does not converge is flagged (``converged=False``);
-        an invalid structure or a blow-up gives ``state="failed"`` with why.
-        """
-        many = isinstance(structure, list)
-        docs = self.documents(structure if many else [structure])
-        return docs if many else docs[0]
+    def __post_init__(self):
+        if self.fmax <= 0:
+            raise ValueError(f"relax.fmax must be > 0 eV/Å, got {self.fmax}")
+        if self.max_steps < 0:
+            raise ValueError(f"relax.max_steps must be >= 0, got {self.max_steps}")
+        if self.max_volume_change <= 1:
+            raise ValueError(
+                f"relax.max_volume_change must be > 1, got {self.max_volume_change}"
+            )
 
-    def documents(self, structures) -> list[RelaxDocument]:
-        """Relax structures in one batch and describe each (failures included)."""
-        pot, task = self.settings.potential()
-        inputs = [resolve_input(s) for s in structures]
-        results = relax(
-            [AseAtomsAdaptor.get_atoms(s) for s, _ in inputs],
-            model=pot,
-            task=task,
+    def compute(self, items, targets, ctx):
+        """Relax all items in one batch; each document is published when done."""
+        docs: list = [None] * len(items)
+        progress = Progress("relax", len(items))
+
+        def done(i, result):
+            docs[i] = [self.describe(items[i], targets[i][0], result, ctx)]
+            ctx.publisher.add(docs[i])
+            progress.tick(failed=result.error is not None, flag=not result.converged)
+
+        relax(
+            [labelled_atoms(it) for it in items],
+            model=ctx.pot,
+            task=ctx.task,
             fmax=self.fmax,
             max_steps=self.max_steps,
             relax_cell=self.relax_cell,
             max_volume_change=self.max_volume_change,
+            on_result=done,
         )
-        docs = []
-        for (s, info), r in zip(inputs, results, strict=True):
-            base = identity(s, info, "relax", self, pot, task)
-            if r.error is not None:
-                docs.append(
-                    RelaxDocument(
-                        **base,
-                        state="failed",
-                        error=r.error,
-                        fmax=self.fmax,
-                        relax_cell=self.relax_cell,
-                    )
-                )
-                continue
-            final = AseAtomsAdaptor.get_structure(r.atoms)
-            docs.append(
-                RelaxDocument(
-                    **base,
-                    state="completed",
-                    fmax=self.fmax,
-                    relax_cell=self.relax_cell,
-                    structure=final,
-                    energy=r.energy,
-                    energy_per_atom=r.energy / len(final),
-                    volume_per_atom=final.volume / len(final),
-                    converged=r.converged,
-                    steps=r.steps,
-                    max_force=float(np.linalg.norm(r.forces, axis=1).max()),
-                )
-            )
         return docs
+
+    def describe(self, item, target, r, ctx) -> RelaxDocument:
+        """The document of one relaxation result."""
+        if r.error is not None:
+            return self.doc(
+                target,
+                ctx,
+                state="failed",
+                error=r.error,
+                error_type="RelaxationError",
+                input_structure=item.structure,
+                fmax=self.fmax,
+                relax_cell=self.relax_cell,
+                steps=r.steps,
+            )
+        final = AseAtomsAdaptor.get_structure(r.atoms)
+        return self.doc(
+            target,
+            ctx,
+            state="completed",
+            input_structure=item.structure,
+            fmax=self.fmax,
+            relax_cell=self.relax_cell,
+            structure=final,
+            energy=r.energy,
+            energy_per_atom=r.energy / len(final),
+            volume_per_atom=final.volume / len(final),
+            volume_change=final.volume / item.structure.volume,
+            converged=r.converged,
+            steps=r.steps,
+            max_force=float(np.linalg.norm(r.forces, axis=1).max()),
+        )
 
 
 @dataclass
-class StaticMaker(Maker):
-    """Energy, forces and stress of one structure or a batch."""
+class StaticMaker(PropertyMaker):
+    """Energy, forces and stress of one structure or a batch, in one pass."""
 
     name: str = "static"
-    settings: ModelSettings = field(default_factory=ModelSettings)
 
-    @job
-    def make(self, structure):
-        """Return a StaticDocument (a list of them for a list of structures)."""
-        many = isinstance(structure, list)
-        docs = self.documents(structure if many else [structure])
-        return docs if many else docs[0]
+    property: ClassVar[str] = "static"
+    document: ClassVar[type] = StaticDocument
 
-    def documents(self, structures) -> list[StaticDocument]:
-        """Energy, forces and stress of structures in one batch."""
-        pot, task = self.settings.potential()
-        inputs = [resolve_input(s) for s in structures]
+    def compute(self, items, targets, ctx):
+        """One batched prediction; a bad structure fails alone."""
         preds = predict(
-            [AseAtomsAdaptor.get_atoms(s) for s, _ in inputs], model=pot, task=task
+            [labelled_atoms(it) for it in items], model=ctx.pot, task=ctx.task
         )
-        docs = []
-        for (s, info), p in zip(inputs, preds, strict=True):
-            base = identity(s, info, "static", self, pot, task)
+        out = []
+        for it, (target,), p in zip(items, targets, preds, strict=True):
             if not p.ok:
-                docs.append(StaticDocument(**base, state="failed", error=p.error))
+                out.append([self.failed(target, ctx, p.error)])
                 continue
-            docs.append(
-                StaticDocument(
-                    **base,
-                    state="completed",
-                    energy=p.energy,
-                    energy_per_atom=p.energy / len(s),
-                    forces=p.forces.tolist(),
-                    stress=None if p.stress is None else (p.stress / GPa).tolist(),
-                )
+            out.append(
+                [
+                    self.doc(
+                        target,
+                        ctx,
+                        state="completed",
+                        input_structure=it.structure,
+                        energy=p.energy,
+                        energy_per_atom=p.energy / len(it.structure),
+                        forces=p.forces.tolist(),
+                        stress=None if p.stress is None else (p.stress / GPa).tolist(),
+                    )
+                ]
             )
-        return docs
+        return out
+
+
+def relax_groups(groups: list[list], ctx, fmax: float, max_steps: int) -> list[list]:
+    """Relax the cells of many materials at fixed cell in one batch, per group.
+
+    Used by the elastic and EOS Makers: the deformed cells of every material
+    of a job share the batched forward passes.
+    """
+    flat = [atoms for group in groups for atoms in group]
+    results = relax(flat, model=ctx.pot, task=ctx.task, fmax=fmax, max_steps=max_steps)
+    out, start = [], 0
+    for group in groups:
+        out.append(results[start : start + len(group)])
+        start += len(group)
+    return out
+
+
+def inner_failure(results, fmax: float, max_steps: int, what: str) -> str | None:
+    """Why a set of inner (fixed-cell) relaxations cannot be used, or None.
+
+    The rule: every inner relaxation must finish without error and converge
+    to ``fmax`` within ``max_steps``; otherwise the property fails, naming
+    how many did not and the largest remaining force.
+    """
+    errors = [r.error for r in results if r.error]
+    if errors:
+        return f"{len(errors)} of {len(results)} {what} failed: {errors[0]}"
+    stuck = [r for r in results if not r.converged]
+    if stuck:
+        worst = max(float(np.linalg.norm(r.forces, axis=1).max()) for r in stuck)
+        return (
+            f"{len(stuck)} of {len(results)} {what} did not converge within "
+            f"{max_steps} steps (largest force {worst:.3g} eV/Å > fmax {fmax} eV/Å); "
+            "raise max_steps or fmax"
+        )
+    return None

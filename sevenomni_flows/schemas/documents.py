@@ -16,23 +16,44 @@ __all__ = [
     "PhononDocument",
     "RelaxDocument",
     "ResultDocument",
+    "State",
     "StaticDocument",
 ]
 
 
-class ResultDocument(BaseModel):
-    """Fields every result carries (and ``sevenomni query`` filters on)."""
+#: Outcome of a planned calculation.
+State = Literal["completed", "failed", "skipped"]
 
-    formula: str = Field(description="Reduced formula of the input structure")
-    structure_id: str = Field(description="Hash of the input structure")
+
+class ResultDocument(BaseModel):
+    """Fields every result carries (and ``sevenomni query`` filters on).
+
+    Every planned calculation ends in exactly one current document, found by
+    its ``key``: ``completed``, ``failed`` (with ``error`` and
+    ``error_type``) or ``skipped`` (``error`` says what it waited for).
+    """
+
+    formula: str = Field(description="Reduced formula of the material")
+    structure_id: str = Field(description="Hash of the material's input structure")
+    label: str | None = Field(
+        None, description="Where the material came from, e.g. 'structures.extxyz[17]'"
+    )
     property: str = Field(description="What was computed: relax, static, eos, ...")
     model: Provenance = Field(description="Model, checkpoint, task and versions")
-    state: Literal["completed", "failed"] = Field(description="Outcome")
-    error: str | None = Field(None, description="Why the calculation failed")
-    input_structure: Structure | None = Field(None, description="The input structure")
-    settings: dict = Field(default_factory=dict, description="Calculation settings")
-    settings_key: str | None = Field(
-        None, description="Hash of property, model, task and settings (for reuse)"
+    state: State = Field(description="completed, failed or skipped")
+    error: str | None = Field(None, description="Why it failed or was skipped")
+    error_type: str | None = Field(
+        None, description="Exception type of a failure, e.g. ValueError"
+    )
+    input_structure: Structure | None = Field(
+        None, description="The structure computed on (relaxed, for properties)"
+    )
+    key: str = Field(description="Reuse key: hash of the protocol below")
+    protocol: dict = Field(
+        default_factory=dict,
+        description="What the key contains: property, model_sha256, task, dtype, "
+        "settings, and 'on' (the input structure id, or the key of the "
+        "relaxation the property was computed on)",
     )
     plots: list[str] = Field(default_factory=list, description="Paths of PNG plots")
 
@@ -56,6 +77,9 @@ class RelaxDocument(ResultDocument):
     structure: Structure | None = Field(None, description="The relaxed structure")
     energy: float | None = Field(None, description="Final total energy, eV")
     energy_per_atom: float | None = Field(None, description="Final energy, eV/atom")
+    volume_change: float | None = Field(
+        None, description="Final over initial volume, unitless"
+    )
     volume_per_atom: float | None = Field(None, description="Final volume, Å³/atom")
     converged: bool = Field(False, description="Whether fmax was reached")
     steps: int = Field(0, description="Optimiser steps taken")
@@ -75,6 +99,9 @@ class EosDocument(ResultDocument):
     b0: float | None = Field(None, description="Bulk modulus, GPa")
     b1: float | None = Field(None, description="Pressure derivative of B, unitless")
     e0: float | None = Field(None, description="Minimum energy, eV/atom")
+    max_steps_reached: int = Field(
+        0, description="Scaled cells whose relaxation did not converge"
+    )
 
 
 class ElasticDocument(ResultDocument):
@@ -90,6 +117,17 @@ class ElasticDocument(ResultDocument):
     )
     strain_magnitudes: list[float] = Field(
         default_factory=list, description="Applied strains, unitless"
+    )
+    strains: list[list[float]] | None = Field(
+        None, description="Voigt strain of each deformed cell, unitless"
+    )
+    stresses: list[list[float]] | None = Field(
+        None,
+        description="Stress of each deformed cell, GPa, Voigt (xx yy zz yz xz xy), "
+        "tensile positive; the fit can be redone from these",
+    )
+    max_steps_reached: int = Field(
+        0, description="Deformed cells whose relaxation did not converge"
     )
 
 

@@ -59,6 +59,6 @@ def structure_id(structure: Structure) -> str:
     """
     lattice = np.round(structure.lattice.matrix, 6) + 0.0
     frac = np.round(np.mod(structure.frac_coords, 1.0), 6) % 1.0 + 0.0
-    species = [str(site.specie) for site in structure]
+    species = [site.species_string for site in structure]
     text = repr((species, lattice.tolist(), frac.tolist()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -15,6 +15,11 @@ under ``JOB_STORE``, and a jobflow-remote project under ``jobstore``)::
       data:                     # phonon bands, force constants, ...
         type: GridFSStore       # or S3Store
         ...
+      results:                  # one current document per calculation
+        type: MongoStore
+        collection_name: results
+        key: key
+        ...
 
 A file with a top-level ``JOB_STORE`` key (a jobflow settings file) works too.
 """
@@ -32,19 +37,16 @@ from ..summary import PER_PROPERTY
 
 __all__ = ["INDEXED", "StoreConfigError", "ensure_indexes", "job_store_from_file"]
 
-#: Output fields indexed in the documents store: what plans and queries filter on.
+#: Fields indexed in the results store: what plans and queries filter on.
 INDEXED: Final[tuple[str, ...]] = (
-    "uuid",
-    "output.structure_id",
-    "output.settings_key",
-    "output.state",
-    "output.property",
-    "output.formula",
+    "key",
+    "structure_id",
+    "state",
+    "property",
+    "formula",
+    "label",
     *dict.fromkeys(
-        f"output.{k}"
-        for fields in PER_PROPERTY.values()
-        for k in fields
-        if k != "elastic_tensor"
+        k for fields in PER_PROPERTY.values() for k in fields if k != "elastic_tensor"
     ),
 )
 
@@ -79,10 +81,16 @@ def job_store_from_file(path: str | os.PathLike) -> JobStore:
         raise StoreConfigError(
             f"{path}: no 'docs_store' key (see workflows/cluster/store_mongo.yaml)"
         )
-    if "data" not in (spec.get("additional_stores") or {}):
+    extra = spec.get("additional_stores") or {}
+    if "data" not in extra:
         raise StoreConfigError(
             f"{path}: additional_stores.data is missing: phonon and adsorption "
             "jobs put bulky outputs there (a GridFSStore or S3Store)"
+        )
+    if "results" not in extra:
+        raise StoreConfigError(
+            f"{path}: additional_stores.results is missing: one document per "
+            "calculation goes there (a MongoStore with key: key)"
         )
     try:
         return JobStore.from_dict_spec(spec)
@@ -91,14 +99,16 @@ def job_store_from_file(path: str | os.PathLike) -> JobStore:
 
 
 def ensure_indexes(store: JobStore) -> list[str]:
-    """Index the summary fields on a MongoDB documents store (idempotent).
+    """Index the summary fields of a MongoDB results store (idempotent).
 
     Other stores (the embedded one, in-memory ones) are left alone.  Returns
     the indexed keys.
     """
     from maggma.stores import MongoStore, MontyStore
 
-    docs = store.docs_store
-    if not isinstance(docs, MongoStore) or isinstance(docs, MontyStore):
+    results = store.additional_stores.get("results")
+    if not isinstance(results, MongoStore) or isinstance(results, MontyStore):
         return []  # MontyDB has no index_information
-    return [key for key in INDEXED if docs.ensure_index(key)]
+    indexed = [key for key in INDEXED if results.ensure_index(key)]
+    results.ensure_index("key", unique=True)
+    return indexed

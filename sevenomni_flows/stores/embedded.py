@@ -20,18 +20,24 @@ __all__ = ["embedded_job_store", "mongo_job_store"]
 
 
 def embedded_job_store(folder: str | os.PathLike) -> JobStore:
-    """A JobStore on disk under ``folder``: documents plus a ``data`` store."""
+    """A JobStore on disk under ``folder``: documents, ``data`` and ``results``."""
     path = Path(folder).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     docs = MontyStore("outputs", database_path=str(path), database_name="sevenomni")
     data = MontyStore(
         "outputs_data", database_path=str(path), database_name="sevenomni"
     )
-    return JobStore(docs, additional_stores={"data": data})
+    results = MontyStore(
+        "results", database_path=str(path), database_name="sevenomni", key="key"
+    )
+    return JobStore(docs, additional_stores={"data": data, "results": results})
 
 
 def mongo_job_store(uri: str, database: str = "sevenomni") -> JobStore:
-    """A JobStore on MongoDB: a MongoStore for documents and GridFS for data."""
+    """A JobStore on MongoDB: documents, results (by key) and GridFS for data."""
     docs = MongoStore(database=database, collection_name="outputs", uri=uri)
     data = GridFSStore(database=database, collection_name="outputs_data", uri=uri)
-    return JobStore(docs, additional_stores={"data": data})
+    results = MongoStore(
+        database=database, collection_name="results", uri=uri, key="key"
+    )
+    return JobStore(docs, additional_stores={"data": data, "results": results})

@@ -62,8 +62,21 @@ def shell_safe(name: str) -> str:
 
 
 def project_job_store(project: str) -> JobStore:
-    """The connected output store of a jobflow-remote project."""
+    """The connected output store of a jobflow-remote project.
+
+    Raises
+    ------
+    SubmitError
+        If the project's jobstore has no ``results`` store (one document per
+        calculation; see ``workflows/cluster/jobflow_remote_project.yaml``).
+    """
     store = _project(project).get_jobstore()
+    if "results" not in store.additional_stores:
+        raise SubmitError(
+            f"the jobstore of jobflow-remote project {project!r} has no "
+            "additional store 'results': add one keyed by 'key' (see "
+            "workflows/cluster/jobflow_remote_project.yaml)"
+        )
     store.connect()
     return store
 

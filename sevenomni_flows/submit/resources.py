@@ -8,9 +8,10 @@ Every job of a flow is one of two kinds:
     The fits these jobs end with (elastic tensor, EOS, force constants) run
     inside them, so they are model jobs too.  They go to GPU workers.
 ``"cpu"``
-    Bookkeeping without the model: picking one material's document out of a
-    batched result, storing the failure of an unreadable input.  They go to
-    CPU workers.
+    Jobs that never load the model, named in :data:`CPU_FUNCTIONS`.  A
+    screening has none: its batched jobs write one document per material
+    themselves, and the plan stores input failures.  The route stays for
+    such jobs that users add to their flows.
 
 :func:`route` writes the destination of each job into its
 ``config.manager_config``, which both engines read: FireWorks copies it
@@ -39,7 +40,7 @@ MODEL: Final[str] = "model"
 CPU: Final[str] = "cpu"
 
 #: Job functions that never touch the model (every other job is a model job).
-CPU_FUNCTIONS: Final[frozenset[str]] = frozenset({"pick", "record"})
+CPU_FUNCTIONS: Final[set[str]] = set()
 
 Engine = Literal["fireworks", "jobflow-remote"]
 
@@ -79,12 +80,12 @@ class ClusterSettings(_Strict):
     )
     cpu: Route = Field(
         default_factory=lambda: Route(category="cpu"),
-        description="Jobs without the model (picking documents, input failures)",
+        description="Jobs without the model (functions in CPU_FUNCTIONS)",
     )
     structures_per_job: int | None = Field(
         None,
         ge=1,
-        description="Most structures in one batched relaxation job (None: all); "
+        description="Most structures in one batched job (None: all); "
         "inside a job, batches are sized to the GPU's free memory",
     )
 
@@ -96,9 +97,9 @@ class ClusterSettings(_Strict):
 def job_kind(job: Job) -> str:
     """``"model"`` or ``"cpu"``, from the function the job runs.
 
-    >>> from sevenomni_flows.jobs.base import pick
-    >>> job_kind(pick([], 0))
-    'cpu'
+    >>> from sevenomni_flows import StaticMaker
+    >>> job_kind(StaticMaker().make([]))
+    'model'
     """
     function = job.function
     name = getattr(function, "__name__", "")

@@ -1,0 +1,188 @@
+"""The job boundary: every planned calculation ends in exactly one document.
+
+All property Makers subclass :class:`PropertyMaker` and run through one job
+function, :func:`calculate`.  It resolves the inputs, asks the Maker which
+documents it owes (its targets), runs the Maker's batched ``compute``, and
+turns whatever goes wrong into documents: an exception becomes a ``failed``
+document (with its type) for every target it left without one, an unusable
+upstream result a ``skipped`` one.  This is the one place failures are made.
+
+Documents are also written, as they are made, to the ``results`` store of
+the running JobStore when it has one (see
+:mod:`sevenomni_flows.stores.results`): one current document per reuse key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from jobflow import Job, Maker, job
+from jobflow.core.job import JobConfig
+
+from ..schemas import Provenance, ResultDocument
+from ..stores.results import Publisher
+from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
+
+__all__ = ["DATA_FIELDS", "PropertyMaker", "calculate", "settle"]
+
+#: Bulky document fields kept in the JobStore's ``data`` store.
+DATA_FIELDS = ["band_structure", "force_constants", "relaxed_structures"]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a job computes with: the model, its task, and their provenance."""
+
+    pot: Any
+    task: str | None
+    provenance: Provenance
+    publisher: Publisher
+
+
+@dataclass
+class PropertyMaker(Maker):
+    """A Maker of one property, computed for one structure or a batch of them.
+
+    Subclasses set ``property`` and ``document`` and implement
+    :meth:`compute`; they may override :meth:`targets` (several documents
+    per input) and :meth:`resolve` (inputs that are not structures).
+    """
+
+    name: str = "property"
+    settings: ModelSettings = field(default_factory=ModelSettings)
+
+    property: ClassVar[str] = ""
+    document: ClassVar[type[ResultDocument]] = ResultDocument
+
+    def make(self, structures, labels: list[str] | str | None = None) -> Job:
+        """A job computing this property of one input or a list of them.
+
+        Returns one document for one input and a list for a list (more with
+        :meth:`targets` that owe several).
+        """
+        job_ = calculate(self, structures, labels)
+        many = isinstance(structures, list)
+        job_.name = f"{self.name} ({len(structures)})" if many else self.name
+        return job_
+
+    def run(self, structures, labels=None) -> list[ResultDocument]:
+        """The calculation without a workflow engine (the same documents)."""
+        many = isinstance(structures, list)
+        if not many:
+            structures, labels = [structures], [labels] if labels else None
+        return settle(self, structures, labels)
+
+    def resolve(self, obj: Any, label: str | None) -> Item:
+        """The input as an :class:`~sevenomni_flows.jobs.base.Item`."""
+        return resolve_input(obj, label)
+
+    def targets(self, item: Item, pot, task) -> list[Target]:
+        """The documents owed for ``item`` (one, by default)."""
+        proto = protocol(self.property, pot, task, maker_settings(self), item.on)
+        return [Target(item.formula, item.structure_id, item.label, proto)]
+
+    def compute(
+        self, items: list[Item], targets: list[list[Target]], ctx: Context
+    ) -> list[list[ResultDocument] | BaseException]:
+        """Documents for each ready item, or the exception that stopped it."""
+        raise NotImplementedError
+
+    def doc(self, target: Target, ctx: Context, **values) -> ResultDocument:
+        """A document of this property for ``target``."""
+        return self.document(**target.fields(), model=ctx.provenance, **values)
+
+    def failed(self, target: Target, ctx: Context, err: BaseException | str):
+        """A failed document naming the error (and its type)."""
+        if isinstance(err, BaseException):
+            return self.doc(
+                target,
+                ctx,
+                state="failed",
+                error=_message(err),
+                error_type=type(err).__name__,
+            )
+        return self.doc(target, ctx, state="failed", error=err)
+
+
+def _message(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return f"{type(err).__name__}: {text}" if not str(err) else text
+
+
+def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocument]:
+    """Run ``maker`` on ``inputs``: exactly one document per target, always.
+
+    Parameters
+    ----------
+    maker : PropertyMaker
+        What to compute.
+    inputs : list
+        Structures, upstream results, or what the Maker's ``resolve`` takes.
+    labels : list of str, optional
+        Where each input came from (for documents and error messages).
+    """
+    pot, task = maker.settings.potential()
+    ctx = Context(pot, task, Provenance.from_potential(pot, task), Publisher.current())
+    labels = list(labels) if isinstance(labels, list) else [labels] * len(inputs)
+    items, owed = [], []
+    for obj, label in zip(inputs, labels, strict=True):
+        try:
+            item = maker.resolve(obj, label)
+        except Exception as err:  # a Maker's resolve may raise
+            item = Item("unknown", "unknown", label or "unknown", "unknown")
+            item.error, item.error_type = _message(err), type(err).__name__
+        items.append(item)
+        owed.append(maker.targets(item, pot, task))
+    ready = [i for i, it in enumerate(items) if not (it.skip or it.error)]
+    try:
+        computed = maker.compute(
+            [items[i] for i in ready], [owed[i] for i in ready], ctx
+        )
+        if len(computed) != len(ready):
+            raise RuntimeError(
+                f"{type(maker).__name__}.compute returned {len(computed)} results "
+                f"for {len(ready)} inputs"
+            )
+    except Exception as err:  # the boundary: the whole batch failed
+        computed = [err] * len(ready)
+    results = dict(zip(ready, computed, strict=True))
+    docs = []
+    for i, (item, targets) in enumerate(zip(items, owed, strict=True)):
+        docs += _one_each(maker, item, targets, results.get(i), ctx)
+    ctx.publisher.add(docs, flush=True)
+    return docs
+
+
+def _one_each(maker, item: Item, targets, result, ctx) -> list[ResultDocument]:
+    """Exactly one document per target, whatever ``result`` holds."""
+    if item.error:
+        return [
+            maker.doc(
+                t, ctx, state="failed", error=item.error, error_type=item.error_type
+            )
+            for t in targets
+        ]
+    if item.skip:
+        return [maker.doc(t, ctx, state="skipped", error=item.skip) for t in targets]
+    if isinstance(result, BaseException):
+        return [maker.failed(t, ctx, result) for t in targets]
+    made = {d.key: d for d in result or []}
+    return [
+        made.get(t.key)
+        or maker.failed(t, ctx, "internal error: no document was produced")
+        for t in targets
+    ]
+
+
+@job(data=DATA_FIELDS, config=JobConfig(expose_store=True))
+def calculate(maker: PropertyMaker, structures, labels=None):
+    """Job: :meth:`PropertyMaker.run` as a jobflow job (documents as output)."""
+    docs = maker.run(structures, labels)
+    return docs if isinstance(structures, list) or len(docs) != 1 else docs[0]
+
+
+def model_title(ctx: Context) -> str:
+    """The resolved model and task, for plot titles: ``7net-mf-0, task PBE``."""
+    name = ctx.provenance.name
+    return f"{name}, task {ctx.task}" if ctx.task else name
