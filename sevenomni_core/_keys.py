@@ -17,6 +17,7 @@ CELL: Final[str] = "cell"  # (B, 3, 3) Å, float64, rows are lattice vectors
 VOLUME: Final[str] = "volume"  # (B,) Å³, 0 for non-periodic structures
 NUM_ATOMS: Final[str] = "num_atoms"  # (B,) int64
 TASK: Final[str] = "task"  # (B,) int64, index into the model's task map
+PBC: Final[str] = "pbc"  # (B, 3) bool, periodicity of each lattice vector
 
 # -- derived inside the model -------------------------------------------------
 EDGE_VECTORS: Final[str] = "edge_vectors"  # (E, 3) Å, r_j - r_i + S @ cell

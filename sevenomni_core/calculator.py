@@ -11,6 +11,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from . import _keys as K
 from .data import atoms_to_graph, validate_atoms
+from .dispersion import D3Config, d3_graphs, with_dispersion
 from .model.potential import Potential, load_model
 
 __all__ = ["SevenOmniCalculator"]
@@ -35,6 +36,19 @@ class SevenOmniCalculator(Calculator):
         ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:n]"``.
     dtype : str
         ``"float32"`` or ``"float64"``.
+    dispersion : str, D3Config or None
+        Add DFT-D3 to energy, forces and stress: ``"d3bj"``, ``"d3zero"``, or
+        a :class:`~sevenomni_core.dispersion.D3Config` (functional, cutoffs,
+        three-body term).  Its damping parameters follow the task's
+        functional.  None (default) keeps the model's own setting: none for a
+        loaded model.  Recorded in ``calc.parameters["dispersion"]``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown damping, or a task whose data already contain
+        dispersion (``odac23``, ``spice``, ``omol25_*``) unless
+        ``D3Config(..., force=True)``.
 
     Examples
     --------
@@ -59,6 +73,7 @@ class SevenOmniCalculator(Calculator):
         task: str | None = None,
         device: str = "auto",
         dtype: str = "float32",
+        dispersion: str | D3Config | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,6 +81,8 @@ class SevenOmniCalculator(Calculator):
             self.potential = model
         else:
             self.potential = load_model(model, device=device, dtype=dtype)
+        if dispersion is not None:
+            self.potential = with_dispersion(self.potential, dispersion)
         self.task, self.task_index = self.potential.resolve_task(task)
         self.parameters.update(self.potential.describe(self.task))
 
@@ -107,10 +124,21 @@ class SevenOmniCalculator(Calculator):
             self.results["stress"] = np.asarray(
                 out[K.STRESS][0].detach().cpu().double().numpy()
             )
+        if pot.dispersion is not None:
+            d3 = d3_graphs(pot, [graph], stress=periodic)
+            self.results["energy"] = self.results["free_energy"] = energy + float(
+                d3.energy[0]
+            )
+            self.results["energies"] = self.results["energies"] + d3.energies
+            self.results["forces"] = self.results["forces"] + d3.forces
+            if periodic:
+                self.results["stress"] = self.results["stress"] + d3.stress[0]
 
     def __repr__(self) -> str:
         task = f", task={self.task!r}" if self.task else ""
+        d3 = self.potential.dispersion
+        disp = f", dispersion={d3.damping!r}" if d3 is not None else ""
         return (
             f"SevenOmniCalculator(model={self.model_name!r}{task}, "
-            f"device={self.potential.device}, dtype={self.potential.dtype})"
+            f"device={self.potential.device}, dtype={self.potential.dtype}{disp})"
         )

@@ -41,11 +41,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec, base = load_spec(args.spec)
     where, folder = _where(args.store, spec, base)
-    settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
+    settings = ModelSettings(
+        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion
+    )
     pot, task = settings.potential()
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
-        f"{settings.dtype}, {pot.device}); results in {where}"
+        f"{settings.dtype}, {pot.device}"
+        + (f", dispersion {spec.dispersion}" if spec.dispersion else "")
+        + f"); results in {where}"
     )
     store = open_store(where)
     run = plan(spec, base, store, settings, str(folder / "plots"))
@@ -126,7 +130,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         where, folder = _where(args.store, spec, base)
         store = open_store(where)
     plots = Path(args.plots) if args.plots else folder.resolve() / "plots"
-    settings = ModelSettings(spec.model, spec.task, spec.device, spec.dtype)
+    settings = ModelSettings(
+        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion
+    )
     pot, task = settings.potential()
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "

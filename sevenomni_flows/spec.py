@@ -125,6 +125,9 @@ class RunSpec(_Strict):
     task: str | None = None
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
+    dispersion: Literal["d3bj", "d3zero"] | None = Field(
+        None, description="Add DFT-D3 with the task's functional (None: none)"
+    )
     structures: list[StructureEntry] = []
     properties: list[
         Literal["relax", "static", "elastic", "phonon", "eos", "adsorption"]

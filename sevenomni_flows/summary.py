@@ -83,11 +83,13 @@ def summarize(output: dict) -> dict:
             "sha256": model.get("sha256"),
             "task": model.get("task"),
             "dtype": model.get("dtype"),
+            "dispersion": (model.get("dispersion") or {}).get("damping"),
         },
         "state": output.get("state"),
         "error": output.get("error"),
         "error_type": output.get("error_type"),
         "plots": output.get("plots") or [],
+        "protocol": output.get("protocol"),  # what the reuse key holds
     }
     for key in PER_PROPERTY.get(output.get("property"), []):
         row[key] = output.get(key)
@@ -105,7 +107,7 @@ def _cell(value: Any) -> str:
 
 
 def _flat(row: dict) -> dict:
-    flat = {k: v for k, v in row.items() if k != "model"}
+    flat = {k: v for k, v in row.items() if k not in ("model", "protocol")}
     flat["model"] = row["model"]["name"]
     flat["task"] = row["model"]["task"]
     flat.pop("elastic_tensor", None)

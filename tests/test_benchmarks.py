@@ -19,3 +19,28 @@ def test_ablation_smoke():
     ).stdout
     for name in ("plain multi-task", "+ selective L2", "+ DBS", "+ selective L2 + DBS"):
         assert f"| {name} |" in out
+
+
+def _smoke(script: str) -> str:
+    return subprocess.run(
+        [sys.executable, script, "--smoke"],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    ).stdout
+
+
+def test_relax_optimizers_smoke():
+    """FIRE, L-BFGS and BFGS relax the MOF and Pt(111) cases and print ratios."""
+    out = _smoke("relax_optimizers.py")
+    assert "FIRE / lbfgs: steps" in out and "FIRE / bfgs: steps" in out
+
+
+def test_screening_scale_smoke():
+    """The scale benchmark runs end to end: timing, rerun planning, kill -9."""
+    out = _smoke("screening_scale.py")
+    assert "workflow overhead ratio" in out and "within the run" in out
+    assert "rerun of 24 stored materials" in out and "48 reused" in out
+    assert "kill -9" in out or "finished before it could be killed" in out

@@ -126,8 +126,9 @@ properties: [relax, static]
     spec64 = write_spec(tmp_path, "dtype: float64\n" + body, "spec64.yaml")
     status, out = run(spec64, store, capsys)
     assert status == 0 and reused(out) == 0
-    dtypes = {r["model"]["dtype"] for r in query(store, capsys)}
-    assert dtypes == {"float32", "float64"}
+    rows = query(store, capsys)
+    assert {r["model"]["dtype"] for r in rows} == {"float32", "float64"}
+    assert {r["protocol"]["dtype"] for r in rows} == {"float32", "float64"}
     tighter = write_spec(
         tmp_path,
         body.replace("properties", "relax: {fmax: 0.001}\nproperties"),
@@ -338,3 +339,69 @@ def test_plan_makes_few_jobs_for_many_materials(tmp_path):
     run_ = plan(spec, base, open_store(tmp_path / "r"), settings, str(tmp_path))
     assert len(run_.planned) == 120
     assert run_.n_jobs == 9  # 3 chunks x (relax, static, eos)
+
+
+def test_progress_lines_and_plot_titles(tmp_path, caplog, monkeypatch):
+    """Long jobs log rate, ETA and failures; plots name the resolved model."""
+    import logging
+
+    import matplotlib.axes
+
+    from sevenomni_flows.jobs.relax import Progress
+
+    progress = Progress("relax", 3, interval=0.0)
+    with caplog.at_level(logging.INFO, logger="sevenomni.progress"):
+        progress.tick()
+        progress.tick(failed=True)
+        progress.tick(flag=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[-1].startswith("relax: 3/3 done, 1 failed, 1 unconverged; ")
+    assert "/s, ETA 0 s" in lines[-1]
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_title",
+        lambda self, text, *a, **k: titles.append(text) or real(self, text, *a, **k),
+    )
+    settings = ModelSettings(model="7net-mf-0", device="cpu")
+    cu = AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", a=3.61))
+    [eos] = EosMaker(settings=settings, plot_dir=str(tmp_path), fmax=0.05).run(
+        cu, "Cu.cif"
+    )
+    assert eos.state == "completed" and eos.plots
+    assert "Cu.cif: equation of state, 7net-mf-0, task PBE" in titles
+
+
+def test_dispersion_is_provenance_and_part_of_the_key(tmp_path, capsys):
+    """dispersion: d3bj is not reused from a run without it; energies add D3."""
+    from sevenomni_core.dispersion import evaluate_d3
+
+    body = """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+properties: [relax, static]
+"""
+    store = tmp_path / "r"
+    run(write_spec(tmp_path, body), store, capsys)
+    status, out = run(
+        write_spec(tmp_path, "dispersion: d3bj\n" + body, "d3.yaml"), store, capsys
+    )
+    assert status == 0 and reused(out) == 0 and "dispersion d3bj" in out
+    static = {
+        (r["model"]["dispersion"] or "none"): r
+        for r in query(store, capsys, '{"property": "static"}')
+    }
+    assert set(static) == {"none", "d3bj"}
+    d3 = static["d3bj"]
+    assert d3["protocol"]["dispersion"]["functional"] == "pbe"
+    job_store = embedded_job_store(store)
+    job_store.connect()
+    [doc] = results_store(job_store).query({"key": d3["key"]})
+    atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(doc["input_structure"]))
+    [term] = evaluate_d3([atoms], "d3bj", functional="pbe")
+    from sevenomni_core import SevenOmniCalculator
+
+    atoms.calc = SevenOmniCalculator("7net-0", device="cpu")
+    expected = (atoms.get_potential_energy() + float(term.energy[0])) / len(atoms)
+    assert d3["energy_per_atom"] == pytest.approx(expected, abs=5e-5)  # float32

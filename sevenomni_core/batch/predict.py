@@ -12,6 +12,7 @@ import torch
 
 from .. import _keys as K
 from ..data import collate
+from ..dispersion import D3Config, d3_graphs, with_dispersion
 from ..model.potential import Potential, load_model
 from .inputs import labels, per_structure, prepare
 from .sizing import plan_batches
@@ -59,6 +60,13 @@ def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Predict
     forces = out[K.FORCES].detach().double().cpu().numpy()
     atomic = out[K.ATOMIC_ENERGIES].detach().double().cpu().numpy()
     stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
+    if potential.dispersion is not None:
+        d3 = d3_graphs(potential, graphs, stress)
+        energy = energy + d3.energy
+        forces = forces + d3.forces
+        atomic = atomic + d3.energies
+        if stress:
+            stresses = stresses + d3.stress
     counts = [int(g[K.NUM_ATOMS].sum()) for g in graphs]
     bounds = np.cumsum([0, *counts])
     results = []
@@ -79,7 +87,12 @@ def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Predict
 def evaluate_graphs(
     potential: Potential, graphs: list[dict], stress: bool = True
 ) -> list[Prediction]:
-    """Evaluate graphs in one pass; on a GPU out-of-memory error, split and retry."""
+    """Evaluate graphs in one pass; on a GPU out-of-memory error, split and retry.
+
+    With ``potential.dispersion`` set, its D3 energy, forces and stress are
+    added, from the same positions and cells (and the graphs' ``pbc`` when
+    they carry one, see :data:`sevenomni_core.dispersion.PBC`).
+    """
     try:
         return _run(potential, graphs, stress)
     except torch.OutOfMemoryError:
@@ -101,6 +114,7 @@ def predict(
     device: str = "auto",
     dtype: str = "float32",
     batch_size: int | str = "auto",
+    dispersion: str | D3Config | None = None,
 ) -> list[Prediction]:
     """Energy, forces and stress of many structures, batched.
 
@@ -117,6 +131,12 @@ def predict(
     batch_size : int or "auto"
         Structures per forward pass; ``"auto"`` sizes batches from a memory
         estimate (edges times feature size), with a cap.
+    dispersion : str, D3Config or None
+        Add DFT-D3: ``"d3bj"``, ``"d3zero"`` or a
+        :class:`~sevenomni_core.dispersion.D3Config`; its parameters follow
+        each structure's task.  None (default) keeps the model's own setting
+        (a :class:`Potential` from ``with_dispersion`` has one), which for a
+        loaded model is no dispersion.
 
     Returns
     -------
@@ -132,7 +152,16 @@ def predict(
     -4.09...
     """
     pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    if dispersion is not None:
+        pot = with_dispersion(pot, dispersion)
     tasks = per_structure(task, len(structures), "task")
+    if pot.dispersion is not None:  # refuse a task with dispersion in its data
+        for t in dict.fromkeys(tasks):
+            try:
+                name = pot.resolve_task(t)[0]
+            except ValueError:
+                continue  # an unknown task fails its structures below
+            pot.dispersion.parameters(name)
     names = labels(structures)
     results: list[Prediction | None] = [None] * len(structures)
     graphs, index = [], []

@@ -1,10 +1,12 @@
-"""Batched FIRE relaxation of many structures at once.
+"""Batched relaxation of many structures at once, by FIRE, L-BFGS or BFGS.
 
 Every step evaluates all active structures in one forward pass.  Each
-structure keeps its own FIRE state (the algorithm and parameters of ASE's
-``FIRE``), converges on its own (``fmax`` over atoms and, with
-``relax_cell``, the cell as in ASE's ``FrechetCellFilter``), and leaves the
-batch when done, making room for the next.
+structure keeps its own optimiser state (the algorithms and parameters of
+ASE's ``FIRE``, ``LBFGS`` and ``BFGS``, see :mod:`.optimizers`), converges
+on its own (``fmax`` over atoms and, with ``relax_cell``, the cell as in
+ASE's ``FrechetCellFilter``), and leaves the batch when done, making room
+for the next.  This module holds the geometry (generalised coordinates,
+fixed atoms, the cell) and the loop shared by all optimisers.
 
 A structure that diverges fails alone, with an error naming the rule.  A
 structure has diverged when
@@ -49,6 +51,7 @@ from ..data import MIN_DISTANCE, atoms_to_graph, edge_vectors
 from ..model.potential import Potential, load_model
 from .cell import cell_force, deformation
 from .inputs import labels, per_structure, prepare
+from .optimizers import FireParameters, Optimizer, optimizer_factory
 from .predict import Prediction, evaluate_graphs
 from .sizing import MAX_STRUCTURES, bytes_per_edge, memory_budget
 
@@ -58,20 +61,6 @@ log = logging.getLogger("sevenomni")
 
 #: Forces above this (eV/Å) mean the structure exploded.
 DIVERGED_FORCE = 1e4
-
-
-@dataclass(frozen=True)
-class FireParameters:
-    """FIRE settings; the defaults are ASE's."""
-
-    dt: float = 0.1
-    maxstep: float = 0.2
-    dtmax: float = 1.0
-    nmin: int = 5
-    finc: float = 1.1
-    fdec: float = 0.5
-    astart: float = 0.1
-    fa: float = 0.99
 
 
 @dataclass
@@ -87,7 +76,7 @@ class RelaxResult:
     converged : bool
         Whether ``fmax`` was reached within ``max_steps``.
     steps : int
-        FIRE steps taken.
+        Optimiser steps taken.
     error : str or None
         Why the relaxation failed (invalid input or divergence).
     """
@@ -109,13 +98,10 @@ class _State:
     fixed: np.ndarray
     relax_cell: bool
     task_index: int
+    optimizer: Optimizer
     cell0: np.ndarray = field(default=None)
     r0: np.ndarray = field(default=None)
     u: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
-    v: np.ndarray | None = None
-    dt: float = 0.1
-    a: float = 0.1
-    nsteps: int = 0
     steps: int = 0
     energy0: float | None = None
     energy_apart: float = float("inf")
@@ -124,6 +110,8 @@ class _State:
         self.cell0 = self.atoms.cell.array.copy()
         self.volume0 = abs(self.atoms.get_volume()) if self.atoms.pbc.all() else 0.0
         self.r0 = self.atoms.positions.copy()
+        #: Rows of the generalised coordinates the optimiser sees.
+        self.free = np.concatenate([~self.fixed, np.full(3 * self.relax_cell, True)])
 
     @property
     def factor(self) -> float:
@@ -161,29 +149,15 @@ def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndar
     return np.vstack([atom_part, cell_part])
 
 
-def _fire_step(s: _State, force: np.ndarray, p: FireParameters) -> None:
-    if s.v is None:
-        s.v = np.zeros_like(force)
-    else:
-        vf = np.vdot(force, s.v)
-        if vf > 0.0:
-            s.v = (1.0 - s.a) * s.v + s.a * force / np.sqrt(
-                np.vdot(force, force)
-            ) * np.sqrt(np.vdot(s.v, s.v))
-            if s.nsteps > p.nmin:
-                s.dt = min(s.dt * p.finc, p.dtmax)
-                s.a *= p.fa
-            s.nsteps += 1
-        else:
-            s.v[:] = 0.0
-            s.a = p.astart
-            s.dt *= p.fdec
-            s.nsteps = 0
-    s.v += s.dt * force
-    dr = s.dt * s.v
-    norm = np.sqrt(np.vdot(dr, dr))
-    if norm > p.maxstep:
-        dr = p.maxstep * dr / norm
+def _generalised_positions(s: _State) -> np.ndarray:
+    """Atoms in the deformation frame, then the cell's ``u`` if it relaxes."""
+    return np.vstack([s.r0, s.u]) if s.relax_cell else s.r0
+
+
+def _step(s: _State, force: np.ndarray) -> None:
+    """Let the optimiser move the free coordinates; fixed atoms stay put."""
+    dr = np.zeros_like(force)
+    dr[s.free] = s.optimizer.step(_generalised_positions(s)[s.free], force[s.free])
     n = len(s.atoms)
     old = s.atoms.positions.copy()
     s.r0 = s.r0 + dr[:n]
@@ -268,8 +242,9 @@ def relax(
     min_distance: float = MIN_DISTANCE,
     max_energy_drop: float = 10.0,
     on_result: Callable[[int, RelaxResult], None] | None = None,
+    optimizer: str = "fire",
 ) -> list[RelaxResult]:
-    """Relax many structures with FIRE, batched on one model.
+    """Relax many structures with FIRE, L-BFGS or BFGS, batched on one model.
 
     Parameters
     ----------
@@ -280,7 +255,7 @@ def relax(
     fmax : float
         Convergence threshold on the largest (generalised) force, eV/Å.
     max_steps : int
-        Most FIRE steps per structure.
+        Most optimiser steps per structure.
     relax_cell : bool or one per structure
         Also relax the cell, as ASE's ``FrechetCellFilter`` (fully periodic
         structures only).
@@ -298,7 +273,7 @@ def relax(
     batch_size : int or "auto"
         Structures relaxed at once; finished ones are replaced from the queue.
     fire : FireParameters, optional
-        FIRE settings (ASE's defaults).
+        FIRE settings (ASE's defaults); used by ``optimizer="fire"`` only.
     min_distance : float
         Floor on interatomic distances, Å, checked on every structure the
         model evaluates (from the neighbour graph's edge lengths, so it must
@@ -322,6 +297,13 @@ def relax(
         invalid), with its position in ``structures``; the same object is
         returned at the end.  Exceptions it raises propagate and stop the
         relaxation.
+    optimizer : {"fire", "lbfgs", "bfgs"}
+        ASE's ``FIRE``, ``LBFGS`` (no line search) or ``BFGS``, with ASE's
+        defaults, each structure with its own state (see
+        :mod:`~sevenomni_core.batch.optimizers`).  The quasi-Newton ones
+        often converge in far fewer steps near a minimum, e.g. a molecule
+        on a fixed framework; BFGS keeps a dense Hessian over the free
+        coordinates, so it suits structures with few free atoms.
 
     Returns
     -------
@@ -342,6 +324,7 @@ def relax(
     >>> done[0] is out[0] and out[0].converged  # doctest: +SKIP
     True
     """
+    new_optimizer = optimizer_factory(optimizer, fire)
     pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
     if not 0.0 <= min_distance < pot.cutoff:
         raise ValueError(
@@ -352,7 +335,6 @@ def relax(
         raise ValueError(f"max_energy_drop must be > 0 eV/atom, got {max_energy_drop}")
     if not max_volume_change > 1.0:
         raise ValueError(f"max_volume_change must be > 1, got {max_volume_change}")
-    params = fire or FireParameters()
     n = len(structures)
     tasks = per_structure(task, n, "task")
     cells = per_structure(relax_cell, n, "relax_cell")
@@ -386,8 +368,7 @@ def relax(
             mask,
             bool(cells[i]),
             task_index,
-            dt=params.dt,
-            a=params.astart,
+            new_optimizer(),
         )
         close = _too_close(state, min_distance)
         if close is not None:
@@ -403,9 +384,7 @@ def relax(
         preds = evaluate_graphs(pot, [s.graph for s in active])
         still = []
         for s, pred in zip(active, preds, strict=True):
-            result = _advance(
-                s, pred, fmax, max_steps, pressure, params, max_energy_drop
-            )
+            result = _advance(s, pred, fmax, max_steps, pressure, max_energy_drop)
             if result is None and s.relax_cell:
                 result = _volume_net(s, max_volume_change)
             if result is None:
@@ -427,10 +406,9 @@ def _advance(
     fmax: float,
     max_steps: int,
     pressure: float,
-    params: FireParameters,
     max_energy_drop: float,
 ) -> RelaxResult | None:
-    """One FIRE step for ``s``; a result when it is done."""
+    """One optimiser step for ``s``; a result when it is done."""
     if not pred.ok:
         return RelaxResult(error=pred.error, steps=s.steps)
     if not np.isfinite(pred.energy) or not np.isfinite(pred.forces).all():
@@ -460,7 +438,7 @@ def _advance(
         return _finish(s, pred, converged=True)
     if s.steps >= max_steps:
         return _finish(s, pred, converged=False)
-    _fire_step(s, force, params)
+    _step(s, force)
     s.steps += 1
     return None
 

@@ -62,6 +62,7 @@ def atoms_to_graph(
         K.VOLUME: torch.tensor([volume], dtype=torch.float64),
         K.NUM_ATOMS: torch.tensor([len(atoms)], dtype=torch.int64),
         K.TASK: torch.tensor([task_index], dtype=torch.int64),
+        K.PBC: torch.from_numpy(pbc.copy()).unsqueeze(0),
     }
 
 
@@ -80,6 +81,8 @@ def collate(graphs: Sequence[Mapping[str, torch.Tensor]]) -> AtomGraph:
         out[key] = torch.cat([g[key] for g in graphs])
     for key in (K.CELL, K.VOLUME, K.NUM_ATOMS, K.TASK):
         out[key] = torch.cat([g[key] for g in graphs])
+    if all(K.PBC in g for g in graphs):
+        out[K.PBC] = torch.cat([g[K.PBC] for g in graphs])
     out[K.EDGE_INDEX] = torch.cat(
         [
             g[K.EDGE_INDEX] + off

@@ -7,12 +7,16 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .checkpoint import build_model, file_sha256, read_checkpoint
 from .network import SevenNet
 from .registry import MODELS, available_models, resolve_checkpoint
+
+if TYPE_CHECKING:  # the dispersion package builds on this module
+    from ..dispersion import D3Config
 
 __all__ = ["Potential", "load_model", "resolve_device", "resolve_dtype"]
 
@@ -60,6 +64,9 @@ class Potential:
         The torch module, in eval mode, on :attr:`device` in :attr:`dtype`.
     default_task : str or None
         Task used when none is given; None for single-task models.
+    dispersion : D3Config or None
+        A D3 term added to every result (see
+        :func:`sevenomni_core.dispersion.with_dispersion`); None for none.
     """
 
     name: str
@@ -69,6 +76,7 @@ class Potential:
     default_task: str | None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    dispersion: D3Config | None = None
 
     @property
     def tasks(self) -> list[str]:
@@ -109,9 +117,10 @@ class Potential:
             f"valid tasks: {', '.join(tasks)}"
         )
 
-    def describe(self, task: str | None = None) -> dict[str, str | None]:
-        """Provenance: name, checkpoint file and sha256, task, dtype, device."""
-        return {
+    def describe(self, task: str | None = None) -> dict[str, Any]:
+        """Provenance: name, checkpoint file and sha256, task, dtype, device,
+        and the dispersion term's settings when there is one."""
+        out: dict[str, Any] = {
             "model": self.name,
             "checkpoint": str(self.path),
             "sha256": self.sha256,
@@ -119,6 +128,9 @@ class Potential:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
         }
+        if self.dispersion is not None:
+            out["dispersion"] = self.dispersion.describe(task)
+        return out
 
 
 _CACHE: dict[tuple, Potential] = {}

@@ -39,21 +39,29 @@ NOT_SETTINGS = {"name", "settings", "plot_dir"}
 
 @dataclass
 class ModelSettings:
-    """The model a job runs: name or path, task, device and precision.
+    """The model a job runs: name or path, task, device, precision, dispersion.
 
     The network is loaded once per worker process and shared by every job
-    that asks for the same checkpoint, device and dtype.
+    that asks for the same checkpoint, device and dtype.  ``dispersion``
+    (``"d3bj"`` or ``"d3zero"``) adds DFT-D3 with the task's functional; a
+    task whose data already hold dispersion refuses it.
     """
 
     model: str = "auto"
     task: str | None = None
     device: str = "auto"
     dtype: str = "float32"
+    dispersion: str | None = None
 
     def potential(self) -> tuple[Potential, str | None]:
         """The loaded model and the resolved task name."""
         pot = load_model(self.model, device=self.device, dtype=self.dtype)
         task, _ = pot.resolve_task(self.task)
+        if self.dispersion is not None:
+            from sevenomni_core.dispersion import with_dispersion
+
+            pot = with_dispersion(pot, self.dispersion)
+            pot.dispersion.parameters(task)  # refuses double counting
         return pot, task
 
 
@@ -97,12 +105,19 @@ def protocol(
         "model_sha256": pot.sha256,
         "task": task,
         "dtype": str(pot.dtype).removeprefix("torch."),
+        "dispersion": _dispersion(pot, task),
         "settings": settings,
         "on": on,
     }
     if item:
         out["item"] = item
     return out
+
+
+def _dispersion(pot: Potential, task: str | None) -> dict | None:
+    """The dispersion settings that change results (not library versions)."""
+    info = pot.describe(task).get("dispersion")
+    return None if info is None else {k: v for k, v in info.items() if k != "library"}
 
 
 def reuse_key(proto: dict) -> str:
@@ -120,11 +135,10 @@ class Target:
     label: str
     protocol: dict
     extra: dict = field(default_factory=dict)
+    key: str = field(init=False, default="")
 
-    @property
-    def key(self) -> str:
-        """The reuse key."""
-        return reuse_key(self.protocol)
+    def __post_init__(self):
+        object.__setattr__(self, "key", reuse_key(self.protocol))
 
     def fields(self) -> dict:
         """The identity fields of its document."""

@@ -194,10 +194,8 @@ class PhononMaker(PropertyMaker):
         path = folder / f"{target.formula}_{target.structure_id}_phonon.png"
         plt = phonon.plot_band_structure_and_dos()
         fig = plt.gcf()
-        for ax in fig.axes:
-            if ax.get_ylabel():
-                ax.set_ylabel("frequency (THz)")
         fig.axes[0].set_ylabel("frequency (THz)")
+        fig.axes[-1].set_xlabel("DOS (states/THz)")
         plt.suptitle(f"{target.label}: phonons, {model_title(ctx)}")
         plt.savefig(path, dpi=120)
         plt.close("all")

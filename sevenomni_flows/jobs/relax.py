@@ -11,12 +11,18 @@ import numpy as np
 from ase.units import GPa
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import predict, relax
+from sevenomni_core.batch import OPTIMIZERS, predict, relax
 
 from ..schemas import RelaxDocument, StaticDocument
 from .calculation import PropertyMaker
 
-__all__ = ["Progress", "RelaxMaker", "StaticMaker", "labelled_atoms"]
+__all__ = [
+    "Progress",
+    "RelaxMaker",
+    "StaticMaker",
+    "check_optimizer",
+    "labelled_atoms",
+]
 
 progress_log = logging.getLogger("sevenomni.progress")
 
@@ -56,6 +62,14 @@ class Progress:
         )
 
 
+def check_optimizer(name: str, what: str) -> None:
+    """Raise ValueError unless ``name`` is a batched optimiser."""
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"{what}: unknown optimizer {name!r}; choose from {OPTIMIZERS}"
+        )
+
+
 def labelled_atoms(item):
     """ASE atoms of an item, labelled so that core errors name its source."""
     atoms = AseAtomsAdaptor.get_atoms(item.structure)
@@ -87,6 +101,8 @@ class RelaxMaker(PropertyMaker):
     max_volume_change : float
         Safety net: a cell relaxation whose volume changes by more than this
         factor is stopped, and its document says so.
+    optimizer : str
+        ``"fire"`` (ASE's FIRE), ``"lbfgs"`` or ``"bfgs"`` (ASE's, batched).
     """
 
     name: str = "relax"
@@ -94,6 +110,7 @@ class RelaxMaker(PropertyMaker):
     max_steps: int = 500
     relax_cell: bool = True
     max_volume_change: float = 10.0
+    optimizer: str = "fire"
 
     property: ClassVar[str] = "relax"
     document: ClassVar[type] = RelaxDocument
@@ -107,6 +124,7 @@ class RelaxMaker(PropertyMaker):
             raise ValueError(
                 f"relax.max_volume_change must be > 1, got {self.max_volume_change}"
             )
+        check_optimizer(self.optimizer, "relax.optimizer")
 
     def compute(self, items, targets, ctx):
         """Relax all items in one batch; each document is published when done."""
@@ -126,6 +144,7 @@ class RelaxMaker(PropertyMaker):
             max_steps=self.max_steps,
             relax_cell=self.relax_cell,
             max_volume_change=self.max_volume_change,
+            optimizer=self.optimizer,
             on_result=done,
         )
         return docs

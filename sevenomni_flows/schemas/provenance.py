@@ -30,6 +30,11 @@ class Provenance(BaseModel):
     task: str | None = Field(None, description="Task (DFT protocol) head used")
     dtype: str = Field(description="Floating-point precision of the evaluation")
     device: str = Field(description="Device of the evaluation")
+    dispersion: dict | None = Field(
+        None,
+        description="DFT-D3 term added to the model (damping, functional, "
+        "parameters, cutoffs in Å, three-body flag), None for none",
+    )
     sevenomni_version: str = Field(description="Version of sevenomni")
     torch_version: str = Field(description="Version of torch")
     e3nn_version: str = Field(description="Version of e3nn")
@@ -45,6 +50,7 @@ class Provenance(BaseModel):
             task=task,
             dtype=info["dtype"],
             device=info["device"],
+            dispersion=info.get("dispersion"),
             sevenomni_version=_version("sevenomni"),
             torch_version=_version("torch"),
             e3nn_version=_version("e3nn"),

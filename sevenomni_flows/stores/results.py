@@ -59,9 +59,25 @@ def serialize(doc: Any, job_uuid: str | None = None) -> dict:
 
 
 def lookup(store: Store, keys: Iterable[str], properties=None) -> dict[str, dict]:
-    """Stored documents by reuse key (a few queries for many keys)."""
+    """Stored documents by reuse key (a few queries for many keys).
+
+    On MongoDB, ``$in`` queries on the indexed ``key``.  MontyDB evaluates
+    ``$in`` in Python against every key for every document (quadratic), so
+    the embedded store is read in one pass and matched against a set.
+    """
+    from maggma.stores import MontyStore
+
     keys = list(dict.fromkeys(keys))
     found: dict[str, dict] = {}
+    if not keys:
+        return found
+    if isinstance(store, MontyStore):
+        wanted = set(keys)
+        fields = None if properties is None else list({"key", *properties})
+        for doc in store.query({}, properties=fields):
+            if doc.get("key") in wanted:
+                found[doc["key"]] = doc
+        return found
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
         for doc in store.query({"key": {"$in": chunk}}, properties=properties):
