@@ -8,6 +8,7 @@ from typing import Any
 from jobflow import Flow, Maker
 
 from ..jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
+from ..jobs.calculation import is_pick, pick
 from ..jobs.relax import StaticMaker
 
 __all__ = ["PROPERTIES", "ScreeningMaker"]
@@ -107,24 +108,31 @@ class ScreeningMaker(Maker):
         relaxed = dict(relaxed or {})
         skip = skip or set()
         labels = labels or [f"material {i}" for i in range(len(structures))]
-        jobs = []
+        jobs, sources = [], {}
         todo = [i for i in range(len(structures)) if i not in relaxed]
-        for chunk in self._chunks(todo):
+        for c, chunk in enumerate(self._chunks(todo)):
             relax_job = self.relax_maker.make(
                 [structures[i] for i in chunk], [labels[i] for i in chunk]
             )
             relax_job.name = f"relax ({len(chunk)} structures)"
             jobs.append(relax_job)
+            # one reference per batched job, not one per material: jobflow
+            # resolves (and decodes) each reference on its own
+            sources[str(c)] = relax_job.output
             for k, i in enumerate(chunk):
-                relaxed[i] = relax_job.output[k]
+                relaxed[i] = pick(str(c), k)
         makers = self.makers()
         for prop in self.properties:
             if prop == "relax":
                 continue
             need = [i for i in range(len(structures)) if (i, prop) not in skip]
             for chunk in self._chunks(need):
+                inputs = [relaxed[i] for i in chunk]
+                used = {x["source"] for x in inputs if is_pick(x)}
                 job = makers[prop].make(
-                    [relaxed[i] for i in chunk], [labels[i] for i in chunk]
+                    inputs,
+                    [labels[i] for i in chunk],
+                    sources={c: sources[c] for c in sorted(used)},
                 )
                 job.name = f"{prop} ({len(chunk)} structures)"
                 jobs.append(job)

@@ -366,10 +366,10 @@ class SlabAdsorptionMaker(PropertyMaker):
                 raise ValueError(f"adsorption.{name} must be > 0")
         check_optimizer(self.optimizer, "adsorption.optimizer")
 
-    def make(self, bulk, labels=None):
+    def make(self, bulk, labels=None, sources=None):
         """Bulk relaxation (with ``relax_bulk``), then the surfaces' job."""
         if not self.relax_bulk:
-            return super().make(bulk, labels)
+            return super().make(bulk, labels, sources)
         rj = RelaxMaker(settings=self.settings, fmax=0.01).make(bulk, labels)
         ads = super().make(rj.output, labels)
         return Flow([rj, ads], name=self.name)

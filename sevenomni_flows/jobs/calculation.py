@@ -24,7 +24,7 @@ from ..schemas import Provenance, ResultDocument
 from ..stores.results import Publisher
 from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
 
-__all__ = ["DATA_FIELDS", "PropertyMaker", "calculate", "settle"]
+__all__ = ["DATA_FIELDS", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
 
 #: Bulky document fields kept in the JobStore's ``data`` store.
 DATA_FIELDS = ["band_structure", "force_constants", "relaxed_structures"]
@@ -55,13 +55,16 @@ class PropertyMaker(Maker):
     property: ClassVar[str] = ""
     document: ClassVar[type[ResultDocument]] = ResultDocument
 
-    def make(self, structures, labels: list[str] | str | None = None) -> Job:
+    def make(
+        self, structures, labels: list[str] | str | None = None, sources=None
+    ) -> Job:
         """A job computing this property of one input or a list of them.
 
         Returns one document for one input and a list for a list (more with
-        :meth:`targets` that owe several).
+        :meth:`targets` that owe several).  ``sources`` maps names to the
+        outputs of batched jobs, which inputs made by :func:`pick` index.
         """
-        job_ = calculate(self, structures, labels)
+        job_ = calculate(self, structures, labels, sources)
         many = isinstance(structures, list)
         job_.name = f"{self.name} ({len(structures)})" if many else self.name
         return job_
@@ -175,9 +178,27 @@ def _one_each(maker, item: Item, targets, result, ctx) -> list[ResultDocument]:
     ]
 
 
+def pick(source: str, index: int) -> dict:
+    """An input that is entry ``index`` of the batched output named ``source``."""
+    return {"source": source, "index": index, "pick": True}
+
+
+def is_pick(obj) -> bool:
+    """Whether ``obj`` was made by :func:`pick`."""
+    return isinstance(obj, dict) and obj.get("pick") is True and "source" in obj
+
+
 @job(data=DATA_FIELDS, config=JobConfig(expose_store=True))
-def calculate(maker: PropertyMaker, structures, labels=None):
-    """Job: :meth:`PropertyMaker.run` as a jobflow job (documents as output)."""
+def calculate(maker: PropertyMaker, structures, labels=None, sources=None):
+    """Job: :meth:`PropertyMaker.run` as a jobflow job (documents as output).
+
+    Inputs made by :func:`pick` are taken from ``sources``, the resolved
+    outputs of batched upstream jobs (one reference each).
+    """
+    if isinstance(structures, list) and sources:
+        structures = [
+            sources[x["source"]][x["index"]] if is_pick(x) else x for x in structures
+        ]
     docs = maker.run(structures, labels)
     return docs if isinstance(structures, list) or len(docs) != 1 else docs[0]
 
