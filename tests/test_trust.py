@@ -341,7 +341,7 @@ def test_plan_makes_few_jobs_for_many_materials(tmp_path):
     assert run_.n_jobs == 9  # 3 chunks x (relax, static, eos)
 
 
-def test_progress_lines_and_plot_titles(tmp_path, caplog, monkeypatch):
+def test_progress_lines_and_plot_titles(tmp_path, monkeypatch):
     """Long jobs log rate, ETA and failures; plots name the resolved model."""
     import logging
 
@@ -349,12 +349,19 @@ def test_progress_lines_and_plot_titles(tmp_path, caplog, monkeypatch):
 
     from sevenomni_flows.jobs.relax import Progress
 
-    progress = Progress("relax", 3, interval=0.0)
-    with caplog.at_level(logging.INFO, logger="sevenomni.progress"):
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("sevenomni.progress")
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    logger.addHandler(handler)
+    try:
+        progress = Progress("relax", 3, interval=0.0)
         progress.tick()
         progress.tick(failed=True)
         progress.tick(flag=True)
-    lines = [r.getMessage() for r in caplog.records]
+    finally:
+        logger.removeHandler(handler)
     assert lines[-1].startswith("relax: 3/3 done, 1 failed, 1 unconverged; ")
     assert "/s, ETA 0 s" in lines[-1]
     titles = []
