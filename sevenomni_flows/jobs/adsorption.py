@@ -463,13 +463,13 @@ class MofAdsorptionMaker(PropertyMaker):
                 f"got {self.reference_scheme!r}"
             )
 
-    def make(self, frameworks, labels=None):
+    def make(self, frameworks, labels=None, sources=None):
         """One batched job for all guests; one document per guest."""
         if isinstance(frameworks, list):
             frameworks = [str(f) for f in frameworks]
-        return super().make(
-            frameworks if isinstance(frameworks, list) else str(frameworks), labels
-        )
+        else:
+            frameworks = str(frameworks)
+        return super().make(frameworks, labels, sources)
 
     def resolve(self, path, label):
         """The framework read from its file (repeated to ``min_length``)."""

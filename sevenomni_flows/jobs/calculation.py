@@ -109,8 +109,7 @@ class PropertyMaker(Maker):
 
 
 def _message(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return f"{type(err).__name__}: {text}" if not str(err) else text
+    return str(err) or type(err).__name__
 
 
 def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocument]:
