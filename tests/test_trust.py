@@ -278,6 +278,8 @@ def test_inner_relaxations_are_checked():
         ("eos: {linear_strains: [0.01, 0.01, 0.02]}", "4 distinct"),
         ("relax: {fmax: -1}", "must be > 0"),
         ("elastic: {max_steps: 0}", "max_steps"),
+        ("relax: {optimizer: adam}", "unknown optimizer 'adam'"),
+        ("mof: {optimizer: sgd}", "unknown optimizer 'sgd'"),
         ("frameworks: [{file: x.cif, guests: [CO2, co2]}]", "repeats"),
     ],
 )
