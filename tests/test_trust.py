@@ -355,7 +355,11 @@ def test_progress_lines_and_plot_titles(tmp_path, monkeypatch):
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())
     logger = logging.getLogger("sevenomni.progress")
-    monkeypatch.setattr(logger, "level", logging.INFO)
+    # setLevel, not a bare attribute: it clears the logger's level cache;
+    # other tests' logging.config calls may have disabled existing loggers.
+    monkeypatch.setattr(logger, "disabled", False)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
         progress = Progress("relax", 3, interval=0.0)
@@ -364,6 +368,7 @@ def test_progress_lines_and_plot_titles(tmp_path, monkeypatch):
         progress.tick(flag=True)
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     assert lines[-1].startswith("relax: 3/3 done, 1 failed, 1 unconverged; ")
     assert "/s, ETA 0 s" in lines[-1]
     titles = []
