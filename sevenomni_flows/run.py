@@ -131,6 +131,7 @@ def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
     return ScreeningMaker(
         properties=list(dict.fromkeys(["relax", *spec.properties])),
         adsorption_maker=spec.adsorption.maker(plot_dir=plots),
+        slab_convergence_maker=spec.slab_convergence.maker(plot_dir=plots),
         relax_maker=spec.relax.maker(),
         static_maker=StaticMaker(),
         elastic_maker=spec.elastic.maker(),

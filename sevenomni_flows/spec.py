@@ -19,6 +19,7 @@ from pydantic import (
 
 from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
 from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
+from .jobs.slab_convergence import SlabConvergenceMaker
 from .submit.resources import ClusterSettings
 
 __all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
@@ -103,6 +104,7 @@ PhononSettings = section(PhononMaker)
 EosSettings = section(EosMaker)
 AdsorptionSettings = section(SlabAdsorptionMaker, fixed={"relax_bulk": False})
 MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
+SlabConvergenceSettings = section(SlabConvergenceMaker)
 
 
 class FrameworkEntry(_Strict):
@@ -130,7 +132,15 @@ class RunSpec(_Strict):
     )
     structures: list[StructureEntry] = []
     properties: list[
-        Literal["relax", "static", "elastic", "phonon", "eos", "adsorption"]
+        Literal[
+            "relax",
+            "static",
+            "elastic",
+            "phonon",
+            "eos",
+            "adsorption",
+            "slab_convergence",
+        ]
     ] = [
         "relax",
         "elastic",
@@ -142,6 +152,9 @@ class RunSpec(_Strict):
     phonon: PhononSettings = Field(default_factory=PhononSettings)
     eos: EosSettings = Field(default_factory=EosSettings)
     adsorption: AdsorptionSettings = Field(default_factory=AdsorptionSettings)
+    slab_convergence: SlabConvergenceSettings = Field(
+        default_factory=SlabConvergenceSettings
+    )
     frameworks: list[FrameworkEntry] = []
     mof: MofSettings = Field(default_factory=MofSettings)
     store: str | None = Field(

@@ -36,6 +36,7 @@ PER_PROPERTY = {
         "n_candidates",
         "n_anomalous",
     ],
+    "slab_convergence": ["host", "adsorbate", "adsorption_energy", "max_deviation"],
 }
 UNITS = {
     "energy_per_atom": "eV/atom",
@@ -48,6 +49,7 @@ UNITS = {
     "b0": "GPa",
     "e0": "eV/atom",
     "adsorption_energy": "eV",
+    "max_deviation": "eV",
 }
 
 

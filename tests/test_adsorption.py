@@ -18,7 +18,9 @@ from sevenomni_flows.adsorption.surfaces import build_slab, find_sites, place
 from sevenomni_flows.jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
 
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
-FAST = dict(min_slab_size=5.0, min_lateral=5.0, fmax=0.05, max_steps=200)
+#: A small slab: 3 layers (bottom one fixed), p(2x2).
+SMALL = {"layers": 3, "fixed_layers": 1, "supercell": [2, 2], "vacuum": 12.0}
+FAST = dict(slab=SMALL, fmax=0.05, max_steps=200)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def test_adsorption_energy_matches_plain_ase(cu_h):
     calc = SevenOmniCalculator("7net-0", device="cpu")
     relaxed.calc = calc
     e_system = relaxed.get_potential_energy()
-    slab = build_slab(cu, (1, 1, 1), 5.0, 12.0, 5.0)
+    slab = build_slab(cu, (1, 1, 1), SMALL)
     slab.calc = calc
     FIRE(slab, logfile=None).run(fmax=0.01, steps=300)
     h2 = molecule("H2")
@@ -62,7 +64,7 @@ def test_adsorption_energy_matches_plain_ase(cu_h):
 def test_symmetry_equivalent_sites_agree():
     """The same site one surface lattice vector apart relaxes to the same energy."""
     cu = AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", a=3.63))
-    slab = build_slab(cu, (1, 1, 1), 5.0, 12.0, 7.0)
+    slab = build_slab(cu, (1, 1, 1), SMALL | {"supercell": [3, 3]})
     site = next(s for s in find_sites(slab) if s["label"] == "fcc")
     # one in-plane nearest-neighbour vector of the (111) surface
     top = slab.positions[:, 2] > slab.positions[:, 2].max() - 0.5

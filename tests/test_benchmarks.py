@@ -37,3 +37,9 @@ def test_screening_scale_smoke():
     assert "workflow overhead ratio" in out and "within the run" in out
     assert "rerun of 24 stored materials" in out and "48 reused" in out
     assert "kill -9" in out or "finished before it could be killed" in out
+
+
+def test_slab_protocol_smoke():
+    """The slab convergence table prints one row per setting."""
+    out = _smoke("slab_protocol.py")
+    assert "| H | 2 | p(1x1) |" in out and "| H | 3 | p(1x1) |" in out

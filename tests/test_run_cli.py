@@ -259,8 +259,7 @@ properties: [relax, adsorption]
 adsorption:
   miller_indices: [[1, 0, 0]]
   adsorbates: [H]
-  min_slab_size: 5.0
-  min_lateral: 5.0
+  slab: {layers: 3, fixed_layers: 1, supercell: [2, 2], vacuum: 12}
   max_steps: 150
 frameworks:
   - {file: mof.cif, name: Mg-MOF-74, guests: [H2]}

@@ -13,13 +13,16 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from .adsorbates import Adsorbate, oriented
+from .slab_protocol import SlabProtocol
 
 __all__ = [
     "Site",
     "build_slab",
     "check_metal",
     "find_sites",
+    "image_distance",
     "place",
+    "primitive_surface",
     "random_sites",
 ]
 
@@ -46,48 +49,177 @@ def check_metal(structure: Structure, label: str) -> None:
 def build_slab(
     bulk: Structure,
     miller: tuple[int, int, int],
-    min_slab_size: float = 7.0,
-    min_vacuum: float = 12.0,
-    min_lateral: float = 7.0,
-    fix_fraction: float = 0.5,
+    protocol: SlabProtocol | str | dict = "converged",
 ) -> Atoms:
-    """A slab of ``bulk`` with the bottom atoms fixed (``FixAtoms``).
+    """A slab of ``bulk`` built by ``protocol``, its bottom layers fixed.
 
     ``miller`` refers to the conventional standard cell of ``bulk``.  The
-    slab is pymatgen's first termination, with ``c`` normal to the
-    surface, repeated laterally until both in-plane vectors are at least
-    ``min_lateral`` Å; atoms in the bottom ``fix_fraction`` of its thickness
-    are fixed.
+    slab is pymatgen's first termination with ``c`` normal to the surface,
+    cut to the protocol's layers (or thickness), with the vacuum above it
+    and the lateral supercell applied.  What was built is in
+    ``atoms.info["slab"]``: layers, fixed_layers, supercell, surface_atoms
+    (atoms in the top layer), coverage (ML, one adsorbate per cell),
+    thickness and vacuum (Å), image_distance (Å, the shortest in-plane
+    periodic image distance) and the protocol.
     """
+    protocol = SlabProtocol.model_validate(protocol)
+    hkl = "".join(map(str, miller))
     # Miller indices refer to the conventional standard cell, as users expect
     conventional = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
+    exact = protocol.layers is not None
     gen = SlabGenerator(
         conventional,
         tuple(miller),
-        min_slab_size,
-        min_vacuum,
-        center_slab=False,
+        protocol.layers + 1 if exact else protocol.min_thickness,
+        protocol.vacuum,
+        center_slab=True,
+        in_unit_planes=exact,  # each (hkl) plane holds at least one layer
         primitive=True,
         lll_reduce=True,
     )
     slabs = gen.get_slabs()
     if not slabs:
-        raise ValueError(f"no slab could be built for {tuple(miller)}")
-    slab = slabs[0].get_orthogonal_c_slab()
-    a, b = slab.lattice.abc[:2]
-    reps = [
-        max(1, int(np.ceil(min_lateral / a))),
-        max(1, int(np.ceil(min_lateral / b))),
-        1,
-    ]
-    atoms = AseAtomsAdaptor.get_atoms(slab.copy())
-    atoms = atoms.repeat(reps)
-    atoms.pbc = [True, True, True]
+        raise ValueError(f"no slab could be built for ({hkl})")
+    atoms = primitive_surface(
+        AseAtomsAdaptor.get_atoms(slabs[0].get_orthogonal_c_slab())
+    )
+    layers = _layers(atoms, LAYER_TOLERANCE)[::-1]  # bottom first
+    if exact:
+        if len(layers) < protocol.layers:
+            raise ValueError(
+                f"({hkl}): only {len(layers)} layers could be cut, "
+                f"{protocol.layers} asked for"
+            )
+        keep = np.concatenate(layers[len(layers) - protocol.layers :])
+        atoms = atoms[np.sort(keep)]
+        layers = _layers(atoms, LAYER_TOLERANCE)[::-1]
+    n_fixed = protocol.n_fixed(len(layers), f"({hkl})")
+    fixed = np.zeros(len(atoms), dtype=bool)
+    for layer in layers[:n_fixed]:
+        fixed[layer] = True
     z = atoms.positions[:, 2]
-    cut = z.min() + fix_fraction * (z.max() - z.min())
-    atoms.set_constraint(FixAtoms(mask=z < cut - 1e-3))
+    thickness = float(z.max() - z.min())
+    atoms.positions[:, 2] -= z.min()
+    cell = atoms.cell.array.copy()
+    cell[2] = [0.0, 0.0, thickness + protocol.vacuum]
+    atoms.set_cell(cell, scale_atoms=False)
+    reps = _supercell(cell[:2, :2], protocol)
+    surface_atoms = len(layers[-1]) * reps[0] * reps[1]
+    atoms.set_constraint(FixAtoms(mask=fixed))
+    atoms = atoms.repeat((*reps, 1))
+    atoms.pbc = [True, True, True]
     atoms.info["miller"] = list(miller)
+    atoms.info["slab"] = {
+        "layers": len(layers),
+        "fixed_layers": n_fixed,
+        "supercell": list(reps),
+        "surface_atoms": surface_atoms,
+        "coverage": 1.0 / surface_atoms,
+        "thickness": thickness,
+        "vacuum": protocol.vacuum,
+        "image_distance": image_distance(atoms.cell.array[:2, :2]),
+        "protocol": protocol.model_dump(exclude_none=True),
+    }
     return atoms
+
+
+#: Atoms whose heights differ by less than this (Å) share a layer.
+LAYER_TOLERANCE = 0.3
+
+
+def primitive_surface(slab: Atoms, tol: float = 0.05) -> Atoms:
+    """The same slab on its primitive in-plane cell (``c`` normal to the surface).
+
+    pymatgen's slab cells are often supercells in-plane (fcc(111) comes 2x2),
+    which would make ``supercell: [3, 3]`` mean something else than the
+    p(3x3) a user states.  The in-plane translations that map the slab onto
+    itself (atoms within ``tol`` Å) are found by trial; their two shortest
+    independent ones (the successive minima, which in two dimensions always
+    form a basis) span the new cell, which is thus also reduced.
+    """
+    cell = slab.cell.array
+    frac = slab.get_scaled_positions()
+
+    def offsets(f: np.ndarray) -> np.ndarray:
+        """Cartesian minimum-image in-plane offsets, (n, 3)."""
+        d = f.copy()
+        d[..., :2] -= np.round(d[..., :2])
+        return d @ cell
+
+    def maps(t: np.ndarray) -> bool:
+        moved = frac + t
+        for z in np.unique(slab.numbers):
+            mine = slab.numbers == z
+            d = offsets(moved[mine][:, None, :] - frac[mine][None, :, :])
+            if np.linalg.norm(d, axis=2).min(axis=1).max() > tol:
+                return False
+        return True
+
+    same = (slab.numbers == slab.numbers[0]) & (
+        np.abs(slab.positions[:, 2] - slab.positions[0, 2]) < tol
+    )
+    trial = (frac[same] - frac[0]) % 1.0
+    trial[:, 2] = 0.0
+    valid = [t for t in trial if maps(t)]
+    vectors = [
+        (t[:2] + np.array([i, j])) @ cell[:2, :2]
+        for t in valid
+        for i in range(-2, 3)
+        for j in range(-2, 3)
+    ]
+    vectors = sorted(
+        (v for v in vectors if np.linalg.norm(v) > tol), key=np.linalg.norm
+    )
+    first = vectors[0]
+    second = next(v for v in vectors if abs(_cross(first, v)) > 1e-3 * np.dot(v, v))
+    if _cross(first, second) < 0:
+        second = -second
+    new = cell.copy()
+    new[0, :2], new[1, :2] = first, second
+    new[:2, 2] = 0.0
+    reduced = slab.copy()
+    reduced.set_cell(new, scale_atoms=False)
+    reduced.wrap()
+    cell = new
+    frac = reduced.get_scaled_positions()
+    keep: list[int] = []
+    for i in range(len(reduced)):
+        d = offsets(frac[keep] - frac[i]) if keep else np.zeros((0, 3))
+        twins = np.linalg.norm(d, axis=1) < tol
+        if not (twins & (reduced.numbers[keep] == reduced.numbers[i])).any():
+            keep.append(i)
+    return reduced[keep]
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> float:
+    """The z component of the cross product of two in-plane vectors."""
+    return float(a[0] * b[1] - a[1] * b[0])
+
+
+def image_distance(vectors: np.ndarray) -> float:
+    """Shortest in-plane periodic image distance (Å) of two 2D lattice vectors."""
+    vectors = np.asarray(vectors, float)
+    return min(
+        float(np.linalg.norm(i * vectors[0] + j * vectors[1]))
+        for i in range(-3, 4)
+        for j in range(-3, 4)
+        if (i, j) != (0, 0)
+    )
+
+
+def _supercell(vectors: np.ndarray, protocol: SlabProtocol) -> tuple[int, int]:
+    """The protocol's supercell, or the smallest one reaching ``min_lateral``."""
+    if protocol.supercell is not None:
+        return tuple(protocol.supercell)
+    fits = [
+        (n * m, abs(n - m), n, m)
+        for n in range(1, 16)
+        for m in range(1, 16)
+        if image_distance(vectors * [[n], [m]]) >= protocol.min_lateral - 1e-6
+    ]
+    if not fits:
+        raise ValueError(f"no supercell up to 15x15 reaches {protocol.min_lateral} Å")
+    return min(fits)[2:]
 
 
 def _layers(atoms: Atoms, tol: float = 0.5) -> list[np.ndarray]:

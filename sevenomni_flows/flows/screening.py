@@ -14,7 +14,15 @@ from ..jobs.relax import StaticMaker
 __all__ = ["PROPERTIES", "ScreeningMaker"]
 
 #: Properties computed on relaxed structures, and the relaxation itself.
-PROPERTIES = ("relax", "static", "elastic", "phonon", "eos", "adsorption")
+PROPERTIES = (
+    "relax",
+    "static",
+    "elastic",
+    "phonon",
+    "eos",
+    "adsorption",
+    "slab_convergence",
+)
 
 
 @dataclass
@@ -24,8 +32,9 @@ class ScreeningMaker(Maker):
     Parameters
     ----------
     properties : list of str
-        Among ``relax``, ``static``, ``elastic``, ``phonon``, ``eos``
-        (relaxation always runs first).
+        Among ``relax``, ``static``, ``elastic``, ``phonon``, ``eos``,
+        ``adsorption`` and ``slab_convergence`` (relaxation always runs
+        first).
     relax_maker, static_maker, elastic_maker, phonon_maker, eos_maker
         The job Makers used; set their ``settings`` (model, task) alike, e.g.
         with :meth:`with_settings`.
@@ -45,6 +54,7 @@ class ScreeningMaker(Maker):
     phonon_maker: PhononMaker = field(default_factory=PhononMaker)
     eos_maker: EosMaker = field(default_factory=EosMaker)
     adsorption_maker: Maker | None = None
+    slab_convergence_maker: Maker | None = None
     structures_per_job: int | None = None
 
     def __post_init__(self):
@@ -53,6 +63,13 @@ class ScreeningMaker(Maker):
             from ..jobs.adsorption import SlabAdsorptionMaker
 
             self.adsorption_maker = SlabAdsorptionMaker(relax_bulk=False)
+        if (
+            "slab_convergence" in self.properties
+            and self.slab_convergence_maker is None
+        ):
+            from ..jobs.slab_convergence import SlabConvergenceMaker
+
+            self.slab_convergence_maker = SlabConvergenceMaker()
         if unknown:
             raise ValueError(
                 f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
@@ -78,6 +95,7 @@ class ScreeningMaker(Maker):
             "phonon": self.phonon_maker,
             "eos": self.eos_maker,
             "adsorption": self.adsorption_maker,
+            "slab_convergence": self.slab_convergence_maker,
         }
 
     def make(

@@ -22,6 +22,7 @@ from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING, classify
 from ..adsorption.mofs import guest_placements, read_framework
 from ..adsorption.references import needed_molecules, reference
+from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import (
     build_slab,
     check_metal,
@@ -71,51 +72,65 @@ def _final_site(atoms: Atoms, position: np.ndarray, sites: list[dict]) -> str | 
 
 def evaluate_candidates(
     maker,
-    host: Atoms,
-    placements: list[tuple[str, str, Atoms, np.ndarray]],
+    groups: list[tuple[Atoms, list, list[dict] | None]],
     surface: bool,
-    sites: list[dict] | None = None,
-) -> tuple[dict, dict, list]:
-    """Relax host, placements and gas references in one batch.
+) -> tuple[dict, list[tuple]]:
+    """Relax hosts, their placements and the gas references in one batch.
 
-    ``placements`` are ``(adsorbate, site, atoms, adsorbate indices)``.
-    Returns the host result, the references per adsorbate, and per
-    placement its relaxation result and anomaly flags.
+    ``groups`` are ``(host, placements, sites)``, the placements being
+    ``(adsorbate, site, atoms, adsorbate indices)``.  Returns the
+    references per adsorbate and, per group, the host result and per
+    placement its relaxation result, anomaly flags and final site.
 
     Raises
     ------
     RuntimeError
-        If the empty host or a gas reference fails to relax.
+        If an empty host or a gas reference fails to relax.
     """
     pot, task = maker.settings.potential()
-    adsorbates = sorted({p[0] for p in placements})
+    adsorbates = sorted({p[0] for _, placements, _ in groups for p in placements})
     molecules = sorted(
         needed_molecules(
             [get_adsorbate(a) for a in adsorbates], maker.reference_scheme, task
         )
     )
-    inputs = [host] + [p[2] for p in placements] + [_gas(m) for m in molecules]
+    inputs = []
+    for host, placements, _ in groups:
+        inputs += [host] + [p[2] for p in placements]
     results = relax(
-        inputs,
+        inputs + [_gas(m) for m in molecules],
         model=pot,
         task=task,
         fmax=maker.fmax,
         max_steps=maker.max_steps,
         optimizer=maker.optimizer,
     )
-    host_res = results[0]
-    mol_res = dict(zip(molecules, results[1 + len(placements) :], strict=True))
+    mol_res = dict(zip(molecules, results[len(inputs) :], strict=True))
     bad = [f"{m}: {r.error}" for m, r in mol_res.items() if r.error]
-    if host_res.error or bad:
-        raise RuntimeError(f"reference relaxation failed: {host_res.error or bad[0]}")
+    if bad:
+        raise RuntimeError(f"reference relaxation failed: {bad[0]}")
     energies = {m: r.energy for m, r in mol_res.items()}
     refs = {
         a: reference(get_adsorbate(a), maker.reference_scheme, energies, task)
         for a in adsorbates
     }
+    out, start = [], 0
+    for host, placements, sites in groups:
+        host_res = results[start]
+        if host_res.error:
+            raise RuntimeError(f"host relaxation failed: {host_res.error}")
+        mine = results[start + 1 : start + 1 + len(placements)]
+        start += 1 + len(placements)
+        out.append(
+            (host_res, _classified(host, host_res, placements, mine, surface, sites))
+        )
+    return refs, out
+
+
+def _classified(host, host_res, placements, results, surface, sites) -> list:
+    """Per placement: its result, anomaly flags and final site."""
     evaluated = []
-    n_host = len(host)
-    for (ads, site, atoms, idx), res in zip(placements, results[1:], strict=False):
+    for (ads, site, atoms, idx), res in zip(placements, results, strict=True):
         if res.error:
             evaluated.append((res, ["failed"], None))
             continue
@@ -128,19 +143,22 @@ def evaluate_candidates(
             atoms,
             final,
             idx,
-            np.arange(n_host),
+            np.arange(len(host)),
             host_res.atoms,
             surface,
             initial_site=site if surface and site != "random" else None,
             final_site=final_site if site != "random" else None,
         )
         evaluated.append((res, flags, final_site))
-    return {"pot": pot, "task": task, "host": host_res}, refs, evaluated
+    return evaluated
 
 
-def _documents(maker, targets, ctx, placements, evaluated, host_out, refs):
-    """One document per target (adsorbate) from the evaluated placements."""
-    e_host = host_out["host"].energy
+def _documents(maker, targets, ctx, placements, evaluated, host_res, refs, **extra):
+    """One document per target (adsorbate) from the evaluated placements.
+
+    ``extra`` fields (e.g. the slab as built) go into every document.
+    """
+    e_host = host_res.energy
     docs = []
     for target in targets:
         ads = target.extra["adsorbate"]
@@ -182,6 +200,7 @@ def _documents(maker, targets, ctx, placements, evaluated, host_out, refs):
             n_anomalous=n_anom,
             candidates=cands,
             relaxed_structures=structures,
+            **extra,
         )
         if not valid:
             docs.append(
@@ -207,6 +226,19 @@ def _documents(maker, targets, ctx, placements, evaluated, host_out, refs):
             )
         )
     return docs
+
+
+def image_warnings(built: dict, cutoff: float) -> list[str]:
+    """A warning if the adsorbate sees its own periodic image (within ``cutoff``)."""
+    distance = built["image_distance"]
+    if distance >= cutoff:
+        return []
+    return [
+        f"the adsorbate is {distance:.2f} Å from its periodic image, within the "
+        f"model's {cutoff:g} Å cutoff: the energy includes adsorbate-adsorbate "
+        f"interaction at {built['coverage']:.3g} ML; use a larger supercell or "
+        "min_lateral"
+    ]
 
 
 def check_adsorbates(names: list[str], what: str) -> list[str]:
@@ -251,7 +283,7 @@ def _per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Tar
     targets = []
     for ads in names:
         part = {"adsorbate": ads} | ({"miller_index": miller} if miller else {})
-        proto = protocol("adsorption", pot, task, settings, item.on, part)
+        proto = protocol(maker.property, pot, task, settings, item.on, part)
         extra = {
             "host": host,
             "miller_index": miller,
@@ -315,7 +347,7 @@ class SlabAdsorptionMaker(PropertyMaker):
     """Adsorption energies of molecules on metal surfaces.
 
     The bulk is relaxed with the same model (``relax_bulk``); slabs are cut
-    for each Miller index (bottom part fixed); adsorbates are placed on every
+    for each Miller index by the ``slab`` protocol; adsorbates are placed on every
     unique site (plus ``n_random`` random ones); the clean slab, all
     placements and the gas references are relaxed in one batch per surface.
     One document per surface and adsorbate.
@@ -327,22 +359,28 @@ class SlabAdsorptionMaker(PropertyMaker):
     adsorbates : list of str
         Adsorbate names (see :data:`~sevenomni_flows.adsorption.ADSORBATES`),
         case-insensitive, each once.
+    slab : SlabProtocol, preset name or mapping
+        Layers, fixed layers, lateral size and vacuum (see
+        :mod:`~sevenomni_flows.adsorption.slab_protocol`); default the
+        ``converged`` preset.  Each document records the slab as built, and
+        warns when the adsorbate is within the model's cutoff of its image.
     reference_scheme : str
         ``"gas"`` (gas-phase molecules) or ``"oc20"`` (atomic references).
+    optimizer : str
+        ``"lbfgs"`` by default: with the bottom layers fixed it needs about
+        3x fewer steps than FIRE on metal surfaces
+        (``benchmarks/relax_optimizers.py``).
     """
 
     name: str = "slab adsorption"
     miller_indices: list[list[int]] = field(default_factory=lambda: [[1, 1, 1]])
     adsorbates: list[str] = field(default_factory=lambda: ["CO", "O", "H", "OH"])
-    min_slab_size: float = 7.0
-    min_vacuum: float = 12.0
-    min_lateral: float = 7.0
-    fix_fraction: float = 0.5
+    slab: SlabProtocol = field(default_factory=lambda: SlabProtocol(preset="converged"))
     n_random: int = 0
     reference_scheme: str = "gas"
     fmax: float = 0.05
     max_steps: int = 300
-    optimizer: str = "fire"
+    optimizer: str = "lbfgs"
     relax_bulk: bool = True
     plot_dir: str | None = None
 
@@ -357,13 +395,9 @@ class SlabAdsorptionMaker(PropertyMaker):
                 f"adsorption.reference_scheme must be 'gas' or 'oc20', "
                 f"got {self.reference_scheme!r}"
             )
-        if not 0 <= self.fix_fraction <= 1:
-            raise ValueError(
-                f"adsorption.fix_fraction must lie in [0, 1], got {self.fix_fraction}"
-            )
-        for name in ("min_slab_size", "min_vacuum", "min_lateral", "fmax"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"adsorption.{name} must be > 0")
+        self.slab = SlabProtocol.checked(self.slab, "adsorption.slab")
+        if self.fmax <= 0:
+            raise ValueError(f"adsorption.fmax must be > 0, got {self.fmax}")
         check_optimizer(self.optimizer, "adsorption.optimizer")
 
     def make(self, bulk, labels=None, sources=None):
@@ -403,24 +437,28 @@ class SlabAdsorptionMaker(PropertyMaker):
 
     def surface(self, item, miller, targets, ctx) -> list[AdsorptionDocument]:
         """Every adsorbate on one surface of one material, in one batch."""
-        slab = build_slab(
-            item.structure,
-            tuple(miller),
-            self.min_slab_size,
-            self.min_vacuum,
-            self.min_lateral,
-            self.fix_fraction,
-        )
+        slab = build_slab(item.structure, tuple(miller), self.slab)
+        built = slab.info["slab"]
         sites = find_sites(slab) + random_sites(slab, self.n_random)
         placements = []
         for name in self.adsorbates:
             for site in sites:
                 atoms, idx = place(slab, get_adsorbate(name), site)
                 placements.append((name, site["label"], atoms, idx))
-        host_out, refs, evaluated = evaluate_candidates(
-            self, slab, placements, True, sites
+        refs, [(host_res, evaluated)] = evaluate_candidates(
+            self, [(slab, placements, sites)], True
         )
-        docs = _documents(self, targets, ctx, placements, evaluated, host_out, refs)
+        docs = _documents(
+            self,
+            targets,
+            ctx,
+            placements,
+            evaluated,
+            host_res,
+            refs,
+            slab=built,
+            warnings=image_warnings(built, self.settings.potential()[0].cutoff),
+        )
         host = targets[0].extra["host"]
         return _with_plot(docs, self.plot_dir, host, item.structure_id)
 
@@ -530,6 +568,8 @@ class MofAdsorptionMaker(PropertyMaker):
                 placements.append(
                     (ads.name, f"{site}-{k}" if site == "random" else site, atoms, idx)
                 )
-        host_out, refs, evaluated = evaluate_candidates(self, host, placements, False)
-        docs = _documents(self, targets, ctx, placements, evaluated, host_out, refs)
+        refs, [(host_res, evaluated)] = evaluate_candidates(
+            self, [(host, placements, None)], False
+        )
+        docs = _documents(self, targets, ctx, placements, evaluated, host_res, refs)
         return _with_plot(docs, self.plot_dir, item.label, item.structure_id)

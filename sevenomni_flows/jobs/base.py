@@ -72,7 +72,13 @@ def maker_settings(maker: Any) -> dict:
         for f in fields(maker)
         if f.name not in NOT_SETTINGS
     }
-    return json.loads(json.dumps(values, default=str))
+    return json.loads(json.dumps(values, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    """Pydantic settings (e.g. a slab protocol) as their fields, else str."""
+    dump = getattr(value, "model_dump", None)
+    return dump(exclude_none=True) if dump is not None else str(value)
 
 
 def protocol(

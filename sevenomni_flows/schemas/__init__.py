@@ -7,6 +7,7 @@ from .documents import (
     PhononDocument,
     RelaxDocument,
     ResultDocument,
+    SlabConvergenceDocument,
     StaticDocument,
 )
 from .provenance import Provenance, structure_id
@@ -19,6 +20,7 @@ __all__ = [
     "Provenance",
     "RelaxDocument",
     "ResultDocument",
+    "SlabConvergenceDocument",
     "StaticDocument",
     "structure_id",
 ]

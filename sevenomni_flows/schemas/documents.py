@@ -16,6 +16,7 @@ __all__ = [
     "PhononDocument",
     "RelaxDocument",
     "ResultDocument",
+    "SlabConvergenceDocument",
     "State",
     "StaticDocument",
 ]
@@ -182,4 +183,37 @@ class AdsorptionDocument(ResultDocument):
     )
     relaxed_structures: list[Structure | None] | None = Field(
         None, description="Relaxed placements, in the data store"
+    )
+    slab: dict | None = Field(
+        None,
+        description="The slab as built: layers, fixed_layers, supercell [n, m], "
+        "surface_atoms, coverage (ML), thickness (Å), vacuum (Å), "
+        "image_distance (Å, in-plane periodic images) and the protocol",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What may make the result less reliable"
+    )
+
+
+class SlabConvergenceDocument(ResultDocument):
+    """E_ads of one adsorbate on one surface against slab thickness and width."""
+
+    property: str = "slab_convergence"
+    host: str = Field(description="Formula and Miller index")
+    miller_index: list[int] | None = Field(None, description="Surface Miller index")
+    adsorbate: str = Field(description="Adsorbate name")
+    reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
+    free_layers: int | None = Field(None, description="Top layers relaxed")
+    vacuum: float | None = Field(None, description="Vacuum, Å")
+    rows: list[dict] = Field(
+        default_factory=list,
+        description="Per setting: layers, fixed_layers, supercell [n, m], "
+        "coverage (ML), image_distance (Å), adsorption_energy (eV, lowest valid "
+        "site), site, deviation (eV, from the largest setting)",
+    )
+    adsorption_energy: float | None = Field(
+        None, description="On the thickest slab of the largest supercell, eV"
+    )
+    max_deviation: float | None = Field(
+        None, description="Largest |E_ads - adsorption_energy| over the rows, eV"
     )
