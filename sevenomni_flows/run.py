@@ -168,12 +168,17 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
         planned.update({k: (label, p) for p, ks in keys.items() for k in ks})
     mofs = []
     for entry in spec.frameworks:
-        mof = spec.mof.maker(guests=entry.guests, plot_dir=plots, settings=settings)
         label = entry.name or Path(entry.file).stem
-        framework = mof.resolve(base / entry.file, label)
-        keys = [t.key for t in mof.targets(framework, pot, task)]
-        planned.update({k: (label, "adsorption") for k in keys})
-        mofs.append((mof, str(base / entry.file), label, keys))
+        for prop in spec.framework_properties:
+            if prop == "adsorption":
+                mof = spec.mof.maker(guests=entry.guests, plot_dir=plots)
+            else:
+                mof = spec.widom.maker(plot_dir=plots)
+            mof.settings = settings
+            framework = mof.resolve(base / entry.file, label)
+            keys = [t.key for t in mof.targets(framework, pot, task)]
+            planned.update({k: (label, prop) for k in keys})
+            mofs.append((mof, str(base / entry.file), label, keys))
     state = {
         k: d.get("state")
         for k, d in lookup(results, planned, properties=["key", "state"]).items()

@@ -20,6 +20,7 @@ from pydantic import (
 from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
 from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
 from .jobs.slab_convergence import SlabConvergenceMaker
+from .jobs.widom import WidomMaker
 from .submit.resources import ClusterSettings
 
 __all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
@@ -105,6 +106,7 @@ EosSettings = section(EosMaker)
 AdsorptionSettings = section(SlabAdsorptionMaker, fixed={"relax_bulk": False})
 MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
 SlabConvergenceSettings = section(SlabConvergenceMaker)
+WidomSettings = section(WidomMaker)
 
 
 class FrameworkEntry(_Strict):
@@ -156,7 +158,13 @@ class RunSpec(_Strict):
         default_factory=SlabConvergenceSettings
     )
     frameworks: list[FrameworkEntry] = []
+    framework_properties: list[Literal["adsorption", "widom"]] = Field(
+        ["adsorption"],
+        description="What runs on each framework: relaxed guest placements "
+        "(adsorption, guests per framework) and Widom insertion (widom)",
+    )
     mof: MofSettings = Field(default_factory=MofSettings)
+    widom: WidomSettings = Field(default_factory=WidomSettings)
     store: str | None = Field(
         None,
         description="Results folder (embedded store; relative to the spec), "

@@ -37,6 +37,14 @@ PER_PROPERTY = {
         "n_anomalous",
     ],
     "slab_convergence": ["host", "adsorbate", "adsorption_energy", "max_deviation"],
+    "widom": [
+        "host",
+        "guest",
+        "temperature",
+        "henry_coefficient",
+        "heat_of_adsorption",
+        "dispersion",
+    ],
 }
 UNITS = {
     "energy_per_atom": "eV/atom",
@@ -50,6 +58,9 @@ UNITS = {
     "e0": "eV/atom",
     "adsorption_energy": "eV",
     "max_deviation": "eV",
+    "henry_coefficient": "mol/kg/Pa",
+    "heat_of_adsorption": "kJ/mol",
+    "temperature": "K",
 }
 
 
@@ -95,6 +106,8 @@ def summarize(output: dict) -> dict:
     }
     for key in PER_PROPERTY.get(output.get("property"), []):
         row[key] = output.get(key)
+    if "dispersion" in row:
+        row["dispersion"] = row["model"]["dispersion"]
     return row
 
 

@@ -43,3 +43,9 @@ def test_slab_protocol_smoke():
     """The slab convergence table prints one row per setting."""
     out = _smoke("slab_protocol.py")
     assert "| H | 2 | p(1x1) |" in out and "| H | 3 | p(1x1) |" in out
+
+
+def test_widom_speed_smoke():
+    """The Widom benchmark times both sides and compares their energies."""
+    out = _smoke("widom_speed.py")
+    assert "sevenn naive loop" in out and "largest energy difference" in out

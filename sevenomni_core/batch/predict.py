@@ -52,19 +52,27 @@ class Prediction:
         return self.error is None
 
 
-def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Prediction]:
+def _run(
+    potential: Potential, graphs: list[dict], stress: bool, forces: bool = True
+) -> list[Prediction]:
     batch = collate(graphs)
     batch = {k: v.to(potential.device) for k, v in batch.items()}
-    out = potential.network(batch, compute_forces=True, compute_stress=stress)
+    stress = stress and forces
+    if forces:
+        out = potential.network(batch, compute_forces=True, compute_stress=stress)
+    else:  # energies only: no gradient pass, no autograd graph kept
+        with torch.no_grad():
+            out = potential.network(batch, compute_forces=False, compute_stress=False)
     energy = out[K.ENERGY].detach().double().cpu().numpy()
-    forces = out[K.FORCES].detach().double().cpu().numpy()
     atomic = out[K.ATOMIC_ENERGIES].detach().double().cpu().numpy()
+    force = out[K.FORCES].detach().double().cpu().numpy() if forces else None
     stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
     if potential.dispersion is not None:
         d3 = d3_graphs(potential, graphs, stress)
         energy = energy + d3.energy
-        forces = forces + d3.forces
         atomic = atomic + d3.energies
+        if forces:
+            force = force + d3.forces
         if stress:
             stresses = stresses + d3.stress
     counts = [int(g[K.NUM_ATOMS].sum()) for g in graphs]
@@ -76,7 +84,7 @@ def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Predict
         results.append(
             Prediction(
                 energy=float(energy[b]),
-                forces=forces[lo:hi],
+                forces=None if force is None else force[lo:hi],
                 energies=atomic[lo:hi],
                 stress=stresses[b] if (stresses is not None and periodic) else None,
             )
@@ -85,16 +93,19 @@ def _run(potential: Potential, graphs: list[dict], stress: bool) -> list[Predict
 
 
 def evaluate_graphs(
-    potential: Potential, graphs: list[dict], stress: bool = True
+    potential: Potential, graphs: list[dict], stress: bool = True, forces: bool = True
 ) -> list[Prediction]:
     """Evaluate graphs in one pass; on a GPU out-of-memory error, split and retry.
+
+    With ``forces=False`` only energies are computed (no gradient pass), as
+    for Widom insertions; ``forces`` and ``stress`` are then None.
 
     With ``potential.dispersion`` set, its D3 energy, forces and stress are
     added, from the same positions and cells (and the graphs' ``pbc`` when
     they carry one, see :data:`sevenomni_core.dispersion.PBC`).
     """
     try:
-        return _run(potential, graphs, stress)
+        return _run(potential, graphs, stress, forces)
     except torch.OutOfMemoryError:
         if potential.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -102,9 +113,9 @@ def evaluate_graphs(
             return [Prediction(error="out of memory for this structure alone")]
         half = len(graphs) // 2
         log.info("out of memory with %d structures; splitting the batch", len(graphs))
-        return evaluate_graphs(potential, graphs[:half], stress) + evaluate_graphs(
-            potential, graphs[half:], stress
-        )
+        return evaluate_graphs(
+            potential, graphs[:half], stress, forces
+        ) + evaluate_graphs(potential, graphs[half:], stress, forces)
 
 
 def predict(

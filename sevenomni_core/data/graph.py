@@ -46,8 +46,10 @@ def atoms_to_graph(
     AtomGraph
         A dictionary of tensors with a batch of one.
     """
-    pos = np.asarray(atoms.positions, dtype=np.float64)
-    cell = np.asarray(atoms.cell.array, dtype=np.float64)
+    # copies: the graph's tensors share memory with these arrays, and must
+    # not change when the caller moves the atoms afterwards
+    pos = np.array(atoms.positions, dtype=np.float64)
+    cell = np.array(atoms.cell.array, dtype=np.float64)
     pbc = np.asarray(atoms.pbc, dtype=bool)
     i, j, shifts = neighbor_list(pos, cell, pbc, cutoff)
     species = z_to_index[atoms.numbers]

@@ -241,6 +241,26 @@ def image_warnings(built: dict, cutoff: float) -> list[str]:
     ]
 
 
+def framework_item(path, label: str | None, min_length: float) -> Item:
+    """A framework file as a job input: read, checked and repeated, or its error."""
+    label = label or Path(str(path)).stem
+    try:
+        host = read_framework(str(path), min_length)
+    except ValueError as err:
+        return Item(
+            "unknown",
+            "unknown",
+            label,
+            "unknown",
+            error=str(err),
+            error_type="InvalidFramework",
+        )
+    structure = AseAtomsAdaptor.get_structure(host)
+    sid = structure_id(structure)
+    formula = structure.composition.reduced_formula
+    return Item(formula, sid, label, sid, structure=structure, source=host)
+
+
 def check_adsorbates(names: list[str], what: str) -> list[str]:
     """Canonical adsorbate names; unknown or repeated (in any case) ones raise."""
     known = [get_adsorbate(n).name for n in names]
@@ -511,22 +531,7 @@ class MofAdsorptionMaker(PropertyMaker):
 
     def resolve(self, path, label):
         """The framework read from its file (repeated to ``min_length``)."""
-        label = label or Path(str(path)).stem
-        try:
-            host = read_framework(str(path), self.min_length)
-        except ValueError as err:
-            return Item(
-                "unknown",
-                "unknown",
-                label,
-                "unknown",
-                error=str(err),
-                error_type="InvalidFramework",
-            )
-        structure = AseAtomsAdaptor.get_structure(host)
-        sid = structure_id(structure)
-        formula = structure.composition.reduced_formula
-        return Item(formula, sid, label, sid, structure=structure, source=host)
+        return framework_item(path, label, self.min_length)
 
     def targets(self, item, pot, task):
         """One document per guest."""

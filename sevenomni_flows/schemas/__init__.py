@@ -9,6 +9,7 @@ from .documents import (
     ResultDocument,
     SlabConvergenceDocument,
     StaticDocument,
+    WidomDocument,
 )
 from .provenance import Provenance, structure_id
 
@@ -22,5 +23,6 @@ __all__ = [
     "ResultDocument",
     "SlabConvergenceDocument",
     "StaticDocument",
+    "WidomDocument",
     "structure_id",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "SlabConvergenceDocument",
     "State",
     "StaticDocument",
+    "WidomDocument",
 ]
 
 
@@ -216,4 +217,55 @@ class SlabConvergenceDocument(ResultDocument):
     )
     max_deviation: float | None = Field(
         None, description="Largest |E_ads - adsorption_energy| over the rows, eV"
+    )
+
+
+class WidomDocument(ResultDocument):
+    """Widom insertion of one guest in one framework: K_H(T) and Q_st(T)."""
+
+    property: str = "widom"
+    host: str = Field(description="The framework's name")
+    guest: str = Field(description="The inserted molecule")
+    temperature: list[float] = Field(
+        default_factory=list, description="K; the lists below follow it"
+    )
+    dispersion: str | None = Field(None, description="D3 damping added, if any")
+    henry_coefficient: list[float] | None = Field(
+        None, description="K_H per temperature, mol kg⁻¹ Pa⁻¹"
+    )
+    henry_coefficient_error: list[float] | None = Field(
+        None, description="Block-average standard error of K_H, mol kg⁻¹ Pa⁻¹"
+    )
+    heat_of_adsorption: list[float | None] | None = Field(
+        None,
+        description="Q_st at infinite dilution per temperature, kJ/mol, "
+        "positive when binding",
+    )
+    heat_of_adsorption_error: list[float | None] | None = Field(
+        None, description="Block-average standard error of Q_st, kJ/mol"
+    )
+    mean_energy: list[float | None] | None = Field(
+        None, description="Boltzmann-weighted <ΔE> per temperature, eV"
+    )
+    n_insertions: int = Field(0, description="Insertions made")
+    n_overlapping: int = Field(0, description="Inside the hard core: zero weight")
+    overlap_fraction: float | None = Field(None, description="n_overlapping / n")
+    n_unphysical: int = Field(
+        0, description="ΔE below min_energy: zero weight, excluded as artefacts"
+    )
+    n_failed: int = Field(0, description="Insertions the model could not evaluate")
+    lowest_energy: float | None = Field(None, description="Lowest accepted ΔE, eV")
+    framework_density: float | None = Field(None, description="kg/m³")
+    framework_energy: float | None = Field(None, description="Empty framework, eV")
+    guest_energy: float | None = Field(None, description="Relaxed gas-phase guest, eV")
+    energies: list[float] | None = Field(
+        None, description="Accepted ΔE, eV, in insertion order"
+    )
+    selectivity: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="K_H of this guest over that of each other guest, per "
+        "temperature, unitless",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What may make the result less reliable"
     )

@@ -22,7 +22,7 @@ from typing import Any, Final
 from maggma.core import Store
 from monty.json import jsanitize
 
-__all__ = ["RESULTS", "Publisher", "lookup", "results_store", "serialize"]
+__all__ = ["RESULTS", "Publisher", "lookup", "replace", "results_store", "serialize"]
 
 #: Name of the additional store of a JobStore that holds the results.
 RESULTS: Final[str] = "results"
@@ -103,6 +103,7 @@ class Publisher:
         self.interval = self.INTERVAL if interval is None else interval
         self._buffer: list[dict] = []
         self._last = time.monotonic()
+        self._stored: set[str] | None = None  # keys in an embedded store
 
     @classmethod
     def current(cls) -> Publisher:
@@ -123,11 +124,61 @@ class Publisher:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued documents (replacing those of the same key)."""
+        """Write the queued documents (replacing those of the same key).
+
+        After a write that had to replace documents of an embedded store (a
+        pass over it), the next waits at least ten times as long as this one
+        took, so that writing costs at most a tenth of a job's time.
+        """
+        start = time.monotonic()
         if self.store is not None and self._buffer:
             if self.store.key != "key":  # e.g. jobflow-remote's file stores
                 for doc in self._buffer:
                     doc[self.store.key] = doc["key"]
-            self.store.update(self._buffer, key="key")
+            if self._stored is None and _embedded(self.store):
+                self._stored = stored_keys(self.store)
+            scanned = replace(self.store, self._buffer, self._stored)
             self._buffer = []
+        else:
+            scanned = False
         self._last = time.monotonic()
+        if scanned:
+            self.interval = max(self.interval, 10 * (self._last - start))
+
+
+def _embedded(store: Store) -> bool:
+    from maggma.stores import MontyStore
+
+    return isinstance(store, MontyStore)
+
+
+def replace(store: Store, docs: list[dict], stored: set[str] | None = None) -> bool:
+    """Upsert ``docs`` by ``key`` (the last of a repeated key wins).
+
+    MontyDB has no indexes: each of maggma's per-document ``replace_one``
+    calls decodes the whole collection, quadratic in a long run.  On it, the
+    old documents of these keys are deleted in one pass, and only if some
+    exist, then the new ones are inserted at once.  ``stored``, the keys in
+    the store (read once by the caller and kept up to date here), saves the
+    pass when every key is new.  Returns whether a pass was made.
+    """
+    if not _embedded(store):
+        store.update(docs, key="key")
+        return False
+    latest = {d["key"]: d for d in docs}
+    collection = store._collection
+    if stored is None:
+        stored = stored_keys(store)
+    old = [k for k in latest if k in stored]
+    if old:
+        collection.delete_many({"key": {"$in": old}})
+    collection.insert_many(list(latest.values()))
+    stored.update(latest)
+    return bool(old)
+
+
+def stored_keys(store: Store) -> set[str]:
+    """Every reuse key in an embedded results store (one pass)."""
+    if store._collection.find_one({}, {"_id": 1}) is None:  # no file yet
+        return set()
+    return {d["key"] for d in store._collection.find({}, {"key": 1}) if "key" in d}

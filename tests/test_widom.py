@@ -1,0 +1,194 @@
+"""Widom insertion: exact averages, ideal and hard-sphere limits, model energies,
+thermodynamic consistency, and bad input."""
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk, molecule
+from ase.io import write
+
+from sevenomni_core import SevenOmniCalculator
+from sevenomni_core.model import load_model
+from sevenomni_flows import ModelSettings
+from sevenomni_flows.adsorption.widom import (
+    EV_TO_KJ_PER_MOL,
+    K_B,
+    R,
+    averages,
+    framework_density,
+    insertions,
+    overlapping,
+)
+from sevenomni_flows.jobs.widom import WidomMaker, insertion_energies
+
+MOF = Path(__file__).resolve().parents[1] / "workflows" / "structures"
+SETTINGS = ModelSettings(model="7net-0", device="cpu")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_boltzmann_averages_by_hand():
+    """Four insertions, one overlapping, at 300 K, written out term by term."""
+    delta_e = np.array([-0.3, -0.1, 0.0, np.inf])
+    density = 1000.0
+    kt = K_B * 300.0
+    w = [math.exp(0.3 / kt), math.exp(0.1 / kt), 1.0, 0.0]
+    k_h = sum(w) / 4 / (density * R * 300.0)
+    mean = (-0.3 * w[0] - 0.1 * w[1]) / sum(w)
+    q_st = R * 300.0 / 1000 - mean * EV_TO_KJ_PER_MOL
+    got = averages(delta_e, 300.0, density, blocks=2)
+    assert got.henry_coefficient == pytest.approx(k_h, rel=1e-12)
+    assert got.mean_energy == pytest.approx(mean, rel=1e-12)
+    assert got.heat_of_adsorption == pytest.approx(q_st, rel=1e-12)
+    with pytest.raises(ValueError, match="temperature must be > 0 K"):
+        averages(delta_e, 0.0, density)
+
+
+def test_ideal_gas_limit():
+    """No interaction: K_H = 1/(rho_f R T) exactly and Q_st = RT."""
+    got = averages(np.zeros(1000), 298.0, 850.0)
+    assert got.henry_coefficient == pytest.approx(1 / (850.0 * R * 298.0), rel=1e-12)
+    assert got.henry_coefficient_error == pytest.approx(0.0, abs=1e-20)
+    assert got.heat_of_adsorption == pytest.approx(R * 298.0 / 1000, rel=1e-12)
+
+
+def test_hard_sphere_box_excludes_its_volume():
+    """One atom in a box, no interaction beyond its hard core: the overlap
+    fraction is the excluded sphere's volume share, and K_H the ideal value
+    times the free share, within the binomial error."""
+    box = Atoms(
+        "Ar", positions=[[1.0, 2.0, 3.0]], cell=np.diag([8.0, 9.0, 10.0]), pbc=True
+    )
+    guest = Atoms("He", positions=[[0, 0, 0]])
+    placed = insertions(box, guest, 40000, np.random.default_rng(1))
+    over = overlapping(box, guest.numbers, placed, hard_core=1.0)
+    from ase.data import covalent_radii
+
+    radius = covalent_radii[18] + covalent_radii[2]
+    share = 4 / 3 * np.pi * radius**3 / box.get_volume()
+    sigma = np.sqrt(share * (1 - share) / len(placed))
+    assert abs(over.mean() - share) < 4 * sigma
+    energies = np.where(over, np.inf, 0.0)
+    density = framework_density(box)
+    got = averages(energies, 300.0, density)
+    ideal = 1 / (density * R * 300.0)
+    assert got.henry_coefficient == pytest.approx(ideal * (1 - over.mean()))
+    assert abs(got.henry_coefficient - ideal * (1 - share)) < 4 * sigma * ideal
+
+
+def test_orientations_and_positions_are_uniform():
+    """Centres uniform in the cell; molecular axes uniform on the sphere."""
+    cell = Atoms(cell=[[10, 0, 0], [3, 9, 0], [1, 2, 11]], pbc=True)
+    co2 = molecule("CO2")
+    placed = insertions(cell, co2, 20000, np.random.default_rng(0))
+    centre = placed.mean(axis=1)
+    frac = np.linalg.solve(cell.cell.array.T, centre.T).T
+    n = len(placed)
+    assert np.abs(frac.mean(axis=0) - 0.5).max() < 4 * np.sqrt(1 / 12 / n)
+    axis = placed[:, 2] - placed[:, 1]  # O to O
+    axis /= np.linalg.norm(axis, axis=1)[:, None]
+    assert np.abs((axis**2).mean(axis=0) - 1 / 3).max() < 0.01
+    bond = np.linalg.norm(placed[:, 0] - placed[:, 1], axis=1)
+    assert bond == pytest.approx(co2.get_distance(0, 1), abs=1e-9)  # rigid
+
+
+def test_batched_insertion_energies_equal_the_calculator():
+    """Energy-only batched passes equal single-point calculator energies."""
+    from sevenomni_flows.adsorption.mofs import read_framework
+
+    host = read_framework(str(MOF / "Mg-MOF-74.cif"))
+    co2 = molecule("CO2")
+    placed = insertions(host, co2, 40, np.random.default_rng(3))
+    keep = ~overlapping(host, co2.numbers, placed)
+    placed = placed[keep][:3]
+    pot = load_model("7net-0", device="cpu")
+    batched = insertion_energies(pot, None, host, co2, placed)
+    calc = SevenOmniCalculator("7net-0", device="cpu")
+    for positions, energy in zip(placed, batched, strict=True):
+        atoms = host + co2
+        atoms.positions[len(host) :] = positions
+        atoms.calc = calc
+        assert energy == pytest.approx(atoms.get_potential_energy(), abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mof_widom(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("widom")
+    maker = WidomMaker(
+        settings=SETTINGS,
+        guests=["CO2", "N2"],
+        temperatures=[298.0, 300.0],
+        n_insertions=300,
+        plot_dir=str(folder),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return maker.run(str(MOF / "Mg-MOF-74.cif"), "Mg-MOF-74")
+
+
+def test_co2_and_n2_in_mg_mof_74(mof_widom):
+    """Both complete, with errors, overlap counts, selectivity and a plot;
+    K_H(T) obeys van 't Hoff with the Q_st computed from the same sample."""
+    co2, n2 = mof_widom
+    for doc in (co2, n2):
+        assert doc.state == "completed", doc.error
+        assert doc.n_insertions == 300 and 0 < doc.overlap_fraction < 1
+        assert len(doc.energies) == 300 - doc.n_overlapping - doc.n_unphysical
+        assert doc.plots and Path(doc.plots[0]).exists()
+        k1, k2 = doc.henry_coefficient
+        q1, q2 = doc.heat_of_adsorption
+        # d ln K_H / dT = -Q_st / (R T^2), over 298 -> 300 K
+        slope = math.log(k2 / k1) / 2.0
+        expected = -0.5 * (q1 + q2) * 1000 / (R * 299.0**2)
+        assert slope == pytest.approx(expected, rel=0.02)
+        assert doc.henry_coefficient_error[0] > 0
+    assert co2.selectivity["N2"][0] == pytest.approx(
+        co2.henry_coefficient[0] / n2.henry_coefficient[0]
+    )
+
+
+def test_bad_input_fails_alone(tmp_path):
+    """Unknown guests and temperatures are refused; a disordered CIF and a
+    framework with no pore each fail alone, the good framework completes."""
+    with pytest.raises(ValueError, match="unknown adsorbate 'Xe2'"):
+        WidomMaker(guests=["Xe2"])
+    with pytest.raises(ValueError, match=r"widom.temperatures must be > 0 K"):
+        WidomMaker(temperatures=[298.0, -5.0])
+    with pytest.raises(ValueError, match="surface fragment"):
+        WidomMaker(guests=["OH"])
+    from pymatgen.core import Structure
+
+    disordered = tmp_path / "disordered.cif"
+
+    s = Structure.from_file(MOF / "Mg-MOF-74.cif")
+    s.replace(0, {"Mg": 0.5, "Zn": 0.5})
+    s.to(filename=str(disordered))
+    dense = tmp_path / "copper.cif"
+    write(dense, bulk("Cu", "fcc", a=3.61, cubic=True))
+    maker = WidomMaker(settings=SETTINGS, guests=["CO2"], n_insertions=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        docs = [
+            maker.run(str(path), path.stem)[0]
+            for path in (disordered, dense, MOF / "Mg-MOF-74.cif")
+        ]
+    bad, full, good = docs
+    assert bad.state == "failed" and "partially occupied site" in bad.error
+    assert full.state == "failed" and "no pore accessible" in full.error
+    assert good.state == "completed"
+
+
+def test_graphs_do_not_follow_later_moves_of_their_atoms():
+    """A graph keeps the positions it was built from (regression: batched
+    insertions moved one Atoms object and all graphs followed, giving NaN)."""
+    from sevenomni_core import _keys as K
+    from sevenomni_core.data import atoms_to_graph
+
+    atoms = molecule("CO2")
+    graph = atoms_to_graph(atoms, 5.0, np.arange(119))
+    before = graph[K.POSITIONS].clone()
+    atoms.positions[:] += 1.0
+    assert (graph[K.POSITIONS] == before).all()
