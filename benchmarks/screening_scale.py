@@ -189,6 +189,7 @@ def main():
         help="eV/Å; a large value makes each relaxation one evaluation, which "
         "measures the workflow layer against the cheapest engine work",
     )
+    parser.add_argument("--max-steps", type=int, default=RELAX["max_steps"])
     parser.add_argument("--smoke", action="store_true", help="n=24, for CI")
     parser.add_argument(
         "--workdir", default=None, help="keep files here (default: a temporary one)"
@@ -202,7 +203,7 @@ def main():
     )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    RELAX["fmax"] = args.fmax
+    RELAX["fmax"], RELAX["max_steps"] = args.fmax, args.max_steps
     if args.smoke:
         args.n, args.repeats = 24, 1
     warnings.filterwarnings("ignore")
