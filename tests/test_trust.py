@@ -419,3 +419,25 @@ properties: [relax, static]
     atoms.calc = SevenOmniCalculator("7net-0", device="cpu")
     expected = (atoms.get_potential_energy() + float(term.energy[0])) / len(atoms)
     assert d3["energy_per_atom"] == pytest.approx(expected, abs=5e-5)  # float32
+
+
+def test_embedded_results_upsert_keeps_one_document_per_key(tmp_path):
+    """New keys are inserted, repeated keys replaced (also within one burst),
+    by publishers that know the store's keys and by fresh ones."""
+    from sevenomni_flows.run import open_store
+
+    store = results_store(open_store(tmp_path / "r"))
+    store.connect()
+    first = Publisher(store, "job-1", interval=0)
+    first.add([{"key": "a", "state": "failed"}, {"key": "b", "state": "failed"}])
+    first.add([{"key": "a", "state": "completed"}, {"key": "c", "state": "failed"}])
+    second = Publisher(store, "job-2", interval=0)  # reads the stored keys once
+    second.add([{"key": "b", "state": "skipped"}, {"key": "b", "state": "completed"}])
+    docs = {d["key"]: d for d in store.query({})}
+    assert store.count() == 3
+    assert {k: d["state"] for k, d in docs.items()} == {
+        "a": "completed",
+        "b": "completed",
+        "c": "failed",
+    }
+    assert docs["b"]["job_uuid"] == "job-2" and docs["a"]["job_uuid"] == "job-1"
