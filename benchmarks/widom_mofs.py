@@ -32,8 +32,10 @@ def main():
     from sevenomni_flows.jobs.widom import WidomMaker
 
     print(f"{args.model} task {args.task}, {args.n} insertions per guest, 298 K, cpu")
-    print("| framework | guest | D3 | K_H (mol/kg/Pa) | Q_st (kJ/mol) | overlap | "
-          "excluded |")
+    print(
+        "| framework | guest | D3 | K_H (mol/kg/Pa) | Q_st (kJ/mol) | overlap | "
+        "excluded |"
+    )
     print("|---|---|---|---|---|---|---|")
     for dispersion in (None, "d3bj"):
         settings = ModelSettings(
@@ -52,7 +54,8 @@ def main():
                     continue
                 print(
                     f"| {name} | {d.guest} | {'D3(BJ)' if dispersion else 'none'} | "
-                    f"{d.henry_coefficient[0]:.3g} ± {d.henry_coefficient_error[0]:.2g} "
+                    f"{d.henry_coefficient[0]:.3g} ± "
+                    f"{d.henry_coefficient_error[0]:.2g} "
                     f"| {d.heat_of_adsorption[0]:.1f} ± "
                     f"{d.heat_of_adsorption_error[0]:.1f} | {d.overlap_fraction:.0%} | "
                     f"{d.n_unphysical} |"

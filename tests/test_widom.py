@@ -192,3 +192,30 @@ def test_graphs_do_not_follow_later_moves_of_their_atoms():
     before = graph[K.POSITIONS].clone()
     atoms.positions[:] += 1.0
     assert (graph[K.POSITIONS] == before).all()
+
+
+def test_widom_through_a_spec(tmp_path, capsys):
+    """framework_properties: [widom] runs it; query shows its fields; a
+    rerun reuses it."""
+    import json
+    import shutil
+
+    from sevenomni_flows.cli import main
+
+    shutil.copy(MOF / "Mg-MOF-74.cif", tmp_path / "mof.cif")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "model: 7net-0\ndevice: cpu\nproperties: []\n"
+        "frameworks:\n  - {file: mof.cif, name: Mg-MOF-74}\n"
+        "framework_properties: [widom]\n"
+        "widom: {guests: [N2], n_insertions: 20, temperatures: [298.0]}\n"
+    )
+    store = str(tmp_path / "results")
+    assert main(["run", str(spec), "--store", store]) == 0
+    capsys.readouterr()
+    main(["query", '{"property": "widom"}', "--store", store, "--format", "json"])
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["guest"] == "N2" and row["temperature"] == [298.0]
+    assert row["henry_coefficient"][0] > 0 and row["dispersion"] is None
+    assert main(["run", str(spec), "--store", store]) == 0
+    assert "1 results reused" in capsys.readouterr().out
