@@ -189,3 +189,14 @@ def test_slab_convergence_through_a_spec(tmp_path, capsys, one_torch_thread):
     assert full["plots"] and full["plots"][0].endswith("_slab_convergence.png")
     assert main(["run", str(spec), "--store", str(store)]) == 0
     assert "3 results reused" in capsys.readouterr().out
+
+
+def test_slab_convergence_refuses_settings_without_a_fixed_bottom():
+    from sevenomni_flows.jobs.slab_convergence import SlabConvergenceMaker
+
+    with pytest.raises(ValueError, match="layers: 2 is not more than free_layers"):
+        SlabConvergenceMaker(layers=[2, 4], free_layers=2)
+    with pytest.raises(ValueError, match=r"supercell \[0, 2\]: supercell entries"):
+        SlabConvergenceMaker(supercells=[[0, 2]])
+    with pytest.raises(ValueError, match="duplicates"):
+        SlabConvergenceMaker(layers=[3, 3])

@@ -79,9 +79,7 @@ class SlabConvergenceMaker(PropertyMaker):
                 try:
                     self.protocol(n, cell)
                 except ValueError as err:
-                    raise ValueError(
-                        f"{what}: layers {n}, supercell {cell}: {err}"
-                    ) from err
+                    raise ValueError(f"{what}: {err}") from None
                 if n <= self.free_layers:
                     raise ValueError(
                         f"{what}.layers: {n} is not more than free_layers "
@@ -90,11 +88,14 @@ class SlabConvergenceMaker(PropertyMaker):
 
     def protocol(self, layers: int, supercell: list[int]) -> SlabProtocol:
         """The slab protocol of one setting."""
-        return SlabProtocol(
-            layers=layers,
-            free_layers=self.free_layers,
-            supercell=tuple(supercell),
-            vacuum=self.vacuum,
+        return SlabProtocol.checked(
+            {
+                "layers": layers,
+                "free_layers": self.free_layers,
+                "supercell": tuple(supercell),
+                "vacuum": self.vacuum,
+            },
+            f"layers {layers}, supercell {list(supercell)}",
         )
 
     def targets(self, item, pot, task):
