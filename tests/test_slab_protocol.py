@@ -200,3 +200,26 @@ def test_slab_convergence_refuses_settings_without_a_fixed_bottom():
         SlabConvergenceMaker(supercells=[[0, 2]])
     with pytest.raises(ValueError, match="duplicates"):
         SlabConvergenceMaker(layers=[3, 3])
+
+
+def test_one_changed_protocol_setting_changes_every_key():
+    """A rerun with another slab, vacuum or supercell is not served old results;
+    an equivalent spelling of the same protocol is."""
+    from sevenomni_flows.jobs.base import resolve_input
+
+    pot, task = ModelSettings(model="7net-0", device="cpu").potential()
+    item = resolve_input(pt(), "Pt")
+
+    def keys(**slab):
+        maker = SlabAdsorptionMaker(adsorbates=["H"], slab=slab or "converged")
+        return {t.key for t in maker.targets(item, pot, task)}
+
+    base = keys()
+    assert keys(preset="converged", layers=4) == base  # the same protocol
+    for change in (
+        {"preset": "converged", "layers": 5},
+        {"preset": "converged", "vacuum": 20.0},
+        {"preset": "converged", "supercell": [3, 3]},
+        {"preset": "oc20"},
+    ):
+        assert keys(**change).isdisjoint(base), change

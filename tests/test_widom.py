@@ -219,3 +219,29 @@ def test_widom_through_a_spec(tmp_path, capsys):
     assert row["henry_coefficient"][0] > 0 and row["dispersion"] is None
     assert main(["run", str(spec), "--store", store]) == 0
     assert "1 results reused" in capsys.readouterr().out
+
+
+def test_one_changed_setting_changes_the_key():
+    """Insertions, temperatures, hard core, seed or dispersion: a new key each."""
+    maker = WidomMaker(settings=SETTINGS, guests=["N2"], n_insertions=20)
+    item = maker.resolve(MOF / "Mg-MOF-74.cif", "Mg-MOF-74")
+    pot, task = SETTINGS.potential()
+    [base] = maker.targets(item, pot, task)
+    for change in (
+        {"n_insertions": 30},
+        {"temperatures": [300.0]},
+        {"hard_core": 0.8},
+        {"seed": 1},
+        {"min_energy": -1.0},
+    ):
+        other = WidomMaker(
+            settings=SETTINGS, guests=["N2"], **({"n_insertions": 20} | change)
+        )
+        [target] = other.targets(item, pot, task)
+        assert target.key != base.key, change
+    d3 = ModelSettings(model="7net-0", device="cpu", dispersion="d3bj")
+    pot3, task3 = d3.potential()
+    [target] = WidomMaker(settings=d3, guests=["N2"], n_insertions=20).targets(
+        item, pot3, task3
+    )
+    assert target.key != base.key

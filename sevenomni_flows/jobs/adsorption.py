@@ -36,6 +36,7 @@ from .calculation import PropertyMaker
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [
+    "FrameworkInput",
     "MofAdsorptionMaker",
     "SlabAdsorptionMaker",
     "check_adsorbates",
@@ -241,24 +242,41 @@ def image_warnings(built: dict, cutoff: float) -> list[str]:
     ]
 
 
-def framework_item(path, label: str | None, min_length: float) -> Item:
-    """A framework file as a job input: read, checked and repeated, or its error."""
-    label = label or Path(str(path)).stem
-    try:
-        host = read_framework(str(path), min_length)
-    except ValueError as err:
-        return Item(
-            "unknown",
-            "unknown",
-            label,
-            "unknown",
-            error=str(err),
-            error_type="InvalidFramework",
-        )
-    structure = AseAtomsAdaptor.get_structure(host)
-    sid = structure_id(structure)
-    formula = structure.composition.reduced_formula
-    return Item(formula, sid, label, sid, structure=structure, source=host)
+class FrameworkInput:
+    """A Maker whose inputs are framework files (CIF), read in the job.
+
+    Paths travel as strings; ``resolve`` reads, checks and repeats each to
+    ``min_length`` Å per axis, or returns its error as the input's failure.
+    """
+
+    min_length: float
+
+    def make(self, frameworks, labels=None, sources=None):
+        """One batched job for all frameworks; one document per guest."""
+        if isinstance(frameworks, list):
+            frameworks = [str(f) for f in frameworks]
+        else:
+            frameworks = str(frameworks)
+        return super().make(frameworks, labels, sources)
+
+    def resolve(self, path, label) -> Item:
+        """The framework read from its file (repeated to ``min_length``)."""
+        label = label or Path(str(path)).stem
+        try:
+            host = read_framework(str(path), self.min_length)
+        except ValueError as err:
+            return Item(
+                "unknown",
+                "unknown",
+                label,
+                "unknown",
+                error=str(err),
+                error_type="InvalidFramework",
+            )
+        structure = AseAtomsAdaptor.get_structure(host)
+        sid = structure_id(structure)
+        formula = structure.composition.reduced_formula
+        return Item(formula, sid, label, sid, structure=structure, source=host)
 
 
 def check_adsorbates(names: list[str], what: str) -> list[str]:
@@ -484,7 +502,7 @@ class SlabAdsorptionMaker(PropertyMaker):
 
 
 @dataclass
-class MofAdsorptionMaker(PropertyMaker):
+class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     """Adsorption energies of guests (CO2, H2O, N2, CH4, H2, ...) in a MOF.
 
     Inputs are framework files (CIF).  Candidates: open metal sites and
@@ -520,18 +538,6 @@ class MofAdsorptionMaker(PropertyMaker):
                 f"mof.reference_scheme must be 'gas' or 'oc20', "
                 f"got {self.reference_scheme!r}"
             )
-
-    def make(self, frameworks, labels=None, sources=None):
-        """One batched job for all guests; one document per guest."""
-        if isinstance(frameworks, list):
-            frameworks = [str(f) for f in frameworks]
-        else:
-            frameworks = str(frameworks)
-        return super().make(frameworks, labels, sources)
-
-    def resolve(self, path, label):
-        """The framework read from its file (repeated to ``min_length``)."""
-        return framework_item(path, label, self.min_length)
 
     def targets(self, item, pot, task):
         """One document per guest."""

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-from ase.constraints import FixAtoms
 
 from sevenomni_core.batch import relax
 from sevenomni_core.batch.predict import evaluate_graphs
@@ -30,7 +29,7 @@ from ..adsorption.widom import (
     overlapping,
 )
 from ..schemas import WidomDocument
-from .adsorption import _gas, check_adsorbates, framework_item
+from .adsorption import FrameworkInput, _gas, check_adsorbates
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker
 
@@ -65,7 +64,7 @@ def insertion_energies(pot, task, framework, guest, placed, batch_size="auto"):
 
 
 @dataclass
-class WidomMaker(PropertyMaker):
+class WidomMaker(FrameworkInput, PropertyMaker):
     """Henry coefficients K_H(T) and heats of adsorption Q_st(T) by Widom insertion.
 
     Inputs are framework files (CIF), read as for
@@ -130,18 +129,6 @@ class WidomMaker(PropertyMaker):
         if self.min_energy >= 0:
             raise ValueError(f"widom.min_energy must be < 0 eV, got {self.min_energy}")
 
-    def make(self, frameworks, labels=None, sources=None):
-        """One batched job for all guests of all frameworks."""
-        if isinstance(frameworks, list):
-            frameworks = [str(f) for f in frameworks]
-        else:
-            frameworks = str(frameworks)
-        return super().make(frameworks, labels, sources)
-
-    def resolve(self, path, label):
-        """The framework read from its file (repeated to ``min_length``)."""
-        return framework_item(path, label, self.min_length)
-
     def targets(self, item, pot, task):
         """One document per guest."""
         settings = maker_settings(self)
@@ -169,6 +156,7 @@ class WidomMaker(PropertyMaker):
     def framework(self, item, targets, ctx) -> list[WidomDocument]:
         """All guests in one framework."""
         pot, task = self.settings.potential()
+        _, task_index = pot.resolve_task(task)
         host = item.source.copy()
         host.set_constraint()
         if self.relax_framework:
@@ -184,9 +172,14 @@ class WidomMaker(PropertyMaker):
             fmax=0.01,
             max_steps=500,
         )
-        [e_host] = insertion_energies(pot, task, host[:0], host, host.positions[None])
-        if not np.isfinite(e_host):
-            raise RuntimeError("the empty framework could not be evaluated")
+        [empty] = evaluate_graphs(
+            pot,
+            [atoms_to_graph(host, pot.cutoff, pot.network.z_to_index, task_index)],
+            forces=False,
+        )
+        if not empty.ok:
+            raise RuntimeError(f"the empty framework: {empty.error}")
+        e_host = empty.energy
         density = framework_density(host)
         docs = []
         for target, name, res in zip(targets, self.guests, gas, strict=True):
@@ -198,7 +191,6 @@ class WidomMaker(PropertyMaker):
                 )
                 continue
             guest = res.atoms.copy()
-            guest.set_constraint(FixAtoms(indices=[]))
             docs.append(
                 self.guest(
                     target, ctx, host, guest, res.energy, e_host, density, pot, task

@@ -65,13 +65,11 @@ def lookup(store: Store, keys: Iterable[str], properties=None) -> dict[str, dict
     ``$in`` in Python against every key for every document (quadratic), so
     the embedded store is read in one pass and matched against a set.
     """
-    from maggma.stores import MontyStore
-
     keys = list(dict.fromkeys(keys))
     found: dict[str, dict] = {}
     if not keys:
         return found
-    if isinstance(store, MontyStore):
+    if _embedded(store):
         wanted = set(keys)
         fields = None if properties is None else list({"key", *properties})
         for doc in store.query({}, properties=fields):
