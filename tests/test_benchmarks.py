@@ -49,3 +49,20 @@ def test_widom_speed_smoke():
     """The Widom benchmark times both sides and compares their energies."""
     out = _smoke("widom_speed.py")
     assert "sevenn naive loop" in out and "largest energy difference" in out
+
+
+def test_md_speed_smoke():
+    """The MD benchmark times both sides on the same dynamics."""
+    out = _smoke("md_speed.py")
+    assert "ASE Langevin + sevenn loop" in out and "ratio" in out
+    loop, ours = out.split("final temperature, mean over runs: loop ")[1].split(
+        " K, ours "
+    )
+    # the same momenta and random draws: the same temperatures (float32)
+    assert abs(float(loop) - float(ours.split()[0])) < 1.0
+
+
+def test_neb_speed_smoke():
+    """The NEB benchmark times both sides and prints the barriers."""
+    out = _smoke("neb_speed.py")
+    assert "ASE NEB + FIRE + sevenn loop" in out and "barriers (eV), ours:" in out
