@@ -132,6 +132,9 @@ def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
         properties=list(dict.fromkeys(["relax", *spec.properties])),
         adsorption_maker=spec.adsorption.maker(plot_dir=plots),
         slab_convergence_maker=spec.slab_convergence.maker(plot_dir=plots),
+        md_maker=spec.md.maker(
+            plot_dir=plots, trajectory_dir=str(Path(plots).parent / "trajectories")
+        ),
         relax_maker=spec.relax.maker(),
         static_maker=StaticMaker(),
         elastic_maker=spec.elastic.maker(),

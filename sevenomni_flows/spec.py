@@ -19,6 +19,7 @@ from pydantic import (
 
 from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
 from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
+from .jobs.md import MDMaker
 from .jobs.slab_convergence import SlabConvergenceMaker
 from .jobs.widom import WidomMaker
 from .submit.resources import ClusterSettings
@@ -107,6 +108,7 @@ AdsorptionSettings = section(SlabAdsorptionMaker, fixed={"relax_bulk": False})
 MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
 SlabConvergenceSettings = section(SlabConvergenceMaker)
 WidomSettings = section(WidomMaker)
+MDSettings = section(MDMaker, exclude=("trajectory_dir",))
 
 
 class FrameworkEntry(_Strict):
@@ -142,6 +144,7 @@ class RunSpec(_Strict):
             "eos",
             "adsorption",
             "slab_convergence",
+            "md",
         ]
     ] = [
         "relax",
@@ -157,6 +160,7 @@ class RunSpec(_Strict):
     slab_convergence: SlabConvergenceSettings = Field(
         default_factory=SlabConvergenceSettings
     )
+    md: MDSettings = Field(default_factory=MDSettings)
     frameworks: list[FrameworkEntry] = []
     framework_properties: list[Literal["adsorption", "widom"]] = Field(
         ["adsorption"],

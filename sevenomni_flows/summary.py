@@ -37,6 +37,17 @@ PER_PROPERTY = {
         "n_anomalous",
     ],
     "slab_convergence": ["host", "adsorbate", "adsorption_energy", "max_deviation"],
+    "md": [
+        "ensemble",
+        "temperature",
+        "mean_temperature",
+        "mean_pressure",
+        "volume_change",
+        "max_displacement",
+        "still_crystalline",
+        "diffusion_coefficient",
+    ],
+    "neb": ["barrier", "reverse_barrier", "reaction_energy", "converged"],
     "widom": [
         "host",
         "guest",
@@ -61,6 +72,14 @@ UNITS = {
     "henry_coefficient": "mol/kg/Pa",
     "heat_of_adsorption": "kJ/mol",
     "temperature": "K",
+    "mean_temperature": "K",
+    "mean_pressure": "GPa",
+    "volume_change": "%",
+    "max_displacement": "Å",
+    "diffusion_coefficient": "cm²/s",
+    "barrier": "eV",
+    "reverse_barrier": "eV",
+    "reaction_energy": "eV",
 }
 
 

@@ -197,7 +197,7 @@ def test_fixed_atoms_trajectory_and_bad_inputs(pot32, tmp_path):
         timestep=[1.0, 1.0, 1.0, 1.0, 1.0, 60.0],
         steps=20,
         interval=5,
-        trajectory_dir=tmp_path,
+        trajectory=tmp_path,
     )
     assert [r.ok for r in out] == [True, True, False, False, False, False]
     assert "temperature (K) must be >= 0" in out[2].error

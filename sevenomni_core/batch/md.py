@@ -78,6 +78,8 @@ class MDResult:
         Å³, per sample; None without a periodic cell.
     positions : numpy.ndarray
         ``(samples, N, 3)`` Å, unwrapped (for displacements and the MSD).
+    cells : numpy.ndarray
+        ``(samples, 3, 3)`` Å, the cell at each sample.
     trajectory : str or None
         The ASE trajectory file written, if any.
     error : str or None
@@ -93,6 +95,7 @@ class MDResult:
     pressure: np.ndarray | None = None
     volume: np.ndarray | None = None
     positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3)))
+    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
     trajectory: str | None = None
     error: str | None = None
 
@@ -243,6 +246,7 @@ def _sample(run: _Run, pred: Prediction) -> None:
     s.setdefault("kinetic_energy", []).append(run.kinetic())
     s.setdefault("temperature", []).append(run.temperature_now())
     s.setdefault("positions", []).append(run.atoms.positions.copy())
+    s.setdefault("cells", []).append(run.atoms.cell.array.copy())
     if run.periodic and pred.stress is not None:
         stress = voigt_6_to_full_3x3_stress(pred.stress) + run.kinetic_stress()
         s.setdefault("pressure", []).append(-np.trace(stress) / 3.0 / units.GPa)
@@ -281,6 +285,7 @@ def _result(run: _Run, pred: Prediction | None, error: str | None) -> MDResult:
         pressure=arr("pressure"),
         volume=arr("volume"),
         positions=arr("positions") if s else np.zeros((0, len(atoms), 3)),
+        cells=arr("cells") if s else np.zeros((0, 3, 3)),
         trajectory=run.path,
         error=error,
     )
@@ -335,7 +340,7 @@ def md(
     barostat: str = "isotropic",
     seed: int | Sequence[int] = 0,
     fixed: Sequence[Sequence[int] | None] | None = None,
-    trajectory_dir: str | Path | None = None,
+    trajectory: str | Path | Sequence[str | Path | None] | None = None,
     device: str = "auto",
     dtype: str = "float32",
     batch_size: int | str = "auto",
@@ -381,9 +386,10 @@ def md(
         gives the same trajectory alone or in any batch.
     fixed : one index list (or None) per structure, optional
         Atoms held fixed, besides ``FixAtoms`` constraints.
-    trajectory_dir : str or Path, optional
-        Folder for one ASE trajectory file per structure (frames every
-        ``interval`` steps with energy, forces, stress and momenta).
+    trajectory : folder, or one file path (or None) per structure, optional
+        ASE trajectory files, with frames every ``interval`` steps carrying
+        energy, forces, stress and momenta; in a folder, one file per
+        structure named by its index and label.
     min_distance : float
         Floor on interatomic distances, Å, as in ``relax``.
     max_energy_drift : float
@@ -428,10 +434,13 @@ def md(
         seeds = per_structure(seed, n, "seed")
     else:
         seeds = [[int(seed), i] for i in range(n)]
-    folder = Path(trajectory_dir) if trajectory_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
     names = labels(structures)
+    if isinstance(trajectory, (list, tuple)):
+        paths = per_structure(trajectory, n, "trajectory")
+    elif trajectory is not None:
+        paths = [Path(trajectory) / _file_name(names[i], i) for i in range(n)]
+    else:
+        paths = [None] * n
     results: list[MDResult | None] = [None] * n
 
     def done(i: int, result: MDResult) -> None:
@@ -476,8 +485,9 @@ def md(
             fixed=mask,
         )
         _initial_momenta(run)
-        if folder is not None:
-            run.path = str(folder / _file_name(names[i], i))
+        if paths[i] is not None:
+            Path(paths[i]).parent.mkdir(parents=True, exist_ok=True)
+            run.path = str(paths[i])
             run.writer = Trajectory(run.path, "w")
         close = _too_close(run, min_distance)
         if close is not None:

@@ -22,6 +22,7 @@ PROPERTIES = (
     "eos",
     "adsorption",
     "slab_convergence",
+    "md",
 )
 
 
@@ -33,8 +34,8 @@ class ScreeningMaker(Maker):
     ----------
     properties : list of str
         Among ``relax``, ``static``, ``elastic``, ``phonon``, ``eos``,
-        ``adsorption`` and ``slab_convergence`` (relaxation always runs
-        first).
+        ``adsorption``, ``slab_convergence`` and ``md`` (relaxation always
+        runs first).
     relax_maker, static_maker, elastic_maker, phonon_maker, eos_maker
         The job Makers used; set their ``settings`` (model, task) alike, e.g.
         with :meth:`with_settings`.
@@ -55,6 +56,7 @@ class ScreeningMaker(Maker):
     eos_maker: EosMaker = field(default_factory=EosMaker)
     adsorption_maker: Maker | None = None
     slab_convergence_maker: Maker | None = None
+    md_maker: Maker | None = None
     structures_per_job: int | None = None
 
     def __post_init__(self):
@@ -70,6 +72,10 @@ class ScreeningMaker(Maker):
             from ..jobs.slab_convergence import SlabConvergenceMaker
 
             self.slab_convergence_maker = SlabConvergenceMaker()
+        if "md" in self.properties and self.md_maker is None:
+            from ..jobs.md import MDMaker
+
+            self.md_maker = MDMaker()
         if unknown:
             raise ValueError(
                 f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
@@ -96,6 +102,7 @@ class ScreeningMaker(Maker):
             "eos": self.eos_maker,
             "adsorption": self.adsorption_maker,
             "slab_convergence": self.slab_convergence_maker,
+            "md": self.md_maker,
         }
 
     def make(

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Maker fields that do not change results (left out of the reuse key).
-NOT_SETTINGS = {"name", "settings", "plot_dir"}
+NOT_SETTINGS = {"name", "settings", "plot_dir", "trajectory_dir"}
 
 
 @dataclass

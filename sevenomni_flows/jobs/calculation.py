@@ -27,7 +27,7 @@ from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve
 __all__ = ["DATA_FIELDS", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
 
 #: Bulky document fields kept in the JobStore's ``data`` store.
-DATA_FIELDS = ["band_structure", "force_constants", "relaxed_structures"]
+DATA_FIELDS = ["band_structure", "force_constants", "images", "relaxed_structures"]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ __all__ = [
     "AdsorptionDocument",
     "ElasticDocument",
     "EosDocument",
+    "MDDocument",
+    "NebDocument",
     "PhononDocument",
     "RelaxDocument",
     "ResultDocument",
@@ -268,4 +270,76 @@ class WidomDocument(ResultDocument):
     )
     warnings: list[str] = Field(
         default_factory=list, description="What may make the result less reliable"
+    )
+
+
+class MDDocument(ResultDocument):
+    """One molecular dynamics run of a material at one temperature."""
+
+    property: str = "md"
+    ensemble: str = Field(description="nve, nvt (Langevin) or npt (+ Berendsen)")
+    temperature: float = Field(description="Target (initial for NVE) temperature, K")
+    pressure: float | None = Field(None, description="NPT target pressure, GPa")
+    timestep: float = Field(description="fs")
+    steps: int = Field(0, description="Steps run (fewer than asked if it stopped)")
+    n_atoms: int | None = Field(None, description="Atoms simulated (supercell)")
+    duration: float | None = Field(None, description="Simulated time, ps")
+    mean_temperature: float | None = Field(
+        None, description="Over the second half of the run, K"
+    )
+    mean_pressure: float | None = Field(
+        None, description="Virial + kinetic, second half, GPa (periodic cells)"
+    )
+    volume_change: float | None = Field(
+        None, description="Mean volume of the second half over the start, minus 1, %"
+    )
+    max_displacement: float | None = Field(
+        None, description="Largest distance an atom ended from its start, Å"
+    )
+    rdf_similarity: float | None = Field(
+        None,
+        description="Correlation of the RDF of the last quarter with that of "
+        "the input structure (0.25 Å smearing), unitless (1: same order)",
+    )
+    still_crystalline: bool | None = Field(
+        None, description="rdf_similarity >= 0.8: the structure kept its order"
+    )
+    diffusion_coefficient: float | None = Field(
+        None,
+        description="From the MSD slope of the second half, cm²/s; None while "
+        "atoms only vibrate (final MSD below 4 Å²)",
+    )
+    energy_drift: float | None = Field(
+        None, description="NVE: slope of the total energy, eV/atom/ps"
+    )
+    time: list[float] = Field(default_factory=list, description="Sample times, fs")
+    temperatures: list[float] = Field(default_factory=list, description="K, sampled")
+    potential_energies: list[float] = Field(
+        default_factory=list, description="eV/atom, sampled"
+    )
+    volumes: list[float] = Field(default_factory=list, description="Å³/atom, sampled")
+    trajectory: str | None = Field(
+        None, description="ASE trajectory file of the sampled frames (not stored here)"
+    )
+
+
+class NebDocument(ResultDocument):
+    """One climbing-image NEB band: the barrier of one hop."""
+
+    property: str = "neb"
+    band: dict = Field(
+        default_factory=dict,
+        description="What hops: kind (vacancy, surface or path) and its details",
+    )
+    barrier: float | None = Field(None, description="Forward barrier, eV")
+    reverse_barrier: float | None = Field(None, description="Reverse barrier, eV")
+    reaction_energy: float | None = Field(None, description="E(final) - E(initial), eV")
+    energies: list[float] = Field(
+        default_factory=list, description="Profile: each image minus the initial, eV"
+    )
+    climbing_image: int | None = Field(None, description="Index of the highest image")
+    converged: bool | None = Field(None, description="NEB forces below fmax")
+    steps: int = Field(0, description="FIRE steps of the band")
+    images: list[Structure] | None = Field(
+        None, description="All images, end points included (data store)"
     )
