@@ -182,6 +182,22 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
             keys = [t.key for t in mof.targets(framework, pot, task)]
             planned.update({k: (label, prop) for k in keys})
             mofs.append((mof, str(base / entry.file), label, keys))
+    if spec.bands:
+        neb = spec.neb.maker(plot_dir=plots)
+        neb.settings = settings
+        described = [entry.describe(base) for entry in spec.bands]
+        band_labels = [label for label, _ in described]
+        band_inputs = [obj for _, obj in described]
+        band_keys = []
+        for label, obj in described:
+            if isinstance(obj, str):  # its structure could not be read
+                failures.append(_input_failure(label, obj, settings))
+                planned[failures[-1].key] = (label, "input")
+                continue
+            item = neb.resolve(obj, label)
+            keys = [t.key for t in neb.targets(item, pot, task)]
+            planned.update({k: (label, "neb") for k in keys})
+            band_keys += keys
     state = {
         k: d.get("state")
         for k, d in lookup(results, planned, properties=["key", "state"]).items()
@@ -212,6 +228,12 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
     for mof, path, label, keys in mofs:
         if not done(keys):
             parts.append(mof.make(path, label))
+    if spec.bands and not done(band_keys):
+        good = [i for i, obj in enumerate(band_inputs) if isinstance(obj, dict)]
+        if good:
+            parts.append(
+                neb.make([band_inputs[i] for i in good], [band_labels[i] for i in good])
+            )
     reused = sum(1 for k in planned if state.get(k) == "completed")
     return Plan(
         flow=Flow(parts, name="sevenomni run") if parts else flow,

@@ -20,6 +20,7 @@ from pydantic import (
 from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
 from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
 from .jobs.md import MDMaker
+from .jobs.neb import KINDS, NebMaker
 from .jobs.slab_convergence import SlabConvergenceMaker
 from .jobs.widom import WidomMaker
 from .submit.resources import ClusterSettings
@@ -109,6 +110,54 @@ MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
 SlabConvergenceSettings = section(SlabConvergenceMaker)
 WidomSettings = section(WidomMaker)
 MDSettings = section(MDMaker, exclude=("trajectory_dir",))
+NebSettings = section(NebMaker)
+
+
+class BandEntry(_Strict):
+    """One NEB band: a vacancy hop, an adsorbate hop on a surface, or a path."""
+
+    kind: Literal[KINDS] = Field(description="vacancy, surface or path")
+    name: str | None = Field(None, description="Label in tables")
+    structure: StructureEntry | None = Field(
+        None, description="The bulk (vacancy and surface bands)"
+    )
+    miller: list[int] | None = Field(None, description="Surface bands: Miller index")
+    adsorbate: str | None = Field(None, description="Surface bands: what hops")
+    start: str | None = Field(None, description="Surface bands: site kind, e.g. fcc")
+    end: str | None = Field(None, description="Surface bands: site kind, e.g. hcp")
+    initial: str | None = Field(None, description="Path bands: initial structure file")
+    final: str | None = Field(None, description="Path bands: final structure file")
+
+    @model_validator(mode="after")
+    def _complete(self):
+        need = {
+            "vacancy": ["structure"],
+            "surface": ["structure", "miller", "adsorbate", "start", "end"],
+            "path": ["initial", "final"],
+        }[self.kind]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} band needs {', '.join(missing)}")
+        return self
+
+    def describe(self, base: Path) -> tuple[str, dict | str]:
+        """Its label and the NebMaker's band dict (or why it cannot be built)."""
+        label = self.name or f"{self.kind} band"
+        band = self.model_dump(exclude={"name", "structure", "initial", "final"})
+        band = {k: v for k, v in band.items() if v is not None}
+        if self.structure is not None:
+            [(_, obj)] = read_structures([self.structure], base)[:1]
+            if isinstance(obj, str):
+                return label, obj
+            band["structure"] = obj.as_dict()
+        for key in ("initial", "final"):
+            path = getattr(self, key)
+            if path is not None:
+                found = read_structures([StructureEntry(file=path)], base)
+                if isinstance(found[0][1], str):
+                    return label, found[0][1]
+                band[key] = found[0][1].as_dict()
+        return label, band
 
 
 class FrameworkEntry(_Strict):
@@ -161,6 +210,10 @@ class RunSpec(_Strict):
         default_factory=SlabConvergenceSettings
     )
     md: MDSettings = Field(default_factory=MDSettings)
+    bands: list[BandEntry] = Field(
+        [], description="NEB bands, computed together with the neb: settings"
+    )
+    neb: NebSettings = Field(default_factory=NebSettings)
     frameworks: list[FrameworkEntry] = []
     framework_properties: list[Literal["adsorption", "widom"]] = Field(
         ["adsorption"],

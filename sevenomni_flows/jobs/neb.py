@@ -1,0 +1,291 @@
+"""Barriers of many hops at once: end points built, relaxed, then batched CI-NEB.
+
+A band is described by a plain dict (a spec's ``neb.bands`` entry):
+
+- ``{"kind": "vacancy", "structure": bulk}``: a vacancy in ``bulk``
+  (repeated to ``min_length``) hops to the nearest neighbour site;
+- ``{"kind": "surface", "structure": bulk, "miller": [1, 1, 1],
+  "adsorbate": "O", "start": "fcc", "end": "hcp"}``: an adsorbate moves
+  between the nearest sites of the two kinds on the slab of the adsorption
+  flow (:class:`~sevenomni_flows.adsorption.SlabProtocol`);
+- ``{"kind": "path", "initial": structure, "final": structure}``: the two
+  end points as given.
+
+End points of every band are relaxed together (fixed atoms kept), then all
+bands run in one batched :func:`~sevenomni_core.batch.neb`.  One document
+per band (``property: "neb"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from sevenomni_core.batch import neb, relax
+
+from ..adsorption.adsorbates import get_adsorbate
+from ..adsorption.slab_protocol import SlabProtocol
+from ..adsorption.surfaces import build_slab, find_sites, place
+from ..schemas import NebDocument, structure_id
+from .base import Item, as_structure, maker_settings, protocol
+from .base import Target as _Target
+from .calculation import PropertyMaker, model_title
+from .md import supercell_for
+
+__all__ = ["NebMaker", "end_points"]
+
+KINDS = ("vacancy", "surface", "path")
+
+
+def _vacancy(bulk: Atoms, min_length: float) -> tuple[Atoms, Atoms]:
+    cell = supercell_for(bulk, min_length)
+    d = cell.get_distances(0, range(1, len(cell)), mic=True)
+    j = 1 + int(np.argmin(d))
+    first, last = cell.copy(), cell.copy()
+    last.positions[j] = cell.positions[0]
+    del first[0]
+    del last[0]
+    return first, last
+
+
+def _surface(band: dict, slab_protocol: SlabProtocol) -> tuple[Atoms, Atoms]:
+    bulk = as_structure(band["structure"])
+    slab = build_slab(bulk, tuple(band["miller"]), slab_protocol)
+    sites = find_sites(slab)
+    ads = get_adsorbate(band["adsorbate"])
+    start = [s for s in sites if s["label"] == band["start"]]
+    end = [s for s in sites if s["label"] == band["end"]]
+    found = sorted({s["label"] for s in sites})
+    for name, group in ((band["start"], start), (band["end"], end)):
+        if not group:
+            raise ValueError(f"no {name!r} site on this surface; it has {found}")
+    a = start[0]
+    cell = slab.cell.array[:2, :2]
+
+    def lateral(s):
+        d = np.asarray(s["position"][:2]) - np.asarray(a["position"][:2])
+        f = np.linalg.solve(cell.T, d)
+        return np.linalg.norm((f - np.round(f)) @ cell)
+
+    b = min((s for s in end if lateral(s) > 0.3), key=lateral, default=None)
+    if b is None:
+        raise ValueError(f"no {band['end']!r} site apart from the start site")
+    first, _ = place(slab, ads, a)
+    last, _ = place(slab, ads, b)
+    return first, last
+
+
+def end_points(band: dict, min_length: float, slab: SlabProtocol):
+    """The two (unrelaxed) end points of a band description."""
+    kind = band.get("kind")
+    if kind == "vacancy":
+        bulk = AseAtomsAdaptor.get_atoms(as_structure(band["structure"]))
+        return _vacancy(bulk, min_length)
+    if kind == "surface":
+        return _surface(band, slab)
+    if kind == "path":
+        first = AseAtomsAdaptor.get_atoms(as_structure(band["initial"]))
+        last = AseAtomsAdaptor.get_atoms(as_structure(band["final"]))
+        return first, last
+    raise ValueError(f"unknown band kind {kind!r}; choose from {list(KINDS)}")
+
+
+def _describe(band: dict) -> dict:
+    """The band's identity for the reuse key (structures by their ids)."""
+    out = {}
+    for k, v in band.items():
+        if k in ("structure", "initial", "final"):
+            out[k] = structure_id(as_structure(v))
+        else:
+            out[k] = v
+    return out
+
+
+@dataclass
+class NebMaker(PropertyMaker):
+    """Climbing-image NEB barriers of many bands in one batched job.
+
+    Parameters
+    ----------
+    n_images : int
+        Interior images per band.
+    climb : bool
+        Climbing image.
+    fmax : float
+        NEB force threshold, eV/Å.
+    max_steps : int
+        Most FIRE steps per band.
+    spring : float
+        Spring constant, eV/Å².
+    interpolation : {"idpp", "linear"}
+        Initial path.
+    relax_fmax, relax_steps
+        Relaxation of the end points (fixed cell, fixed slab layers kept).
+    min_length : float
+        Vacancy bands: repeat the bulk until every width is at least this, Å.
+    slab : SlabProtocol
+        Surface bands: how the slab is built (the adsorption flow's).
+    plot_dir : str, optional
+        Folder for the energy profiles.
+    """
+
+    name: str = "neb"
+    n_images: int = 5
+    climb: bool = True
+    fmax: float = 0.05
+    max_steps: int = 500
+    spring: float = 0.1
+    interpolation: str = "idpp"
+    relax_fmax: float = 0.02
+    relax_steps: int = 500
+    min_length: float = 7.0
+    slab: SlabProtocol = field(default_factory=lambda: SlabProtocol(preset="converged"))
+    plot_dir: str | None = None
+
+    property: ClassVar[str] = "neb"
+    document: ClassVar[type] = NebDocument
+
+    def __post_init__(self):
+        self.slab = SlabProtocol.checked(self.slab, "neb.slab")
+        if self.n_images < 1 or self.max_steps < 1 or self.relax_steps < 1:
+            raise ValueError("neb.n_images, max_steps and relax_steps must be >= 1")
+        if not (self.fmax > 0 and self.spring > 0 and self.relax_fmax > 0):
+            raise ValueError("neb.fmax, spring and relax_fmax must be > 0")
+        if self.interpolation not in ("idpp", "linear"):
+            raise ValueError(
+                f"neb.interpolation must be 'idpp' or 'linear', "
+                f"got {self.interpolation!r}"
+            )
+
+    def resolve(self, obj: Any, label: str | None) -> Item:
+        """A band description; its end points are built here."""
+        label = label or "band"
+        try:
+            band = dict(obj)
+            first, last = end_points(band, self.min_length, self.slab)
+            ident = _describe(band)
+        except Exception as err:  # any bad description fails alone
+            return Item(
+                "unknown",
+                "unknown",
+                label,
+                "unknown",
+                error=f"{label}: {err}",
+                error_type=type(err).__name__,
+            )
+        structure = AseAtomsAdaptor.get_structure(first)
+        sid = structure_id(structure)
+        on = f"{sid}:{_describe_key(ident)}"
+        item = Item(structure.composition.reduced_formula, sid, label, on, structure)
+        item.source = (first, last, ident)
+        return item
+
+    def targets(self, item, pot, task) -> list[_Target]:
+        ident = item.source[2] if item.source else {}
+        proto = protocol(self.property, pot, task, maker_settings(self), item.on)
+        return [
+            _Target(item.formula, item.structure_id, item.label, proto, {"band": ident})
+        ]
+
+    def compute(self, items, targets, ctx):
+        """Relax all end points together, then every band in one NEB batch."""
+        ends = [x for it in items for x in it.source[:2]]
+        relaxed = relax(
+            ends,
+            model=ctx.pot,
+            task=ctx.task,
+            fmax=self.relax_fmax,
+            max_steps=self.relax_steps,
+            optimizer="lbfgs",
+        )
+        bands, ready = [], []
+        out: list[list] = [[] for _ in items]
+        for k, (item, (target,)) in enumerate(zip(items, targets, strict=True)):
+            pair = relaxed[2 * k : 2 * k + 2]
+            bad = [r.error or "not converged" for r in pair if not r.converged]
+            if bad:
+                out[k] = [self.failed(target, ctx, f"end point relaxation: {bad[0]}")]
+                continue
+            first, last = (r.atoms for r in pair)
+            for atoms, source in zip((first, last), item.source[:2], strict=True):
+                atoms.set_constraint(source.constraints)
+            bands.append((first, last))
+            ready.append(k)
+        results = neb(
+            bands,
+            model=ctx.pot,
+            task=ctx.task,
+            n_images=self.n_images,
+            climb=self.climb,
+            fmax=self.fmax,
+            max_steps=self.max_steps,
+            k=self.spring,
+            interpolation=self.interpolation,
+        )
+        for k, result in zip(ready, results, strict=True):
+            out[k] = [self._document(targets[k][0], ctx, result)]
+        return out
+
+    def _document(self, target, ctx, result) -> NebDocument:
+        if result.error is not None:
+            return self.failed(target, ctx, result.error)
+        profile = (result.energies - result.energies[0]).tolist()
+        plots = [self._plot(target, ctx, profile)] if self.plot_dir else []
+        state = "completed" if result.converged else "failed"
+        error = (
+            None
+            if result.converged
+            else (
+                f"band did not converge within {result.steps} steps "
+                f"(fmax {self.fmax} eV/Å)"
+            )
+        )
+        return self.doc(
+            target,
+            ctx,
+            state=state,
+            error=error,
+            error_type=None if error is None else "NotConverged",
+            barrier=result.barrier,
+            reverse_barrier=result.reverse_barrier,
+            reaction_energy=result.reaction_energy,
+            energies=profile,
+            climbing_image=result.climbing_image,
+            converged=result.converged,
+            steps=result.steps,
+            plots=plots,
+            images=[AseAtomsAdaptor.get_structure(a) for a in result.images],
+        )
+
+    def _plot(self, target, ctx, profile) -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        folder = Path(self.plot_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.label)
+        path = folder / f"{safe[:60]}_{target.key}_neb.png"
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(range(len(profile)), profile, "o-")
+        ax.set_xlabel("image")
+        ax.set_ylabel("energy (eV)")
+        ax.set_title(f"{target.label}: {model_title(ctx)}", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return str(path)
+
+
+def _describe_key(ident: dict) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
