@@ -145,18 +145,17 @@ class BandEntry(_Strict):
         label = self.name or f"{self.kind} band"
         band = self.model_dump(exclude={"name", "structure", "initial", "final"})
         band = {k: v for k, v in band.items() if v is not None}
-        if self.structure is not None:
-            [(_, obj)] = read_structures([self.structure], base)[:1]
-            if isinstance(obj, str):
-                return label, obj
-            band["structure"] = obj.as_dict()
-        for key in ("initial", "final"):
-            path = getattr(self, key)
-            if path is not None:
-                found = read_structures([StructureEntry(file=path)], base)
-                if isinstance(found[0][1], str):
-                    return label, found[0][1]
-                band[key] = found[0][1].as_dict()
+        sources = {
+            "structure": self.structure,
+            "initial": self.initial and StructureEntry(file=self.initial),
+            "final": self.final and StructureEntry(file=self.final),
+        }
+        for key, entry in sources.items():
+            if entry is not None:
+                [(_, obj)] = read_structures([entry], base)[:1]
+                if isinstance(obj, str):  # why it could not be read
+                    return label, obj
+                band[key] = obj.as_dict()
         return label, band
 
 

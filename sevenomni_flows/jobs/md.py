@@ -152,7 +152,9 @@ class MDMaker(PropertyMaker):
         paths = None
         if self.trajectory_dir:  # named by reuse key: a rerun never overwrites
             folder = Path(self.trajectory_dir)
-            paths = [folder / f"{_safe(t.label)}_{t.key}.traj" for _, t, _ in owners]
+            paths = [
+                folder / f"{safe_name(t.label)}_{t.key}.traj" for _, t, _ in owners
+            ]
         runs = md(
             systems,
             model=ctx.pot,
@@ -266,7 +268,8 @@ class MDMaker(PropertyMaker):
         return str(path)
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` as a file-name part: letters, digits, ``-_.``; 60 at most."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
 
 

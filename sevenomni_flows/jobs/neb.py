@@ -32,10 +32,9 @@ from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, find_sites, place
 from ..schemas import NebDocument, structure_id
-from .base import Item, as_structure, maker_settings, protocol
-from .base import Target as _Target
+from .base import Item, Target, as_structure, maker_settings, protocol, reuse_key
 from .calculation import PropertyMaker, model_title
-from .md import supercell_for
+from .md import safe_name, supercell_for
 
 __all__ = ["NebMaker", "end_points"]
 
@@ -180,16 +179,16 @@ class NebMaker(PropertyMaker):
             )
         structure = AseAtomsAdaptor.get_structure(first)
         sid = structure_id(structure)
-        on = f"{sid}:{_describe_key(ident)}"
+        on = f"{sid}:{reuse_key(ident)}"
         item = Item(structure.composition.reduced_formula, sid, label, on, structure)
         item.source = (first, last, ident)
         return item
 
-    def targets(self, item, pot, task) -> list[_Target]:
+    def targets(self, item, pot, task) -> list[Target]:
         ident = item.source[2] if item.source else {}
         proto = protocol(self.property, pot, task, maker_settings(self), item.on)
         return [
-            _Target(item.formula, item.structure_id, item.label, proto, {"band": ident})
+            Target(item.formula, item.structure_id, item.label, proto, {"band": ident})
         ]
 
     def compute(self, items, targets, ctx):
@@ -270,8 +269,7 @@ class NebMaker(PropertyMaker):
 
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.label)
-        path = folder / f"{safe[:60]}_{target.key}_neb.png"
+        path = folder / f"{safe_name(target.label)}_{target.key}_neb.png"
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(range(len(profile)), profile, "o-")
         ax.set_xlabel("image")
@@ -281,11 +279,3 @@ class NebMaker(PropertyMaker):
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return str(path)
-
-
-def _describe_key(ident: dict) -> str:
-    import hashlib
-    import json
-
-    text = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
