@@ -65,3 +65,23 @@ def test_neb_maker_refuses_bad_settings():
         NebMaker(interpolation="spline")
     with pytest.raises(ValueError, match="n_images, max_steps"):
         NebMaker(n_images=0)
+
+
+def test_one_changed_neb_setting_changes_the_key():
+    """The reuse key follows every result-changing setting and the band."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from sevenomni_core import load_model
+
+    pot = load_model("7net-0", device="cpu")
+    band = {"kind": "vacancy", "structure": AseAtomsAdaptor.get_structure(bulk("Cu"))}
+
+    def key(maker, b=band):
+        return maker.targets(maker.resolve(b, "hop"), pot, None)[0].key
+
+    base = key(NebMaker(min_length=5.0))
+    assert key(NebMaker(min_length=5.0)) == base
+    assert key(NebMaker(min_length=5.0, fmax=0.1)) != base
+    assert key(NebMaker(min_length=5.0, n_images=3)) != base
+    other = dict(band, structure=AseAtomsAdaptor.get_structure(bulk("Cu", a=3.7)))
+    assert key(NebMaker(min_length=5.0), other) != base
