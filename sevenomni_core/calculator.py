@@ -12,7 +12,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from . import _keys as K
 from .data import atoms_to_graph, validate_atoms
 from .dispersion import D3Config, d3_graphs, with_dispersion
-from .model.potential import Potential, load_model
+from .model.potential import Potential, as_potential
 
 __all__ = ["SevenOmniCalculator"]
 
@@ -42,6 +42,11 @@ class SevenOmniCalculator(Calculator):
         three-body term).  Its damping parameters follow the task's
         functional.  None (default) keeps the model's own setting: none for a
         loaded model.  Recorded in ``calc.parameters["dispersion"]``.
+    backend : str, optional
+        Kernels of the forward pass: ``"e3nn"``, ``"cueq"`` (NVIDIA
+        cuEquivariance, optional dependency) or ``"auto"`` (cueq on CUDA where
+        its kernels are installed).  None keeps a given Potential's (e3nn for
+        a name).  Recorded in ``calc.parameters["backend"]``.
 
     Raises
     ------
@@ -74,13 +79,11 @@ class SevenOmniCalculator(Calculator):
         device: str = "auto",
         dtype: str = "float32",
         dispersion: str | D3Config | None = None,
+        backend: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if isinstance(model, Potential):
-            self.potential = model
-        else:
-            self.potential = load_model(model, device=device, dtype=dtype)
+        self.potential = as_potential(model, device, dtype, backend)
         if dispersion is not None:
             self.potential = with_dispersion(self.potential, dispersion)
         self.task, self.task_index = self.potential.resolve_task(task)
@@ -112,7 +115,7 @@ class SevenOmniCalculator(Calculator):
         )
         graph = {k: v.to(pot.device) for k, v in graph.items()}
         periodic = bool(atoms.pbc.any()) and graph[K.VOLUME].item() > 0
-        out = pot.network(graph, compute_forces=True, compute_stress=periodic)
+        out = pot.evaluate(graph, compute_forces=True, compute_stress=periodic)
         energy = float(out[K.ENERGY].detach().item())
         self.results = {
             "energy": energy,

@@ -42,13 +42,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec, base = load_spec(args.spec)
     where, folder = _where(args.store, spec, base)
     settings = ModelSettings(
-        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion
+        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion, spec.backend
     )
     pot, task = settings.potential()
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
         f"{settings.dtype}, {pot.device}"
         + (f", dispersion {spec.dispersion}" if spec.dispersion else "")
+        + (f", backend {pot.backend}" if pot.backend != "e3nn" else "")
         + f"); results in {where}"
     )
     store = open_store(where)
@@ -131,7 +132,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         store = open_store(where)
     plots = Path(args.plots) if args.plots else folder.resolve() / "plots"
     settings = ModelSettings(
-        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion
+        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion, spec.backend
     )
     pot, task = settings.potential()
     print(

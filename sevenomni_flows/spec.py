@@ -182,6 +182,11 @@ class RunSpec(_Strict):
     dispersion: Literal["d3bj", "d3zero"] | None = Field(
         None, description="Add DFT-D3 with the task's functional (None: none)"
     )
+    backend: Literal["e3nn", "cueq", "auto"] = Field(
+        "e3nn",
+        description="Kernels: e3nn, cueq (cuEquivariance) or auto (cueq on CUDA "
+        "where its kernels are installed); results agree",
+    )
     structures: list[StructureEntry] = []
     properties: list[
         Literal[

@@ -46,7 +46,7 @@ from ase.io.trajectory import Trajectory
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from ..data import MIN_DISTANCE, atoms_to_graph
-from ..model.potential import Potential, load_model
+from ..model.potential import Potential, as_potential
 from .inputs import labels, per_structure, prepare
 from .predict import Prediction, evaluate_graphs
 from .relax import DIVERGED_FORCE, _capacity, _fixed_mask, _too_close
@@ -343,6 +343,7 @@ def md(
     trajectory: str | Path | Sequence[str | Path | None] | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    backend: str | None = None,
     batch_size: int | str = "auto",
     min_distance: float = MIN_DISTANCE,
     max_energy_drift: float = 0.5,
@@ -354,7 +355,7 @@ def md(
     ----------
     structures : sequence of ase.Atoms or pymatgen structures
         Inputs (not modified); momenta they carry are the initial ones.
-    model, task, device, dtype, batch_size
+    model, task, device, dtype, batch_size, backend
         As for :func:`~sevenomni_core.batch.relax`.
     ensemble : {"nve", "nvt", "npt"} or one per structure
         Velocity Verlet, Langevin, or Langevin plus a Berendsen barostat.
@@ -411,7 +412,7 @@ def md(
     ...          temperature=300, steps=200)  # doctest: +SKIP
     >>> out[0].temperature.mean()  # doctest: +SKIP
     """
-    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    pot = as_potential(model, device, dtype, backend)
     if barostat not in ("isotropic", "full"):
         raise ValueError(f"barostat must be 'isotropic' or 'full', got {barostat!r}")
     if int(interval) < 1:

@@ -26,7 +26,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.geometry import find_mic
 
 from ..data import MIN_DISTANCE, atoms_to_graph
-from ..model.potential import Potential, load_model
+from ..model.potential import Potential, as_potential
 from .inputs import as_atoms, per_structure, prepare
 from .optimizers import Fire, FireParameters
 from .predict import Prediction, evaluate_graphs
@@ -235,6 +235,7 @@ def neb(
     fire: FireParameters | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    backend: str | None = None,
     batch_size: int | str = "auto",
     min_distance: float = MIN_DISTANCE,
     on_result: Callable[[int, NebResult], None] | None = None,
@@ -246,7 +247,7 @@ def neb(
     bands : sequence
         Each band is ``(initial, final)`` (ASE or pymatgen structures,
         ideally relaxed) or a full list of images, end points included.
-    model, task, device, dtype
+    model, task, device, dtype, backend
         As for :func:`~sevenomni_core.batch.predict`; one task per band.
     n_images : int
         Interior images of bands given by their end points.
@@ -278,7 +279,7 @@ def neb(
         One per band, in order; a band with bad end points or a diverged
         image has ``error`` set and the others are unaffected.
     """
-    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    pot = as_potential(model, device, dtype, backend)
     if not fmax > 0 or max_steps < 0 or not k > 0:
         raise ValueError(
             f"neb needs fmax > 0, max_steps >= 0 and k > 0 "

@@ -13,7 +13,7 @@ import torch
 from .. import _keys as K
 from ..data import collate
 from ..dispersion import D3Config, d3_graphs, with_dispersion
-from ..model.potential import Potential, load_model
+from ..model.potential import Potential, as_potential
 from .inputs import labels, per_structure, prepare
 from .sizing import plan_batches
 
@@ -59,10 +59,10 @@ def _run(
     batch = {k: v.to(potential.device) for k, v in batch.items()}
     stress = stress and forces
     if forces:
-        out = potential.network(batch, compute_forces=True, compute_stress=stress)
+        out = potential.evaluate(batch, compute_forces=True, compute_stress=stress)
     else:  # energies only: no gradient pass, no autograd graph kept
         with torch.no_grad():
-            out = potential.network(batch, compute_forces=False, compute_stress=False)
+            out = potential.evaluate(batch, compute_forces=False, compute_stress=False)
     energy = out[K.ENERGY].detach().double().cpu().numpy()
     atomic = out[K.ATOMIC_ENERGIES].detach().double().cpu().numpy()
     force = out[K.FORCES].detach().double().cpu().numpy() if forces else None
@@ -124,6 +124,7 @@ def predict(
     task: str | Sequence[str | None] | None = None,
     device: str = "auto",
     dtype: str = "float32",
+    backend: str | None = None,
     batch_size: int | str = "auto",
     dispersion: str | D3Config | None = None,
 ) -> list[Prediction]:
@@ -139,6 +140,10 @@ def predict(
         Tasks may differ between structures of one batch.
     device, dtype : str
         Where and in which precision to evaluate.
+    backend : str, optional
+        Kernels: ``"e3nn"``, ``"cueq"`` or ``"auto"`` (see
+        :func:`~sevenomni_core.model.load_model`); None keeps a given
+        Potential's (e3nn for a name).
     batch_size : int or "auto"
         Structures per forward pass; ``"auto"`` sizes batches from a memory
         estimate (edges times feature size), with a cap.
@@ -162,7 +167,7 @@ def predict(
     >>> out[0].energy  # doctest: +SKIP
     -4.09...
     """
-    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    pot = as_potential(model, device, dtype, backend)
     if dispersion is not None:
         pot = with_dispersion(pot, dispersion)
     tasks = per_structure(task, len(structures), "task")

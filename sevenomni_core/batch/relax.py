@@ -48,7 +48,7 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from .. import _keys as K
 from ..data import MIN_DISTANCE, atoms_to_graph, edge_vectors
-from ..model.potential import Potential, load_model
+from ..model.potential import Potential, as_potential
 from .cell import cell_force, deformation
 from .inputs import labels, per_structure, prepare
 from .optimizers import FireParameters, Optimizer, optimizer_factory
@@ -237,6 +237,7 @@ def relax(
     max_volume_change: float = 10.0,
     device: str = "auto",
     dtype: str = "float32",
+    backend: str | None = None,
     batch_size: int | str = "auto",
     fire: FireParameters | None = None,
     min_distance: float = MIN_DISTANCE,
@@ -250,7 +251,7 @@ def relax(
     ----------
     structures : sequence of ase.Atoms or pymatgen structures
         Inputs (not modified).  ``FixAtoms`` constraints are honoured.
-    model, task, device, dtype
+    model, task, device, dtype, backend
         As for :func:`~sevenomni_core.batch.predict`.
     fmax : float
         Convergence threshold on the largest (generalised) force, eV/Å.
@@ -325,7 +326,7 @@ def relax(
     True
     """
     new_optimizer = optimizer_factory(optimizer, fire)
-    pot = model if isinstance(model, Potential) else load_model(model, device, dtype)
+    pot = as_potential(model, device, dtype, backend)
     if not 0.0 <= min_distance < pot.cutoff:
         raise ValueError(
             f"min_distance must be in [0, {pot.cutoff:g}) Å (the model cutoff), "

@@ -35,7 +35,11 @@ from ..nn import (
 )
 from .config import ModelConfig
 
-__all__ = ["SevenNet", "infer_irreps_out"]
+__all__ = ["BACKENDS", "SevenNet", "infer_irreps_out"]
+
+#: Kernel backends: ``"e3nn"`` (this package's kernels on e3nn's weight layout,
+#: the default) and ``"cueq"`` (NVIDIA cuEquivariance, optional).
+BACKENDS = ("e3nn", "cueq")
 
 
 def _ssp(x: torch.Tensor) -> torch.Tensor:
@@ -215,6 +219,9 @@ class SevenNet(nn.Module):
                 else torch.ones(n_species)
             )
         self.rescale_atomic_energy = Rescale(shift, scale, cfg.train_shift_scale)
+        # backend kernels per (backend, device, dtype); built on first use and
+        # kept out of the module tree, so state dicts do not change
+        self._kernels: dict[tuple, nn.Module] = {}
 
     # -- properties -----------------------------------------------------------
     @property
@@ -228,30 +235,62 @@ class SevenNet(nn.Module):
         return sorted(self.config.type_map)
 
     # -- forward --------------------------------------------------------------
+    def kernels(self, backend: str, device: torch.device, dtype: torch.dtype):
+        """The kernels of ``backend`` on ``device`` in ``dtype`` (None for e3nn)."""
+        if backend == "e3nn":
+            return None
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        key = (backend, str(device), dtype)
+        if key not in self._kernels:
+            from ..nn._cueq import CueKernels
+
+            self._kernels[key] = CueKernels(self, device, dtype)
+        return self._kernels[key]
+
     def atomic_energies(
         self,
         graph: dict[str, torch.Tensor],
         vectors: torch.Tensor,
         reference: bool = False,
+        backend: str = "e3nn",
     ) -> torch.Tensor:
         """Per-atom energies ``(N,)`` in eV, given edge vectors ``(E, 3)``.
 
-        With ``reference`` every tensor product runs through e3nn's forward.
+        With ``reference`` every tensor product runs through e3nn's forward;
+        ``backend`` picks the kernels otherwise (see :data:`BACKENDS`).
         """
         species = graph[K.SPECIES]
         edge_index = graph[K.EDGE_INDEX]
         task_atom = graph[K.TASK][graph[K.BATCH]]
         radial, sh = self.edge_embedding(vectors)
-        lin = IrrepsLinear.reference if reference else IrrepsLinear.forward
-        x = lin(self.onehot_to_feature_x, species, task_atom)
+        kernels = (
+            None if reference else self.kernels(backend, vectors.device, vectors.dtype)
+        )
+
+        def lin(name: str, x: torch.Tensor) -> torch.Tensor:
+            module = self._modules[name]
+            if reference:
+                return module.reference(x, task_atom)
+            if kernels is not None:
+                return kernels.linear(name, module, x, task_atom)
+            return module(x, task_atom)
+
+        x = lin("onehot_to_feature_x", species)
         for t in range(self.num_layers):
             sc = self._modules[f"{t}_self_connection_intro"](x, species, reference)
-            x = lin(self._modules[f"{t}_self_interaction_1"], x, task_atom)
-            x = self._modules[f"{t}_convolution"](x, sh, radial, edge_index, reference)
-            x = lin(self._modules[f"{t}_self_interaction_2"], x, task_atom)
+            x = lin(f"{t}_self_interaction_1", x)
+            conv = self._modules[f"{t}_convolution"]
+            if kernels is None:
+                x = conv(x, sh, radial, edge_index, reference)
+            else:
+                x = kernels.convolution(
+                    f"{t}_convolution", conv, x, sh, radial, edge_index
+                )
+            x = lin(f"{t}_self_interaction_2", x)
             x = self._modules[f"{t}_equivariant_gate"](x + sc, reference)
-        x = lin(self.reduce_input_to_hidden, x, task_atom)
-        x = lin(self.reduce_hidden_to_energy, x, task_atom).squeeze(-1)
+        x = lin("reduce_input_to_hidden", x)
+        x = lin("reduce_hidden_to_energy", x).squeeze(-1)
         return self.rescale_atomic_energy(x, species, task_atom)
 
     def forward(
@@ -261,6 +300,7 @@ class SevenNet(nn.Module):
         compute_stress: bool = True,
         training: bool = False,
         reference: bool = False,
+        backend: str = "e3nn",
     ) -> dict[str, torch.Tensor]:
         """Energies, forces and stress of a (batched) graph.
 
@@ -277,6 +317,9 @@ class SevenNet(nn.Module):
             Keep the graph of the derivatives (for force losses).
         reference : bool
             Use e3nn's forward for every tensor product (slow; for checks).
+        backend : str
+            ``"e3nn"`` or ``"cueq"`` kernels (:data:`BACKENDS`); the weights
+            and the results are the same.
 
         Returns
         -------
@@ -289,7 +332,7 @@ class SevenNet(nn.Module):
         need_grad = compute_forces or compute_stress
         if need_grad:
             vectors.requires_grad_(True)
-        atomic = self.atomic_energies(graph, vectors, reference)
+        atomic = self.atomic_energies(graph, vectors, reference, backend)
         n_graphs = graph[K.NUM_ATOMS].shape[0]
         energy = torch.zeros(n_graphs, dtype=atomic.dtype, device=atomic.device)
         energy = energy.index_add(0, graph[K.BATCH], atomic)

@@ -5,20 +5,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .checkpoint import build_model, file_sha256, read_checkpoint
-from .network import SevenNet
+from .network import BACKENDS, SevenNet
 from .registry import MODELS, available_models, resolve_checkpoint
 
 if TYPE_CHECKING:  # the dispersion package builds on this module
     from ..dispersion import D3Config
 
-__all__ = ["Potential", "load_model", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "Potential",
+    "as_potential",
+    "load_model",
+    "resolve_backend",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 log = logging.getLogger("sevenomni")
 
@@ -48,6 +55,36 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return _DTYPES[dtype]
 
 
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``"e3nn"``, ``"cueq"``, or ``"auto"``: cuEquivariance on a CUDA device
+    where its CUDA kernels are installed, else e3nn.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend.
+    ImportError
+        For ``"cueq"`` without ``cuequivariance-torch`` installed.
+    """
+    from ..nn import _cueq
+
+    if backend == "auto":
+        cuda = device.type == "cuda" and _cueq.cuda_kernels_installed()
+        return "cueq" if cuda else "e3nn"
+    if backend not in BACKENDS:
+        raise ValueError(
+            f"backend {backend!r} is not supported; use one of "
+            f"{', '.join(BACKENDS)} or 'auto'"
+        )
+    if backend == "cueq" and not _cueq.installed():
+        raise ImportError(
+            "backend 'cueq' needs cuEquivariance: pip install 'sevenomni[cueq]' "
+            "(cuequivariance-torch; add cuequivariance-ops-torch-cu12 for its "
+            "CUDA kernels)"
+        )
+    return backend
+
+
 @dataclass
 class Potential:
     """A SevenNet model ready to evaluate.
@@ -67,6 +104,9 @@ class Potential:
     dispersion : D3Config or None
         A D3 term added to every result (see
         :func:`sevenomni_core.dispersion.with_dispersion`); None for none.
+    backend : str
+        Kernels of the network's forward pass: ``"e3nn"`` or ``"cueq"``
+        (cuEquivariance); results agree to rounding.
     """
 
     name: str
@@ -77,6 +117,7 @@ class Potential:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     dispersion: D3Config | None = None
+    backend: str = "e3nn"
 
     @property
     def tasks(self) -> list[str]:
@@ -117,9 +158,14 @@ class Potential:
             f"valid tasks: {', '.join(tasks)}"
         )
 
+    def evaluate(self, graph: dict[str, torch.Tensor], **kwargs) -> dict:
+        """The network's forward pass on ``graph`` with this model's backend
+        (keyword arguments as :meth:`SevenNet.forward`); no dispersion."""
+        return self.network(graph, backend=self.backend, **kwargs)
+
     def describe(self, task: str | None = None) -> dict[str, Any]:
         """Provenance: name, checkpoint file and sha256, task, dtype, device,
-        and the dispersion term's settings when there is one."""
+        backend, and the dispersion term's settings when there is one."""
         out: dict[str, Any] = {
             "model": self.name,
             "checkpoint": str(self.path),
@@ -127,6 +173,7 @@ class Potential:
             "task": task,
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
+            "backend": self.backend,
         }
         if self.dispersion is not None:
             out["dispersion"] = self.dispersion.describe(task)
@@ -150,6 +197,7 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
     cache: bool = True,
+    backend: str = "e3nn",
 ) -> Potential:
     """Load a SevenNet checkpoint by registry name or path.
 
@@ -167,6 +215,10 @@ def load_model(
         Reuse a model already loaded in this process with the same file,
         device and dtype (load once per worker).  Use False to get a private
         copy to train.
+    backend : str
+        ``"e3nn"`` (default), ``"cueq"`` (cuEquivariance) or ``"auto"``
+        (cueq on CUDA where its kernels are installed); see
+        :func:`resolve_backend`.
 
     Returns
     -------
@@ -182,12 +234,13 @@ def load_model(
     resolved_name, path = resolve_checkpoint(name)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
+    backend = resolve_backend(backend, dev)
     stat = path.stat()
     file_key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(dev), dt)
     key = (resolved_name, str(path), *file_key)
     with _LOCK:
         if cache and key in _CACHE:
-            return _CACHE[key]
+            return _with_backend(_CACHE[key], backend)
         # one network per file, shared by every name the file is requested by
         shared = _NETWORKS.get(file_key) if cache else None
         if shared is None:
@@ -222,4 +275,26 @@ def load_model(
         if cache:
             _CACHE[key] = pot
         log.info("loaded %s from %s (sha256 %s)", resolved_name, path, sha256[:12])
-        return pot
+        return _with_backend(pot, backend)
+
+
+def _with_backend(pot: Potential, backend: str) -> Potential:
+    return pot if pot.backend == backend else replace(pot, backend=backend)
+
+
+def as_potential(
+    model: str | os.PathLike | Potential,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "float32",
+    backend: str | None = None,
+) -> Potential:
+    """``model`` itself when it is a :class:`Potential`, else :func:`load_model`.
+
+    ``backend`` None keeps a given Potential's backend (and loads with
+    ``"e3nn"``); a name sets it.
+    """
+    if isinstance(model, Potential):
+        if backend is None:
+            return model
+        return _with_backend(model, resolve_backend(backend, model.device))
+    return load_model(model, device, dtype, backend=backend or "e3nn")

@@ -39,12 +39,15 @@ NOT_SETTINGS = {"name", "settings", "plot_dir", "trajectory_dir"}
 
 @dataclass
 class ModelSettings:
-    """The model a job runs: name or path, task, device, precision, dispersion.
+    """The model a job runs: name or path, task, device, precision, dispersion,
+    kernels.
 
     The network is loaded once per worker process and shared by every job
     that asks for the same checkpoint, device and dtype.  ``dispersion``
     (``"d3bj"`` or ``"d3zero"``) adds DFT-D3 with the task's functional; a
-    task whose data already hold dispersion refuses it.
+    task whose data already hold dispersion refuses it.  ``backend``
+    (``"e3nn"``, ``"cueq"`` or ``"auto"``) picks the kernels; it is recorded
+    in provenance but not in reuse keys, since results agree.
     """
 
     model: str = "auto"
@@ -52,10 +55,13 @@ class ModelSettings:
     device: str = "auto"
     dtype: str = "float32"
     dispersion: str | None = None
+    backend: str = "e3nn"
 
     def potential(self) -> tuple[Potential, str | None]:
         """The loaded model and the resolved task name."""
-        pot = load_model(self.model, device=self.device, dtype=self.dtype)
+        pot = load_model(
+            self.model, device=self.device, dtype=self.dtype, backend=self.backend
+        )
         task, _ = pot.resolve_task(self.task)
         if self.dispersion is not None:
             from sevenomni_core.dispersion import with_dispersion

@@ -30,6 +30,11 @@ class Provenance(BaseModel):
     task: str | None = Field(None, description="Task (DFT protocol) head used")
     dtype: str = Field(description="Floating-point precision of the evaluation")
     device: str = Field(description="Device of the evaluation")
+    backend: str = Field(
+        "e3nn",
+        description="Kernels of the forward pass: e3nn or cueq (cuEquivariance); "
+        "results agree to rounding, so it is not part of the reuse key",
+    )
     dispersion: dict | None = Field(
         None,
         description="DFT-D3 term added to the model (damping, functional, "
@@ -38,6 +43,9 @@ class Provenance(BaseModel):
     sevenomni_version: str = Field(description="Version of sevenomni")
     torch_version: str = Field(description="Version of torch")
     e3nn_version: str = Field(description="Version of e3nn")
+    cuequivariance_version: str | None = Field(
+        None, description="Version of cuequivariance-torch, with the cueq backend"
+    )
 
     @classmethod
     def from_potential(cls, potential: Potential, task: str | None) -> Provenance:
@@ -50,10 +58,14 @@ class Provenance(BaseModel):
             task=task,
             dtype=info["dtype"],
             device=info["device"],
+            backend=info["backend"],
             dispersion=info.get("dispersion"),
             sevenomni_version=_version("sevenomni"),
             torch_version=_version("torch"),
             e3nn_version=_version("e3nn"),
+            cuequivariance_version=(
+                _version("cuequivariance-torch") if info["backend"] == "cueq" else None
+            ),
         )
 
 
