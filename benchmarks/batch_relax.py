@@ -23,6 +23,7 @@ def main():
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--model", default="7net-0")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backend", default="e3nn")
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=300)
     args = parser.parse_args()
@@ -35,10 +36,11 @@ def main():
     from sevenomni_core.model import load_model
 
     structures = small_bulk(args.n, seed=1)
-    pot = load_model(args.model, device=args.device)
+    pot = load_model(args.model, device=args.device, backend=args.backend)
     ref = SevenNetCalculator(str(pot.path), device=args.device)
     print(
         f"{args.n} cell relaxations, model {args.model}, device {args.device}, "
+        f"backend {pot.backend}, "
         f"fmax {args.fmax}, torch threads {torch.get_num_threads()}"
     )
 
@@ -74,10 +76,13 @@ def main():
         f"{sum(o.converged for o in ours)} converged)"
     )
     print(f"ratio                  {t_loop / t_ours:8.2f}x")
-    print(
-        f"final energy, both converged ({len(both)}): median |dE| "
-        f"{np.median(de) * 1e3:.3f} meV/atom, max {de.max() * 1e3:.3f} meV/atom"
-    )
+    if len(both):
+        print(
+            f"final energy, both converged ({len(both)}): median |dE| "
+            f"{np.median(de) * 1e3:.3f} meV/atom, max {de.max() * 1e3:.3f} meV/atom"
+        )
+    else:
+        print("final energy: no structure converged in both runs")
 
 
 if __name__ == "__main__":

@@ -66,3 +66,58 @@ def test_neb_speed_smoke():
     """The NEB benchmark times both sides and prints the barriers."""
     out = _smoke("neb_speed.py")
     assert "ASE NEB + FIRE + sevenn loop" in out and "barriers (eV), ours:" in out
+
+
+def _gpu_check(out: Path, **env) -> tuple[int, list[dict], str]:
+    import json
+    import os
+
+    proc = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu_check.sh"), "--cpu-dry-run", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable, **env},
+    )
+    steps = json.loads((out / "steps.json").read_text())
+    return proc.returncode, steps, (out / "gpu_check.txt").read_text()
+
+
+def test_gpu_check_cpu_dry_run(tmp_path):
+    """The prepared GPU check runs end to end on the CPU with tiny sizes: every
+    step passes and the report holds each benchmark's figures."""
+    rc, steps, report = _gpu_check(tmp_path)
+    assert [s["step"] for s in steps] == [
+        "environment",
+        "install",
+        "pytest_gpu",
+        "static_small_7net-0",
+        "static_large_7net-0",
+        "static_small_l3i5",
+        "relax",
+        "capacity",
+    ]
+    assert rc == 0, report
+    assert all(s["exit"] == 0 for s in steps)
+    for figure in (
+        "torch 2.",
+        "ratio e3nn",
+        "ratio cueq",
+        "cueq over e3nn",
+        "structures/s",
+        "ASE FIRE + sevenn loop",
+        "largest cell (c) 7net-0",
+        "ms/step",
+        "out-of-memory split (e)",
+    ):
+        assert figure in report, figure
+
+
+def test_gpu_check_fails_soft(tmp_path):
+    """With a broken interpreter every step fails, each is recorded with its
+    exit status, the script goes on to the end and exits non-zero."""
+    rc, steps, report = _gpu_check(tmp_path, PYTHON="false")
+    assert rc == 1
+    assert len(steps) == 8
+    assert sum(s["exit"] != 0 for s in steps) >= 7
+    assert report.count("=== ") == 8

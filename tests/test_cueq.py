@@ -174,3 +174,18 @@ def test_backend_is_provenance_not_part_of_the_reuse_key(tmp_path):
     spec.write_text("model: 7net-0\nbackend: triton\nstructures: []\n")
     with pytest.raises(SpecError, match=r"spec.yaml:2: backend: Input should be"):
         load_spec(spec)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", ["7net-0", "7net-l3i5"])
+def test_cueq_cuda_matches_e3nn(model):
+    """On CUDA (NVIDIA's kernels where installed), float32: cueq equals e3nn."""
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    structures = [triclinic(), slab_with_adsorbate(), triclinic() * (3, 3, 3)]
+    ref = predict(structures, model=model, device="cuda", backend="e3nn")
+    out = predict(structures, model=model, device="cuda", backend="cueq")
+    for a, b, atoms in zip(ref, out, structures, strict=True):
+        assert abs(a.energy - b.energy) / len(atoms) < 1e-5
+        np.testing.assert_allclose(b.forces, a.forces, atol=1e-4)
+        np.testing.assert_allclose(b.stress, a.stress, atol=1e-5)
