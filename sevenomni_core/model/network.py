@@ -32,6 +32,7 @@ from ..nn import (
     Rescale,
     SpeciesSelfConnection,
     XPLORCutoff,
+    receiver_slots,
 )
 from .config import ModelConfig
 
@@ -78,6 +79,11 @@ def infer_irreps_out(
             continue
         kept.append((multiplicity or mul, ir))
     return o3.Irreps(kept)
+
+
+def _pad(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with one zero row appended (the value of empty slots)."""
+    return torch.cat([t, t.new_zeros(1, *t.shape[1:])])
 
 
 class SevenNet(nn.Module):
@@ -276,13 +282,22 @@ class SevenNet(nn.Module):
                 return kernels.linear(name, module, x, task_atom)
             return module(x, task_atom)
 
+        slots = None
+        if kernels is None and not reference:
+            # edges grouped by receiver, once for every layer (see Convolution)
+            slots = receiver_slots(edge_index[0], species.shape[0])
+            if slots is not None:
+                edge_of_slot = slots[0]
+                sh = _pad(sh)[edge_of_slot]
+                radial = _pad(radial)[edge_of_slot]
+                edge_index = _pad(edge_index[1])[edge_of_slot]
         x = lin("onehot_to_feature_x", species)
         for t in range(self.num_layers):
             sc = self._modules[f"{t}_self_connection_intro"](x, species, reference)
             x = lin(f"{t}_self_interaction_1", x)
             conv = self._modules[f"{t}_convolution"]
             if kernels is None:
-                x = conv(x, sh, radial, edge_index, reference)
+                x = conv(x, sh, radial, edge_index, reference, slots)
             else:
                 x = kernels.convolution(
                     f"{t}_convolution", conv, x, sh, radial, edge_index

@@ -1,6 +1,6 @@
 """Building blocks of SevenNet models."""
 
-from .convolution import Convolution
+from .convolution import Convolution, receiver_slots
 from .edge import EdgeEmbedding
 from .gate import Gate
 from .linear import IrrepsLinear
@@ -21,4 +21,5 @@ __all__ = [
     "SpeciesSelfConnection",
     "UVUKernel",
     "XPLORCutoff",
+    "receiver_slots",
 ]

@@ -11,7 +11,36 @@ from torch import nn
 
 from .tensor_product import UVUKernel
 
-__all__ = ["Convolution", "convolution_instructions"]
+__all__ = ["Convolution", "convolution_instructions", "receiver_slots"]
+
+#: The grouped form is used while the padded slots are at most this many
+#: times the edges (a batch of very uneven neighbour counts stays per edge).
+MAX_PADDING = 1.5
+
+
+def receiver_slots(
+    receivers: torch.Tensor, n_nodes: int
+) -> tuple[torch.Tensor, int] | None:
+    """Edges grouped by receiver into ``degree`` slots per node.
+
+    Returns ``(edge_of_slot (n_nodes * degree,), degree)``, where empty slots
+    hold ``E`` (the index of an appended zero row), or None when padding
+    would exceed :data:`MAX_PADDING` times the edges (or there are none).
+    """
+    e = receivers.shape[0]
+    if e == 0 or n_nodes == 0:
+        return None
+    counts = torch.bincount(receivers, minlength=n_nodes)
+    degree = int(counts.max())
+    if n_nodes * degree > MAX_PADDING * e:
+        return None
+    order = torch.argsort(receivers, stable=True)
+    sorted_receivers = receivers[order]
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(e, device=receivers.device) - starts[sorted_receivers]
+    slots = receivers.new_full((n_nodes * degree,), e)
+    slots[sorted_receivers * degree + rank] = order
+    return slots, degree
 
 
 def convolution_instructions(
@@ -104,12 +133,19 @@ class Convolution(nn.Module):
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
         reference: bool = False,
+        slots: tuple[torch.Tensor, int] | None = None,
     ) -> torch.Tensor:
         """New node features ``(N, irreps_out.dim)``.
 
         ``edge_index[0]`` receives the message from ``edge_index[1]``.
-        With ``reference`` the product runs through e3nn's forward.
+        With ``reference`` the product runs through e3nn's forward.  With
+        ``slots`` from :func:`receiver_slots`, the edge inputs are given
+        grouped by receiver (``edge_sh`` zero in empty slots; ``edge_index``
+        is then ``(senders,)`` per slot) and each node's sum is formed by
+        matrix products instead of per-edge messages.
         """
+        if slots is not None and not reference:
+            return self._grouped(x, edge_sh, edge_radial, edge_index, slots[1])
         weight = self.weight_nn(edge_radial)
         src = x[edge_index[1]]
         n = x.shape[0]
@@ -128,4 +164,20 @@ class Convolution(nn.Module):
                 continue
             summed = x.new_zeros(n, m.mul, m.ir.dim).index_add(0, edge_index[0], block)
             nodes.append(summed.reshape(n, m.dim))
+        return torch.cat(nodes, dim=1) / self.denominator
+
+    def _grouped(
+        self,
+        x: torch.Tensor,
+        sh: torch.Tensor,
+        radial: torch.Tensor,
+        senders: torch.Tensor,
+        degree: int,
+    ) -> torch.Tensor:
+        n = x.shape[0]
+        blocks = self.kernel.node_blocks(x[senders], sh, self.weight_nn(radial), degree)
+        nodes = [
+            x.new_zeros(n, m.dim) if b is None else b.reshape(n, m.dim)
+            for b, m in zip(blocks, self.irreps_out, strict=True)
+        ]
         return torch.cat(nodes, dim=1) / self.denominator

@@ -122,6 +122,43 @@ class UVUKernel(torch.nn.Module):
                 outs[i_out] = part if prev is None else prev + part
         return outs
 
+    def node_blocks(
+        self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor, degree: int
+    ) -> list[torch.Tensor | None]:
+        """The product summed over each node's edges, one ``(N, mul, 2l+1)``
+        block per output irrep (None where no path reaches).
+
+        Rows come grouped by receiver, ``degree`` slots per node (see
+        :func:`~sevenomni_core.nn.convolution.receiver_slots`); padded slots
+        must have zero ``x2``.  The sum over a node's edges and the
+        Clebsch-Gordan contraction are one batched matrix product per path,
+        so no per-edge output is formed.
+        """
+        e = x1.shape[0]
+        n = e // degree
+        b1 = [
+            b.reshape(e, m.mul, m.ir.dim)
+            for b, m in zip(
+                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
+            )
+        ]
+        b2 = torch.split(x2, self._splits2, dim=1)
+        wpaths = torch.split(weight, self._path_sizes, dim=1)
+        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
+            cg = getattr(self, f"_cg{idx}").to(x1.dtype)
+            a = b1[i1]
+            mul, d1 = a.shape[1], a.shape[2]
+            t = torch.mm(b2[i2], cg).view(n, degree * d1, cg.shape[1] // d1)
+            ts = torch.split(t, dims, dim=2)
+            for i_out, p, tp in zip(out_index, path_index, ts, strict=True):
+                aw = (a * wpaths[p].unsqueeze(-1)).view(n, degree, mul, d1)
+                aw = aw.transpose(1, 2).reshape(n, mul, degree * d1)
+                part = torch.bmm(aw, tp)
+                prev = outs[i_out]
+                outs[i_out] = part if prev is None else prev + part
+        return outs
+
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
     ) -> torch.Tensor:
