@@ -8,7 +8,13 @@ from tiny import tiny_parity_potential
 
 from sevenomni_core import load_model
 from sevenomni_core.data import atoms_to_graph
-from sevenomni_core.nn import Convolution, Gate, IrrepsLinear, SpeciesSelfConnection
+from sevenomni_core.nn import (
+    Convolution,
+    Gate,
+    IrrepsLinear,
+    SpeciesSelfConnection,
+    receiver_slots,
+)
 
 ACTS = {"e": torch.nn.functional.silu, "o": torch.tanh}
 IRREPS = [
@@ -31,6 +37,36 @@ def test_convolution_matches_e3nn(irreps, parity):
     fast = conv(x, y, radial, edges)
     ref = conv(x, y, radial, edges, reference=True)
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
+    # edges grouped by receiver (one matrix product per path and node), on
+    # neighbour counts of 6 and 7 (even enough for the grouped form)
+    receivers = torch.arange(30).repeat(7)[:200][torch.randperm(200)]
+    edges = torch.stack([receivers, torch.randint(0, 30, (200,))])
+    ref = conv(x, y, radial, edges, reference=True)
+    slots = receiver_slots(edges[0], 30)
+    assert slots is not None
+    edge_of_slot, degree = slots
+    assert degree == int(torch.bincount(edges[0]).max())
+
+    def pad(t):
+        return torch.cat([t, t.new_zeros(1, *t.shape[1:])])[edge_of_slot]
+
+    grouped = conv(x, pad(y), pad(radial), pad(edges[1]), slots=slots)
+    torch.testing.assert_close(grouped, ref, atol=1e-5, rtol=1e-5)
+    x.requires_grad_(True)
+    g_ref = torch.autograd.grad(conv(x, y, radial, edges).square().sum(), x)[0]
+    g_grp = conv(x, pad(y), pad(radial), pad(edges[1]), slots=slots)
+    g_grp = torch.autograd.grad(g_grp.square().sum(), x)[0]
+    torch.testing.assert_close(g_grp, g_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_receiver_slots_refuses_uneven_degrees():
+    """One hub node with all edges but one would pad 30x: the per-edge form."""
+    receivers = torch.tensor([0] * 29 + [1])
+    assert receiver_slots(receivers, 30) is None
+    assert receiver_slots(torch.zeros(0, dtype=torch.long), 3) is None
+    edge_of_slot, degree = receiver_slots(torch.tensor([1, 0, 1, 0]), 2)
+    assert degree == 2
+    assert edge_of_slot.tolist() == [1, 3, 0, 2]  # node 0's edges, then node 1's
 
 
 @pytest.mark.parametrize("tasks", [0, 3])

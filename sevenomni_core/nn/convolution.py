@@ -144,38 +144,25 @@ class Convolution(nn.Module):
         is then ``(senders,)`` per slot) and each node's sum is formed by
         matrix products instead of per-edge messages.
         """
-        if slots is not None and not reference:
-            return self._grouped(x, edge_sh, edge_radial, edge_index, slots[1])
         weight = self.weight_nn(edge_radial)
-        src = x[edge_index[1]]
         n = x.shape[0]
-        if reference:
-            message = self.convolution(src, edge_sh, weight)
-            out = torch.zeros(n, message.shape[1], dtype=x.dtype, device=x.device)
-            return out.index_add(0, edge_index[0], message) / self.denominator
-        # sum each output block over edges before concatenating (cheaper than
-        # concatenating per edge)
-        nodes = []
-        for block, m in zip(
-            self.kernel.blocks(src, edge_sh, weight), self.irreps_out, strict=True
-        ):
-            if block is None:
-                nodes.append(x.new_zeros(n, m.dim))
-                continue
-            summed = x.new_zeros(n, m.mul, m.ir.dim).index_add(0, edge_index[0], block)
-            nodes.append(summed.reshape(n, m.dim))
-        return torch.cat(nodes, dim=1) / self.denominator
-
-    def _grouped(
-        self,
-        x: torch.Tensor,
-        sh: torch.Tensor,
-        radial: torch.Tensor,
-        senders: torch.Tensor,
-        degree: int,
-    ) -> torch.Tensor:
-        n = x.shape[0]
-        blocks = self.kernel.node_blocks(x[senders], sh, self.weight_nn(radial), degree)
+        if slots is not None and not reference:
+            src = x[edge_index]  # senders, one per slot
+            blocks = self.kernel.blocks(src, edge_sh, weight, slots[1])
+        else:
+            src = x[edge_index[1]]
+            if reference:
+                message = self.convolution(src, edge_sh, weight)
+                out = torch.zeros(n, message.shape[1], dtype=x.dtype, device=x.device)
+                return out.index_add(0, edge_index[0], message) / self.denominator
+            # sum each output block over edges before concatenating (cheaper
+            # than concatenating per edge)
+            blocks = [
+                None
+                if b is None
+                else x.new_zeros(n, *b.shape[1:]).index_add(0, edge_index[0], b)
+                for b in self.kernel.blocks(src, edge_sh, weight)
+            ]
         nodes = [
             x.new_zeros(n, m.dim) if b is None else b.reshape(n, m.dim)
             for b, m in zip(blocks, self.irreps_out, strict=True)

@@ -89,53 +89,22 @@ class UVUKernel(torch.nn.Module):
         self._splits2 = [m.dim for m in self.irreps_in2]
 
     def blocks(
-        self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        weight: torch.Tensor,
+        degree: int | None = None,
     ) -> list[torch.Tensor | None]:
         """The product as one ``(E, mul, 2l+1)`` block per output irrep.
 
-        Blocks that no path reaches are None.
-        """
-        e = x1.shape[0]
-        b1 = [
-            b.reshape(e, m.mul, m.ir.dim)
-            for b, m in zip(
-                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
-            )
-        ]
-        b2 = torch.split(x2, self._splits2, dim=1)
-        wpaths = torch.split(weight, self._path_sizes, dim=1)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
-        for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
-            cg = getattr(self, f"_cg{idx}").to(x1.dtype)
-            a = b1[i1]
-            d1 = a.shape[2]
-            # T[e, i, k] = sum_j Y[e, j] C[i, j, k] for all paths of this pair
-            t = torch.mm(b2[i2], cg).view(e, d1, cg.shape[1] // d1)
-            ts = torch.split(t, dims, dim=2)
-            for i_out, p, tp in zip(out_index, path_index, ts, strict=True):
-                # weight the (smaller) input, then one product per path
-                if d1 == 1:
-                    part = (a.squeeze(-1) * wpaths[p]).unsqueeze(-1) * tp
-                else:
-                    part = torch.bmm(a * wpaths[p].unsqueeze(-1), tp)
-                prev = outs[i_out]
-                outs[i_out] = part if prev is None else prev + part
-        return outs
-
-    def node_blocks(
-        self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor, degree: int
-    ) -> list[torch.Tensor | None]:
-        """The product summed over each node's edges, one ``(N, mul, 2l+1)``
-        block per output irrep (None where no path reaches).
-
-        Rows come grouped by receiver, ``degree`` slots per node (see
-        :func:`~sevenomni_core.nn.convolution.receiver_slots`); padded slots
-        must have zero ``x2``.  The sum over a node's edges and the
+        With ``degree``, rows come grouped by receiver, ``degree`` slots per
+        node (see :func:`~sevenomni_core.nn.convolution.receiver_slots`;
+        padded slots must have zero ``x2``), and the blocks are summed over
+        each node's edges, ``(N, mul, 2l+1)``: the sum and the
         Clebsch-Gordan contraction are one batched matrix product per path,
-        so no per-edge output is formed.
+        so no per-edge output is formed.  Blocks no path reaches are None.
         """
         e = x1.shape[0]
-        n = e // degree
         b1 = [
             b.reshape(e, m.mul, m.ir.dim)
             for b, m in zip(
@@ -149,12 +118,23 @@ class UVUKernel(torch.nn.Module):
             cg = getattr(self, f"_cg{idx}").to(x1.dtype)
             a = b1[i1]
             mul, d1 = a.shape[1], a.shape[2]
-            t = torch.mm(b2[i2], cg).view(n, degree * d1, cg.shape[1] // d1)
+            # T[e, i, k] = sum_j Y[e, j] C[i, j, k] for all paths of this pair
+            t = torch.mm(b2[i2], cg)
+            if degree is None:
+                t = t.view(e, d1, cg.shape[1] // d1)
+            else:
+                t = t.view(e // degree, degree * d1, cg.shape[1] // d1)
             ts = torch.split(t, dims, dim=2)
             for i_out, p, tp in zip(out_index, path_index, ts, strict=True):
-                aw = (a * wpaths[p].unsqueeze(-1)).view(n, degree, mul, d1)
-                aw = aw.transpose(1, 2).reshape(n, mul, degree * d1)
-                part = torch.bmm(aw, tp)
+                # weight the (smaller) input, then one product per path
+                if degree is not None:
+                    aw = (a * wpaths[p].unsqueeze(-1)).view(-1, degree, mul, d1)
+                    aw = aw.transpose(1, 2).reshape(-1, mul, degree * d1)
+                    part = torch.bmm(aw, tp)
+                elif d1 == 1:
+                    part = (a.squeeze(-1) * wpaths[p]).unsqueeze(-1) * tp
+                else:
+                    part = torch.bmm(a * wpaths[p].unsqueeze(-1), tp)
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
         return outs
