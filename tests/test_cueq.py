@@ -189,3 +189,14 @@ def test_cueq_cuda_matches_e3nn(model):
         assert abs(a.energy - b.energy) / len(atoms) < 1e-5
         np.testing.assert_allclose(b.forces, a.forces, atol=1e-4)
         np.testing.assert_allclose(b.stress, a.stress, atol=1e-5)
+
+
+def test_cueq_without_the_package_says_what_to_install(monkeypatch):
+    """Asking for cueq where cuequivariance-torch is missing names the package;
+    "auto" then quietly stays on e3nn."""
+    from sevenomni_core.nn import _cueq
+
+    monkeypatch.setattr(_cueq, "installed", lambda: False)
+    with pytest.raises(ImportError, match=r"pip install 'sevenomni\[cueq\]'"):
+        load_model("7net-0", device="cpu", backend="cueq")
+    assert resolve_backend("auto", torch.device("cpu")) == "e3nn"
