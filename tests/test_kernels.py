@@ -37,36 +37,62 @@ def test_convolution_matches_e3nn(irreps, parity):
     fast = conv(x, y, radial, edges)
     ref = conv(x, y, radial, edges, reference=True)
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=1e-5)
-    # edges grouped by receiver (one matrix product per path and node), on
-    # neighbour counts of 6 and 7 (even enough for the grouped form)
-    receivers = torch.arange(30).repeat(7)[:200][torch.randperm(200)]
-    edges = torch.stack([receivers, torch.randint(0, 30, (200,))])
+    # edges grouped by receiver (one matrix product per path and bucket of
+    # nodes), on neighbour counts from 0 to 40 (several buckets)
+    counts = torch.tensor([0, 1, 2, 3, 5, 8, 40] * 4 + [7, 7])
+    receivers = torch.repeat_interleave(torch.arange(30), counts)
+    receivers = receivers[torch.randperm(receivers.shape[0])]
+    edges = torch.stack([receivers, torch.randint(0, 30, receivers.shape)])
+    y = o3.spherical_harmonics(sh, torch.randn(edges.shape[1], 3), True)
+    radial = torch.randn(edges.shape[1], 8)
     ref = conv(x, y, radial, edges, reference=True)
     slots = receiver_slots(edges[0], 30)
-    assert slots is not None
-    edge_of_slot, degree = slots
-    assert degree == int(torch.bincount(edges[0]).max())
+    assert len(slots.buckets) > 1
+    assert sum(n for n, _ in slots.buckets) == 30
 
-    def pad(t):
-        return torch.cat([t, t.new_zeros(1, *t.shape[1:])])[edge_of_slot]
+    def grouped(x):
+        def pad(t):
+            return torch.cat([t, t.new_zeros(1, *t.shape[1:])])[slots.edge_of_slot]
 
-    grouped = conv(x, pad(y), pad(radial), pad(edges[1]), slots=slots)
-    torch.testing.assert_close(grouped, ref, atol=1e-5, rtol=1e-5)
+        senders = pad(slots.position[edges[1]])
+        out = conv(x[slots.order], pad(y), pad(radial), senders, slots=slots)
+        return out[slots.position]
+
+    torch.testing.assert_close(grouped(x), ref, atol=1e-5, rtol=1e-5)
     x.requires_grad_(True)
     g_ref = torch.autograd.grad(conv(x, y, radial, edges).square().sum(), x)[0]
-    g_grp = conv(x, pad(y), pad(radial), pad(edges[1]), slots=slots)
-    g_grp = torch.autograd.grad(g_grp.square().sum(), x)[0]
+    g_grp = torch.autograd.grad(grouped(x).square().sum(), x)[0]
     torch.testing.assert_close(g_grp, g_ref, atol=1e-4, rtol=1e-4)
 
 
-def test_receiver_slots_refuses_uneven_degrees():
-    """One hub node with all edges but one would pad 30x: the per-edge form."""
-    receivers = torch.tensor([0] * 29 + [1])
-    assert receiver_slots(receivers, 30) is None
+def test_receiver_slots_buckets():
+    """Nodes in decreasing neighbour count; buckets trade padding for products."""
     assert receiver_slots(torch.zeros(0, dtype=torch.long), 3) is None
-    edge_of_slot, degree = receiver_slots(torch.tensor([1, 0, 1, 0]), 2)
-    assert degree == 2
-    assert edge_of_slot.tolist() == [1, 3, 0, 2]  # node 0's edges, then node 1's
+    slots = receiver_slots(torch.tensor([1, 0, 1, 0, 1]), 2)
+    assert slots.order.tolist() == [1, 0]
+    assert slots.position.tolist() == [1, 0]
+    assert slots.buckets == ((1, 3), (1, 2)) or slots.buckets == ((2, 3),)
+    # every edge in exactly one slot, under its receiver's position
+    receivers = torch.randint(0, 50, (2000,)) ** 2 % 50
+    slots = receiver_slots(receivers, 50)
+    filled = slots.edge_of_slot[slots.edge_of_slot < 2000]
+    assert sorted(filled.tolist()) == list(range(2000))
+    start = pos = 0
+    for nodes, degree in slots.buckets:
+        block = slots.edge_of_slot[start : start + nodes * degree].view(nodes, degree)
+        for k in range(nodes):
+            node = int(slots.order[pos + k])
+            edges = block[k][block[k] < 2000]
+            assert (receivers[edges] == node).all()
+            assert edges.numel() == int((receivers == node).sum())
+        start += nodes * degree
+        pos += nodes
+    assert start == slots.edge_of_slot.numel()
+    # optimal: no worse than one bucket per distinct neighbour count
+    from sevenomni_core.nn.convolution import BUCKET_COST
+
+    distinct = torch.unique(torch.bincount(receivers, minlength=50)).numel()
+    assert start + BUCKET_COST * len(slots.buckets) <= 2000 + BUCKET_COST * distinct
 
 
 @pytest.mark.parametrize("tasks", [0, 3])

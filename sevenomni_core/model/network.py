@@ -284,13 +284,16 @@ class SevenNet(nn.Module):
 
         slots = None
         if kernels is None and not reference:
-            # edges grouped by receiver, once for every layer (see Convolution)
+            # edges grouped by receiver, once for every layer (see Convolution);
+            # nodes then run in the slots' bucket order until the energies
             slots = receiver_slots(edge_index[0], species.shape[0])
             if slots is not None:
-                edge_of_slot = slots[0]
+                edge_of_slot = slots.edge_of_slot
                 sh = _pad(sh)[edge_of_slot]
                 radial = _pad(radial)[edge_of_slot]
-                edge_index = _pad(edge_index[1])[edge_of_slot]
+                edge_index = _pad(slots.position[edge_index[1]])[edge_of_slot]
+                species = species[slots.order]
+                task_atom = task_atom[slots.order]
         x = lin("onehot_to_feature_x", species)
         for t in range(self.num_layers):
             sc = self._modules[f"{t}_self_connection_intro"](x, species, reference)
@@ -306,7 +309,8 @@ class SevenNet(nn.Module):
             x = self._modules[f"{t}_equivariant_gate"](x + sc, reference)
         x = lin("reduce_input_to_hidden", x)
         x = lin("reduce_hidden_to_energy", x).squeeze(-1)
-        return self.rescale_atomic_energy(x, species, task_atom)
+        atomic = self.rescale_atomic_energy(x, species, task_atom)
+        return atomic if slots is None else atomic[slots.position]
 
     def forward(
         self,

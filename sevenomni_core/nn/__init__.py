@@ -1,6 +1,6 @@
 """Building blocks of SevenNet models."""
 
-from .convolution import Convolution, receiver_slots
+from .convolution import Convolution, ReceiverSlots, receiver_slots
 from .edge import EdgeEmbedding
 from .gate import Gate
 from .linear import IrrepsLinear
@@ -17,6 +17,7 @@ __all__ = [
     "IrrepsLinear",
     "LinearSelfConnection",
     "PolynomialCutoff",
+    "ReceiverSlots",
     "Rescale",
     "SpeciesSelfConnection",
     "UVUKernel",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 from e3nn import o3
 from e3nn.nn import FullyConnectedNet
@@ -11,36 +13,98 @@ from torch import nn
 
 from .tensor_product import UVUKernel
 
-__all__ = ["Convolution", "convolution_instructions", "receiver_slots"]
+__all__ = ["Convolution", "ReceiverSlots", "convolution_instructions", "receiver_slots"]
 
-#: The grouped form is used while the padded slots are at most this many
-#: times the edges (a batch of very uneven neighbour counts stays per edge).
-MAX_PADDING = 1.5
+#: A bucket costs about as much as this many padded slots (the extra matrix
+#: products and their launch overhead), which limits how finely nodes are split.
+BUCKET_COST = 64
 
 
-def receiver_slots(
-    receivers: torch.Tensor, n_nodes: int
-) -> tuple[torch.Tensor, int] | None:
-    """Edges grouped by receiver into ``degree`` slots per node.
+@dataclass(frozen=True)
+class ReceiverSlots:
+    """Edges grouped by receiver: nodes in buckets of equal slot counts.
 
-    Returns ``(edge_of_slot (n_nodes * degree,), degree)``, where empty slots
-    hold ``E`` (the index of an appended zero row), or None when padding
-    would exceed :data:`MAX_PADDING` times the edges (or there are none).
+    Nodes are reordered by decreasing neighbour count and split into
+    contiguous buckets; every node of a bucket gets that bucket's largest
+    count of slots, so each bucket's sums over edges are one batched matrix
+    product.
+
+    Attributes
+    ----------
+    edge_of_slot : torch.Tensor
+        ``(S,)`` the edge in each slot; empty slots hold ``E`` (the index of
+        an appended zero row).
+    order : torch.Tensor
+        ``(N,)`` the node at each position of the bucket order.
+    position : torch.Tensor
+        ``(N,)`` the position of each node (the inverse of ``order``).
+    buckets : tuple of (int, int)
+        ``(nodes, slots per node)`` of each bucket, in order.
+    """
+
+    edge_of_slot: torch.Tensor
+    order: torch.Tensor
+    position: torch.Tensor
+    buckets: tuple[tuple[int, int], ...]
+
+
+def _buckets(degrees: np.ndarray, counts: np.ndarray) -> list[int]:
+    """Split sorted (decreasing) distinct degrees into contiguous buckets.
+
+    Minimises padded slots plus :data:`BUCKET_COST` per bucket (dynamic
+    programming over the distinct degrees); returns each bucket's end index.
+    """
+    n = len(degrees)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    best = np.zeros(n + 1)
+    last = np.zeros(n + 1, dtype=np.int64)
+    for j in range(1, n + 1):
+        # a bucket of degrees i..j-1 pads every node to degrees[i]
+        cost = best[:j] + degrees[:j] * (cum[j] - cum[:j]) + BUCKET_COST
+        last[j] = int(np.argmin(cost))
+        best[j] = cost[last[j]]
+    ends = []
+    j = n
+    while j > 0:
+        ends.append(j)
+        j = int(last[j])
+    return ends[::-1]
+
+
+def receiver_slots(receivers: torch.Tensor, n_nodes: int) -> ReceiverSlots | None:
+    """Edges grouped by receiver into buckets of slots (None without edges).
+
+    See :class:`ReceiverSlots`.
     """
     e = receivers.shape[0]
     if e == 0 or n_nodes == 0:
         return None
     counts = torch.bincount(receivers, minlength=n_nodes)
-    degree = int(counts.max())
-    if n_nodes * degree > MAX_PADDING * e:
-        return None
-    order = torch.argsort(receivers, stable=True)
-    sorted_receivers = receivers[order]
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(e, device=receivers.device) - starts[sorted_receivers]
-    slots = receivers.new_full((n_nodes * degree,), e)
-    slots[sorted_receivers * degree + rank] = order
-    return slots, degree
+    order = torch.argsort(counts, descending=True, stable=True)
+    sorted_counts = counts[order]
+    degrees, per_degree = torch.unique_consecutive(sorted_counts, return_counts=True)
+    degrees_np = degrees.cpu().numpy()
+    per_degree_np = per_degree.cpu().numpy()
+    ends = _buckets(degrees_np, per_degree_np)
+    buckets, start = [], 0
+    slot_degree = []
+    for end in ends:
+        nodes = int(per_degree_np[start:end].sum())
+        buckets.append((nodes, int(degrees_np[start])))
+        slot_degree.append(np.full(nodes, degrees_np[start]))
+        start = end
+    width = torch.as_tensor(np.concatenate(slot_degree), device=receivers.device)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(n_nodes, device=receivers.device)
+    slot_start = torch.cumsum(width, 0) - width  # first slot of each position
+    edge_start = torch.cumsum(sorted_counts, 0) - sorted_counts
+    receiver_pos = position[receivers]
+    by_pos = torch.argsort(receiver_pos, stable=True)
+    pos_sorted = receiver_pos[by_pos]
+    rank = torch.arange(e, device=receivers.device) - edge_start[pos_sorted]
+    edge_of_slot = receivers.new_full((int(width.sum()),), e)
+    edge_of_slot[slot_start[pos_sorted] + rank] = by_pos
+    return ReceiverSlots(edge_of_slot, order, position, tuple(buckets))
 
 
 def convolution_instructions(
@@ -133,22 +197,24 @@ class Convolution(nn.Module):
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
         reference: bool = False,
-        slots: tuple[torch.Tensor, int] | None = None,
+        slots: ReceiverSlots | None = None,
     ) -> torch.Tensor:
         """New node features ``(N, irreps_out.dim)``.
 
         ``edge_index[0]`` receives the message from ``edge_index[1]``.
         With ``reference`` the product runs through e3nn's forward.  With
-        ``slots`` from :func:`receiver_slots`, the edge inputs are given
-        grouped by receiver (``edge_sh`` zero in empty slots; ``edge_index``
-        is then ``(senders,)`` per slot) and each node's sum is formed by
-        matrix products instead of per-edge messages.
+        ``slots`` from :func:`receiver_slots`, nodes are in its bucket order
+        and the edge inputs are given per slot (``edge_sh`` zero in empty
+        slots; ``edge_index`` is then ``(senders,)`` per slot, as positions),
+        and each node's sum is formed by matrix products instead of per-edge
+        messages.
         """
         weight = self.weight_nn(edge_radial)
         n = x.shape[0]
         if slots is not None and not reference:
-            src = x[edge_index]  # senders, one per slot
-            blocks = self.kernel.blocks(src, edge_sh, weight, slots[1])
+            blocks = self.kernel.grouped_blocks(
+                x, edge_index, edge_sh, weight, slots.buckets
+            )
         else:
             src = x[edge_index[1]]
             if reference:

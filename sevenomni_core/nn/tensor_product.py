@@ -88,21 +88,17 @@ class UVUKernel(torch.nn.Module):
         self._splits1 = [m.dim for m in self.irreps_in1]
         self._splits2 = [m.dim for m in self.irreps_in2]
 
+    def _coupled(self, idx: int, x2: torch.Tensor, d1: int, dtype) -> torch.Tensor:
+        """``T[e, i, k] = sum_j Y[e, j] C[i, j, k]`` for all paths of one pair."""
+        cg = getattr(self, f"_cg{idx}").to(dtype)
+        return torch.mm(x2, cg).view(x2.shape[0], d1, cg.shape[1] // d1)
+
     def blocks(
-        self,
-        x1: torch.Tensor,
-        x2: torch.Tensor,
-        weight: torch.Tensor,
-        degree: int | None = None,
+        self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
     ) -> list[torch.Tensor | None]:
         """The product as one ``(E, mul, 2l+1)`` block per output irrep.
 
-        With ``degree``, rows come grouped by receiver, ``degree`` slots per
-        node (see :func:`~sevenomni_core.nn.convolution.receiver_slots`;
-        padded slots must have zero ``x2``), and the blocks are summed over
-        each node's edges, ``(N, mul, 2l+1)``: the sum and the
-        Clebsch-Gordan contraction are one batched matrix product per path,
-        so no per-edge output is formed.  Blocks no path reaches are None.
+        Blocks no path reaches are None.
         """
         e = x1.shape[0]
         b1 = [
@@ -115,29 +111,70 @@ class UVUKernel(torch.nn.Module):
         wpaths = torch.split(weight, self._path_sizes, dim=1)
         outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
         for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
-            cg = getattr(self, f"_cg{idx}").to(x1.dtype)
             a = b1[i1]
-            mul, d1 = a.shape[1], a.shape[2]
-            # T[e, i, k] = sum_j Y[e, j] C[i, j, k] for all paths of this pair
-            t = torch.mm(b2[i2], cg)
-            if degree is None:
-                t = t.view(e, d1, cg.shape[1] // d1)
-            else:
-                t = t.view(e // degree, degree * d1, cg.shape[1] // d1)
-            ts = torch.split(t, dims, dim=2)
+            d1 = a.shape[2]
+            ts = torch.split(self._coupled(idx, b2[i2], d1, x1.dtype), dims, dim=2)
             for i_out, p, tp in zip(out_index, path_index, ts, strict=True):
                 # weight the (smaller) input, then one product per path
-                if degree is not None:
-                    aw = (a * wpaths[p].unsqueeze(-1)).view(-1, degree, mul, d1)
-                    aw = aw.transpose(1, 2).reshape(-1, mul, degree * d1)
-                    part = torch.bmm(aw, tp)
-                elif d1 == 1:
+                if d1 == 1:
                     part = (a.squeeze(-1) * wpaths[p]).unsqueeze(-1) * tp
                 else:
                     part = torch.bmm(a * wpaths[p].unsqueeze(-1), tp)
                 prev = outs[i_out]
                 outs[i_out] = part if prev is None else prev + part
         return outs
+
+    def grouped_blocks(
+        self,
+        x1: torch.Tensor,
+        senders: torch.Tensor,
+        x2: torch.Tensor,
+        weight: torch.Tensor,
+        buckets: tuple[tuple[int, int], ...],
+    ) -> list[torch.Tensor | None]:
+        """The product summed over each node's edges, ``(N, mul, 2l+1)`` per irrep.
+
+        Rows of ``x2`` and ``weight`` are slots grouped by receiver in
+        ``buckets`` (``(nodes, slots per node)`` each, see
+        :class:`~sevenomni_core.nn.convolution.ReceiverSlots`; padded slots
+        must have zero ``x2``), ``x1`` holds the node features and
+        ``senders`` the node of each slot.  The sum over slots and the
+        Clebsch-Gordan contraction are one batched matrix product per path
+        and bucket, so no per-edge output is formed.  The features are
+        gathered as ``(slot, 2l+1, mul)``, so that each node's slots and
+        components are contiguous and no transposed copy is needed.
+        """
+        n = x1.shape[0]
+        sizes = [nodes * degree for nodes, degree in buckets]
+        b1 = [
+            b.reshape(n, m.mul, m.ir.dim).transpose(1, 2).contiguous()[senders]
+            for b, m in zip(
+                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
+            )
+        ]
+        b2 = torch.split(x2, self._splits2, dim=1)
+        wpaths = torch.split(weight, self._path_sizes, dim=1)
+        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
+            a = b1[i1]  # (S, d1, mul)
+            d1 = a.shape[1]
+            t = self._coupled(idx, b2[i2], d1, x1.dtype)
+            t_paths = [torch.split(tp, sizes) for tp in t.split(dims, 2)]
+            for k, (i_out, p) in enumerate(zip(out_index, path_index, strict=True)):
+                aw = torch.split(a * wpaths[p].unsqueeze(1), sizes)
+                parts = [
+                    torch.bmm(
+                        tb.view(nodes, degree * d1, -1).transpose(1, 2),
+                        ab.view(nodes, degree * d1, -1),
+                    )
+                    for (nodes, degree), ab, tb in zip(
+                        buckets, aw, t_paths[k], strict=True
+                    )
+                ]
+                part = parts[0] if len(parts) == 1 else torch.cat(parts)
+                prev = outs[i_out]
+                outs[i_out] = part if prev is None else prev + part
+        return [None if o is None else o.transpose(1, 2) for o in outs]
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
