@@ -441,3 +441,95 @@ def test_embedded_results_upsert_keeps_one_document_per_key(tmp_path):
         "c": "failed",
     }
     assert docs["b"]["job_uuid"] == "job-2" and docs["a"]["job_uuid"] == "job-1"
+
+
+MD_SPEC = """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+properties: [relax, md]
+md: {temperatures: TEMPS, steps: 10, interval: 5, min_length: 5.0}
+"""
+
+
+def test_md_rerun_after_a_failure_recomputes_only_the_failed_run(tmp_path, capsys):
+    """A run that blows up is stored failed and the exit code is 1; a rerun
+    recomputes only it (one document per run, never two); a fixed setting
+    then completes it beside the reused ones."""
+    spec = write_spec(tmp_path, MD_SPEC.replace("TEMPS", "[300, 1.0e6]"))
+    store = tmp_path / "r"
+    status, out = run(spec, store, capsys)
+    assert status == 1 and "2 completed, 1 failed" in out
+    [hot] = [r for r in query(store, capsys) if r.get("temperature") == 1e6]
+    assert hot["state"] == "failed" and "blew up at step" in hot["error"]
+    status, out = run(spec, store, capsys)
+    assert status == 1 and reused(out) == 2 and "1 failed" in out
+    assert len(all_results(store)) == 3
+    spec.write_text(spec.read_text().replace("1.0e6", "600"))
+    status, out = run(spec, store, capsys)
+    assert status == 0 and reused(out) == 2 and "3 completed, 0 failed" in out
+    rows = query(store, capsys, '{"property": "md"}')
+    states = sorted((r["temperature"], r["state"]) for r in rows)
+    assert states == [(300, "completed"), (600, "completed"), (1e6, "failed")]
+    assert len(all_results(store)) == 4  # the failed 10^6 K run is kept
+
+
+def test_killed_md_job_keeps_the_relaxation(tmp_path, capsys, monkeypatch):
+    """Killed while the trajectories are half written: the relaxation stays
+    stored, no MD document claims success, and the rerun recomputes the MD
+    runs only, overwriting the partial trajectory files."""
+    import sevenomni_flows.jobs.md as md_module
+
+    real = md_module.md
+
+    def md_then_die(*args, **kwargs):
+        real(*args, **{**kwargs, "steps": 5})  # half the frames on disk
+        raise KeyboardInterrupt  # like the process being killed
+
+    monkeypatch.setattr(md_module, "md", md_then_die)
+    spec = write_spec(tmp_path, MD_SPEC.replace("TEMPS", "[300, 600]"))
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, tmp_path / "r", capsys)
+    assert [r["property"] for r in all_results(tmp_path / "r")] == ["relax"]
+    monkeypatch.setattr(md_module, "md", real)
+    status, out = run(spec, tmp_path / "r", capsys)
+    assert status == 0 and reused(out) == 1 and "3 completed, 0 failed" in out
+    from ase.io import read
+
+    rows = [r for r in all_results(tmp_path / "r") if r["property"] == "md"]
+    assert len(rows) == 2
+    for row in rows:
+        assert len(read(row["trajectory"], ":")) == 3  # steps 0, 5, 10
+
+
+def test_killed_neb_job_then_rerun_computes_every_band(tmp_path, capsys, monkeypatch):
+    """Killed during the batched NEB: nothing is stored as done; the rerun
+    computes each band once and a third run reuses them."""
+    import sevenomni_flows.jobs.neb as neb_module
+
+    real = neb_module.neb
+
+    def neb_then_die(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(neb_module, "neb", neb_then_die)
+    spec = write_spec(
+        tmp_path,
+        """
+structures: []
+neb: {n_images: 3, fmax: 0.1, max_steps: 200, min_length: 5.0}
+bands:
+  - {kind: vacancy, name: Cu hop, structure: {bulk: Cu, crystal: fcc, a: 3.61}}
+  - {kind: vacancy, name: Al hop, structure: {bulk: Al, crystal: fcc, a: 4.04}}
+""",
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, tmp_path / "r", capsys)
+    assert all_results(tmp_path / "r") == []
+    monkeypatch.setattr(neb_module, "neb", real)
+    status, out = run(spec, tmp_path / "r", capsys)
+    assert status == 0 and "2 completed, 0 failed" in out
+    status, out = run(spec, tmp_path / "r", capsys)
+    assert status == 0 and reused(out) == 2
+    rows = query(tmp_path / "r", capsys)
+    assert sorted(r["label"] for r in rows) == ["Al hop", "Cu hop"]
+    assert all(r["converged"] and r["barrier"] > 0.1 for r in rows)
