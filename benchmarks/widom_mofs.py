@@ -41,9 +41,9 @@ def main():
     print(f"{args.model} task {args.task}, {args.n} insertions per guest, 298 K, cpu")
     print(
         "| framework | guest | D3 | K_H (mol/kg/Pa) | Q_st (kJ/mol) | overlap | "
-        "excluded |"
+        "excluded | effective |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     modes = [None if d == "none" else d for d in args.dispersion.split(",")]
     for dispersion in modes:
         settings = ModelSettings(
@@ -66,7 +66,7 @@ def main():
                     f"{d.henry_coefficient_error[0]:.2g} "
                     f"| {d.heat_of_adsorption[0]:.1f} ± "
                     f"{d.heat_of_adsorption_error[0]:.1f} | {d.overlap_fraction:.0%} | "
-                    f"{d.n_unphysical} |"
+                    f"{d.n_unphysical} | {d.effective_insertions[0]:.1f} |"
                 )
             print(f"<!-- {name}, {dispersion}: {seconds:.0f} s -->")
 

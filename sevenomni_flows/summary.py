@@ -54,6 +54,7 @@ PER_PROPERTY = {
         "temperature",
         "henry_coefficient",
         "heat_of_adsorption",
+        "effective_insertions",
         "dispersion",
     ],
 }

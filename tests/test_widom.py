@@ -17,6 +17,7 @@ from sevenomni_flows import ModelSettings
 from sevenomni_flows.adsorption.widom import (
     EV_TO_KJ_PER_MOL,
     K_B,
+    MIN_EFFECTIVE,
     R,
     averages,
     framework_density,
@@ -43,6 +44,9 @@ def test_boltzmann_averages_by_hand():
     assert got.henry_coefficient == pytest.approx(k_h, rel=1e-12)
     assert got.mean_energy == pytest.approx(mean, rel=1e-12)
     assert got.heat_of_adsorption == pytest.approx(q_st, rel=1e-12)
+    kish = sum(w) ** 2 / sum(x * x for x in w)
+    assert got.effective_insertions == pytest.approx(kish, rel=1e-12)
+    assert averages(np.full(3, np.inf), 300.0, density).effective_insertions == 0
     with pytest.raises(ValueError, match="temperature must be > 0 K"):
         averages(delta_e, 0.0, density)
 
@@ -53,6 +57,7 @@ def test_ideal_gas_limit():
     assert got.henry_coefficient == pytest.approx(1 / (850.0 * R * 298.0), rel=1e-12)
     assert got.henry_coefficient_error == pytest.approx(0.0, abs=1e-20)
     assert got.heat_of_adsorption == pytest.approx(R * 298.0 / 1000, rel=1e-12)
+    assert got.effective_insertions == pytest.approx(1000, rel=1e-12)
 
 
 def test_hard_sphere_box_excludes_its_volume():
@@ -145,6 +150,12 @@ def test_co2_and_n2_in_mg_mof_74(mof_widom):
         expected = -0.5 * (q1 + q2) * 1000 / (R * 299.0**2)
         assert slope == pytest.approx(expected, rel=0.02)
         assert doc.henry_coefficient_error[0] > 0
+        # effective insertions: between one and every accepted insertion,
+        # fewer at the lower temperature, and a warning exactly when few
+        n_eff = doc.effective_insertions
+        assert 1 <= n_eff[1] and n_eff[0] < n_eff[1] <= len(doc.energies)
+        few = any("effective insertions" in w for w in doc.warnings)
+        assert few == (n_eff[0] < MIN_EFFECTIVE)
     assert co2.selectivity["N2"][0] == pytest.approx(
         co2.henry_coefficient[0] / n2.henry_coefficient[0]
     )

@@ -27,7 +27,11 @@ Two rules keep a few insertions from ruining the averages:
 
 Errors are block averages: the insertions are cut into :data:`BLOCKS`
 blocks, K_H and Q_st computed per block, and the standard error of their
-mean reported.
+mean reported.  Block errors cannot see what the sample missed, so each
+temperature also reports the number of effective insertions (Kish's
+(Σw)²/Σw² of the Boltzmann weights w): when a handful of insertions carry
+the whole average (fewer than :data:`MIN_EFFECTIVE`), K_H and Q_st are not
+converged, whatever the block error says.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from scipy.spatial.transform import Rotation
 __all__ = [
     "BLOCKS",
     "HARD_CORE",
+    "MIN_EFFECTIVE",
     "WidomAverages",
     "averages",
     "framework_density",
@@ -54,6 +59,8 @@ __all__ = [
 HARD_CORE = 0.65
 #: Blocks for the statistical errors.
 BLOCKS = 10
+#: Fewer effective insertions than this: the averages are not converged.
+MIN_EFFECTIVE = 20
 #: Gas constant, J/(mol K), and k_B in eV/K; eV to kJ/mol.
 R = 8.314462618
 K_B = 8.617333262e-5
@@ -128,6 +135,10 @@ class WidomAverages:
         every insertion had zero weight.
     mean_energy : float or None
         Boltzmann-weighted ⟨ΔE⟩, eV.
+    effective_insertions : float
+        Kish's effective sample size (Σw)²/Σw² of the Boltzmann weights: 1
+        when one insertion carries the whole average, the number of
+        non-overlapping insertions when all weigh the same; 0 without any.
     """
 
     temperature: float
@@ -136,6 +147,7 @@ class WidomAverages:
     heat_of_adsorption: float | None
     heat_of_adsorption_error: float | None
     mean_energy: float | None
+    effective_insertions: float
 
 
 def _block(delta_e: np.ndarray, beta: float, shift: float):
@@ -171,6 +183,8 @@ def averages(
         return k_h, q_st, mean
 
     k_h, q_st, mean = estimate(delta_e)
+    w = np.exp(-beta * (finite - shift))
+    effective = float(w.sum() ** 2 / (w**2).sum()) if finite.size else 0.0
     parts = [estimate(b) for b in np.array_split(delta_e, blocks) if b.size]
     k_err = _standard_error([p[0] for p in parts])
     q_parts = [p[1] for p in parts if p[1] is not None]
@@ -182,6 +196,7 @@ def averages(
         heat_of_adsorption=None if q_st is None else float(q_st),
         heat_of_adsorption_error=q_err if q_st is not None else None,
         mean_energy=None if mean is None else float(mean),
+        effective_insertions=effective,
     )
 
 

@@ -23,6 +23,7 @@ from sevenomni_core.data import atoms_to_graph
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.widom import (
     HARD_CORE,
+    MIN_EFFECTIVE,
     averages,
     framework_density,
     insertions,
@@ -237,6 +238,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             heat_of_adsorption=[r.heat_of_adsorption for r in results],
             heat_of_adsorption_error=[r.heat_of_adsorption_error for r in results],
             mean_energy=[r.mean_energy for r in results],
+            effective_insertions=[r.effective_insertions for r in results],
             n_insertions=len(placed),
             n_overlapping=int(over.sum()),
             overlap_fraction=float(over.mean()),
@@ -248,12 +250,24 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             guest_energy=float(e_guest),
             energies=[float(e) for e in accepted],
             plots=plots,
-            warnings=_warnings(name, unphysical.sum(), failed.sum(), self.min_energy),
+            warnings=_warnings(
+                name, unphysical.sum(), failed.sum(), self.min_energy, results
+            ),
         )
 
 
-def _warnings(name: str, unphysical: int, failed: int, floor: float) -> list[str]:
+def _warnings(
+    name: str, unphysical: int, failed: int, floor: float, results: list
+) -> list[str]:
     out = []
+    for r in results:
+        if r.effective_insertions < MIN_EFFECTIVE:
+            out.append(
+                f"at {r.temperature:g} K the averages for {name} rest on "
+                f"{r.effective_insertions:.1f} effective insertions (fewer than "
+                f"{MIN_EFFECTIVE}): K_H and Q_st are not converged, whatever "
+                "their block errors say; insert more"
+            )
     if unphysical:
         out.append(
             f"{unphysical} insertions of {name} had ΔE below {floor:g} eV "

@@ -249,6 +249,11 @@ class WidomDocument(ResultDocument):
     mean_energy: list[float | None] | None = Field(
         None, description="Boltzmann-weighted <ΔE> per temperature, eV"
     )
+    effective_insertions: list[float] | None = Field(
+        None,
+        description="Kish effective insertions (Σw)²/Σw² per temperature; "
+        "below 20 the averages are not converged",
+    )
     n_insertions: int = Field(0, description="Insertions made")
     n_overlapping: int = Field(0, description="Inside the hard core: zero weight")
     overlap_fraction: float | None = Field(None, description="n_overlapping / n")
