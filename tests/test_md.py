@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from ase import units
+from ase import Atoms, units
 from ase.build import bulk, molecule
 from ase.constraints import FixAtoms
 from ase.io import read
@@ -211,4 +211,15 @@ def test_fixed_atoms_trajectory_and_bad_inputs(pot32, tmp_path):
     np.testing.assert_allclose(frames[-1].positions, out[0].atoms.positions)
     assert frames[-1].get_potential_energy() == pytest.approx(
         out[0].potential_energy[-1]
+    )
+
+
+def test_start_closer_than_the_floor_fails_alone(pot32):
+    """Two atoms closer than ``min_distance`` at the start: that system fails
+    before any step, naming the pair; the other runs."""
+    close = Atoms("Cu2", positions=[[0, 0, 0], [0.8, 0, 0]], cell=[6, 6, 6], pbc=True)
+    out = md([_cu(), close], model=pot32, steps=2, min_distance=1.0, seed=1)
+    assert out[0].ok and not out[1].ok
+    assert out[1].error == (
+        "atoms too close at the start: atoms 0 and 1 are 0.8 Å apart (floor 1 Å)"
     )

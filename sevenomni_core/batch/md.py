@@ -25,7 +25,7 @@ atom, as ``Atoms.get_temperature``; pressures include the kinetic term, as
 
 A system stops alone, with its reason in ``error``, when its energy or
 forces are not finite, a force exceeds
-:data:`~sevenomni_core.batch.relax.DIVERGED_FORCE`, two atoms come closer
+:data:`~sevenomni_core.batch.guards.DIVERGED_FORCE`, two atoms come closer
 than ``min_distance``, or (NVE) its total energy drifts by more than
 ``max_energy_drift`` eV/atom from the start: the marks of a time step that
 is too long or of a model driven where it has no data.
@@ -47,9 +47,10 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from ..data import MIN_DISTANCE, atoms_to_graph
 from ..model.potential import Potential, as_potential
+from .guards import DIVERGED_FORCE, fixed_mask, too_close
 from .inputs import labels, per_structure, prepare
 from .predict import Prediction, evaluate_graphs
-from .relax import DIVERGED_FORCE, _capacity, _fixed_mask, _too_close
+from .sizing import structures_per_batch
 
 __all__ = ["ENSEMBLES", "MDResult", "md"]
 
@@ -467,7 +468,7 @@ def md(
                     f"{names[i]}: NPT needs a fully periodic structure "
                     f"(pbc={atoms.pbc.tolist()})"
                 )
-            mask = _fixed_mask(atoms, fixes[i], names[i])
+            mask = fixed_mask(atoms, fixes[i], names[i])
         except (ValueError, TypeError) as err:
             done(i, MDResult(error=str(err)))
             continue
@@ -490,12 +491,12 @@ def md(
             Path(paths[i]).parent.mkdir(parents=True, exist_ok=True)
             run.path = str(paths[i])
             run.writer = Trajectory(run.path, "w")
-        close = _too_close(run, min_distance)
-        if close is not None:
-            done(i, _result(run, None, close.error))
+        why = too_close(run.graph, min_distance)
+        if why is not None:
+            done(i, _result(run, None, f"atoms too close at the start: {why}"))
         else:
             pending.append(run)
-    capacity = _capacity(pot, [r.graph for r in pending], batch_size)
+    capacity = structures_per_batch(pot, [r.graph for r in pending], batch_size)
     p_target = pressure * units.GPa
     beta = compressibility / units.GPa
     taup_ase = taup * units.fs
@@ -525,11 +526,10 @@ def md(
             run.graph = atoms_to_graph(
                 run.atoms, pot.cutoff, pot.network.z_to_index, run.task_index
             )
-            close = _too_close(run, min_distance)
-            if close is not None:
+            why = too_close(run.graph, min_distance)
+            if why is not None:
                 done(
-                    run.index,
-                    _result(run, None, close.error.replace("diverged", "blew up")),
+                    run.index, _result(run, None, f"blew up at step {run.steps}: {why}")
                 )
                 continue
             still.append(run)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,11 @@ from ase.geometry import find_mic
 
 from ..data import MIN_DISTANCE, atoms_to_graph
 from ..model.potential import Potential, as_potential
+from .guards import DIVERGED_FORCE, fixed_mask, too_close
 from .inputs import as_atoms, per_structure, prepare
 from .optimizers import Fire, FireParameters
 from .predict import Prediction, evaluate_graphs
-from .relax import DIVERGED_FORCE, _capacity, _fixed_mask, _too_close
+from .sizing import structures_per_batch
 
 __all__ = ["NebResult", "interpolate", "neb"]
 
@@ -85,7 +86,6 @@ class _Band:
     optimizer: Fire
     ends: tuple[Prediction, Prediction] | None = None
     steps: int = 0
-    graph: dict | None = field(default=None)  # for _too_close
 
     @property
     def inner(self) -> list[Atoms]:
@@ -308,7 +308,7 @@ def neb(
             images, graphs = _prepare_band(
                 pot, bands[i], n_images, interpolation, tasks[i], label
             )
-            mask = _fixed_mask(as_atoms(bands[i][0]), fixes[i], label)
+            mask = fixed_mask(as_atoms(bands[i][0]), fixes[i], label)
         except (ValueError, TypeError) as err:
             done(i, NebResult(error=str(err)))
             continue
@@ -333,7 +333,9 @@ def neb(
             continue
         band.ends = (first, last)
         queue.append(band)
-    capacity = _capacity(pot, [g for b in queue for g in b.graphs], batch_size)
+    capacity = structures_per_batch(
+        pot, [g for b in queue for g in b.graphs], batch_size
+    )
     active: list[_Band] = []
     while queue or active:
         while queue and (
@@ -381,10 +383,9 @@ def _with_results(image: Atoms, pred: Prediction) -> Atoms:
 def _close_image(band: _Band, min_distance: float) -> str | None:
     """Why an interior image of ``band`` has atoms too close, or None."""
     for i, graph in enumerate(band.graphs, start=1):
-        band.graph = graph
-        close = _too_close(band, min_distance)
-        if close is not None:
-            return f"band {band.index}, image {i}: {close.error}"
+        why = too_close(graph, min_distance)
+        if why is not None:
+            return f"band {band.index}, image {i}: diverged at step {band.steps}: {why}"
     return None
 
 

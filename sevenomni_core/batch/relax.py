@@ -43,24 +43,20 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.constraints import FixAtoms
 from ase.stress import voigt_6_to_full_3x3_stress
 
-from .. import _keys as K
-from ..data import MIN_DISTANCE, atoms_to_graph, edge_vectors
+from ..data import MIN_DISTANCE, atoms_to_graph
 from ..model.potential import Potential, as_potential
 from .cell import cell_force, deformation
+from .guards import DIVERGED_FORCE, fixed_mask, too_close
 from .inputs import labels, per_structure, prepare
 from .optimizers import FireParameters, Optimizer, optimizer_factory
 from .predict import Prediction, evaluate_graphs
-from .sizing import MAX_STRUCTURES, bytes_per_edge, memory_budget
+from .sizing import structures_per_batch
 
 __all__ = ["FireParameters", "RelaxResult", "relax"]
 
 log = logging.getLogger("sevenomni")
-
-#: Forces above this (eV/Å) mean the structure exploded.
-DIVERGED_FORCE = 1e4
 
 
 @dataclass
@@ -118,25 +114,6 @@ class _State:
         return float(len(self.atoms))
 
 
-def _fixed_mask(atoms: Atoms, extra: Sequence[int] | None, label: str) -> np.ndarray:
-    mask = np.zeros(len(atoms), dtype=bool)
-    for c in atoms.constraints:
-        if not isinstance(c, FixAtoms):
-            raise ValueError(
-                f"{label}: constraint {type(c).__name__} is not supported "
-                "(only FixAtoms)"
-            )
-        mask[c.index] = True
-    if extra is not None:
-        idx = np.asarray(extra, dtype=int)
-        if idx.size and (idx.min() < -len(atoms) or idx.max() >= len(atoms)):
-            raise ValueError(
-                f"{label}: fixed index out of range for {len(atoms)} atoms"
-            )
-        mask[idx] = True
-    return mask
-
-
 def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndarray:
     f_mat = deformation(s.u, s.factor)
     forces = pred.forces.copy()
@@ -188,28 +165,12 @@ def _finish(s: _State, pred: Prediction, converged: bool) -> RelaxResult:
     )
 
 
-def _closest_pair(graph: dict) -> tuple[int, int, float] | None:
-    """The closest pair ``(i <= j, distance)`` among the graph's edges, or None."""
-    if graph[K.EDGE_INDEX].shape[1] == 0:
-        return None
-    lengths = edge_vectors(graph).norm(dim=1)
-    k = int(lengths.argmin())
-    i, j = sorted(graph[K.EDGE_INDEX][:, k].tolist())
-    return int(i), int(j), float(lengths[k])
-
-
 def _too_close(s: _State, min_distance: float) -> RelaxResult | None:
     """A failed result if two atoms of ``s`` are closer than ``min_distance``."""
-    pair = _closest_pair(s.graph)
-    if pair is None or pair[2] >= min_distance:
+    why = too_close(s.graph, min_distance)
+    if why is None:
         return None
-    i, j, d = pair
-    who = f"atom {i} and its periodic image" if i == j else f"atoms {i} and {j}"
-    return RelaxResult(
-        error=f"diverged at step {s.steps}: {who} are {d:.3g} Å apart "
-        f"(floor {min_distance:g} Å)",
-        steps=s.steps,
-    )
+    return RelaxResult(error=f"diverged at step {s.steps}: {why}", steps=s.steps)
 
 
 def _volume_net(s: _State, max_volume_change: float) -> RelaxResult | None:
@@ -357,7 +318,7 @@ def relax(
                     f"{names[i]}: relax_cell needs a fully periodic structure "
                     f"(pbc={atoms.pbc.tolist()})"
                 )
-            mask = _fixed_mask(atoms, fixes[i], names[i])
+            mask = fixed_mask(atoms, fixes[i], names[i])
         except (ValueError, TypeError) as err:
             done(i, RelaxResult(error=str(err)))
             continue
@@ -377,7 +338,7 @@ def relax(
         else:
             pending.append(state)
     _set_energy_apart(pot, list(pending))
-    capacity = _capacity(pot, [s.graph for s in pending], batch_size)
+    capacity = structures_per_batch(pot, [s.graph for s in pending], batch_size)
     active: list[_State] = []
     while pending or active:
         while pending and len(active) < capacity:
@@ -469,19 +430,3 @@ def _set_energy_apart(pot: Potential, states: list[_State]) -> None:
             s.energy_apart = sum(table[s.task_index, z] for z in s.atoms.numbers)
         except KeyError:
             s.energy_apart = float("inf")
-
-
-def _capacity(pot: Potential, graphs: list[dict], batch_size: int | str) -> int:
-    if batch_size != "auto":
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size}")
-        return int(batch_size)
-    if not graphs:
-        return 1
-    mean_edges = np.mean(
-        [int(g[K.EDGE_INDEX].shape[1]) + int(g[K.NUM_ATOMS].sum()) for g in graphs]
-    )
-    dtype = pot.network.rescale_atomic_energy.scale.dtype
-    per_structure_bytes = 2 * mean_edges * bytes_per_edge(pot.network, dtype)
-    fit = int(memory_budget(pot.device) // max(per_structure_bytes, 1))
-    return max(1, min(fit, MAX_STRUCTURES))

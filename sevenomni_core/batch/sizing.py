@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
 from .. import _keys as K
 from ..model.network import SevenNet
 
-__all__ = ["bytes_per_edge", "memory_budget", "plan_batches"]
+if TYPE_CHECKING:
+    from ..model.potential import Potential
+
+__all__ = ["bytes_per_edge", "memory_budget", "plan_batches", "structures_per_batch"]
 
 #: Upper limit on structures per forward pass, whatever the memory allows.
 MAX_STRUCTURES = 1024
@@ -77,3 +83,26 @@ def plan_batches(
 
 def _dtype(network: SevenNet) -> torch.dtype:
     return network.rescale_atomic_energy.scale.dtype
+
+
+def structures_per_batch(
+    pot: Potential, graphs: list[dict], batch_size: int | str = "auto"
+) -> int:
+    """How many of ``graphs`` an iterative loop (relax, MD, NEB) keeps active.
+
+    With ``"auto"``, as many structures of the mean size as fit the memory
+    budget (at most :data:`MAX_STRUCTURES`); an integer is taken as given.
+    """
+    if batch_size != "auto":
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1 or 'auto', got {batch_size}")
+        return int(batch_size)
+    if not graphs:
+        return 1
+    mean_edges = np.mean(
+        [int(g[K.EDGE_INDEX].shape[1]) + int(g[K.NUM_ATOMS].sum()) for g in graphs]
+    )
+    dtype = pot.network.rescale_atomic_energy.scale.dtype
+    per_structure_bytes = 2 * mean_edges * bytes_per_edge(pot.network, dtype)
+    fit = int(memory_budget(pot.device) // max(per_structure_bytes, 1))
+    return max(1, min(fit, MAX_STRUCTURES))
