@@ -141,3 +141,25 @@ def test_md_through_a_spec_reuse_and_one_changed_setting(tmp_path, capsys):
     # one trajectory file per run, beside the plots, none in the store
     # (named by reuse key: the first run's files are not overwritten)
     assert len(list(tmp_path.rglob("trajectories/*.traj"))) == 4
+
+
+def test_md_key_holds_the_settings_its_ensemble_uses():
+    """Barostat settings change an NPT key only; friction not an NVE key."""
+    from sevenomni_core import load_model
+    from sevenomni_flows.jobs.base import resolve_input
+
+    pot = load_model("7net-0", device="cpu")
+    item = resolve_input(AseAtomsAdaptor.get_structure(bulk("Cu")), "Cu")
+
+    def key(**kw):
+        return MDMaker(**kw).targets(item, pot, None)[0].key
+
+    npt_only = {"pressure": 1.0, "barostat": "full", "taup": 100.0}
+    for name, value in npt_only.items():
+        assert key(ensemble="nvt", **{name: value}) == key(ensemble="nvt")
+        assert key(ensemble="npt", **{name: value}) != key(ensemble="npt")
+    assert key(ensemble="nve", friction=0.1) == key(ensemble="nve")
+    assert key(ensemble="nvt", friction=0.1) != key(ensemble="nvt")
+    assert len({key(ensemble=e) for e in ("nve", "nvt", "npt")}) == 3
+    with pytest.raises(ValueError, match=r"md\.barostat must be one of"):
+        MDMaker(barostat="mtk")

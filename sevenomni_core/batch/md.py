@@ -9,11 +9,16 @@ its place.  The integrators and conventions are ASE's, system by system:
 - ``"nvt"``: Langevin dynamics, the Vanden-Eijnden–Ciccotti propagator of
   ASE's ``Langevin`` (``fixcm=False``), with the same random draws, so that
   one generator gives ASE's trajectory;
-- ``"npt"``: the Langevin thermostat above plus a Berendsen barostat that
-  rescales the cell and positions after each step, isotropically (ASE's
-  ``NPTBerendsen`` rule) or, with ``barostat="full"``, by the symmetric
-  pressure tensor (all six cell components).  Berendsen gives the right
-  mean volume, not the right volume fluctuations.
+- ``"npt"``: the Langevin thermostat above plus a barostat that rescales
+  the cell, positions and momenta after each step.  The default,
+  ``barostat="crescale"``, is stochastic cell rescaling (Bernetti and Bussi,
+  J. Chem. Phys. 153, 114107 (2020)), isotropic: a first-order relaxation
+  like Berendsen's plus the noise and the k_BT/V term that make it sample
+  the isothermal-isobaric ensemble, volume fluctuations included.
+  ``"isotropic"`` is Berendsen's rule (ASE's ``NPTBerendsen``) and
+  ``"full"`` Berendsen by the symmetric pressure tensor (all six cell
+  components, for relaxing shear); both give the right mean volume but
+  suppress its fluctuations.
 
 Units are ASE's: Å, eV, fs for inputs, K, GPa.  Initial momenta come from
 the structure when it carries them, else from a Maxwell–Boltzmann draw at
@@ -52,9 +57,11 @@ from .inputs import labels, per_structure, prepare
 from .predict import Prediction, evaluate_graphs
 from .sizing import structures_per_batch
 
-__all__ = ["ENSEMBLES", "MDResult", "md"]
+__all__ = ["BAROSTATS", "ENSEMBLES", "MDResult", "md"]
 
 ENSEMBLES = ("nve", "nvt", "npt")
+#: NPT barostats: stochastic cell rescaling, Berendsen isotropic and full-cell.
+BAROSTATS = ("crescale", "isotropic", "full")
 
 
 @dataclass
@@ -239,6 +246,27 @@ def _berendsen(
     atoms.positions = atoms.positions @ mu.T
 
 
+def _crescale(
+    run: _Run, stress: np.ndarray, pressure: float, taup: float, beta: float
+) -> None:
+    """One step of isotropic stochastic cell rescaling towards ``pressure``.
+
+    ``d eps = -(beta/taup) (P0 - P - kT/V) dt + sqrt(2 kT beta dt/(V taup)) R``
+    with ``eps = ln V`` (Bernetti and Bussi 2020, Eq. 5); lengths scale by
+    ``exp(d eps/3)`` and momenta by its inverse.
+    """
+    atoms = run.atoms
+    volume = atoms.get_volume()
+    p_int = -np.trace(voigt_6_to_full_3x3_stress(stress) + run.kinetic_stress()) / 3
+    kt = units.kB * run.temperature
+    drift = -beta / taup * (pressure - p_int - kt / volume) * run.dt
+    noise = np.sqrt(2 * kt * beta * run.dt / (volume * taup)) * run.rng.normal()
+    scale = np.exp((drift + noise) / 3.0)
+    atoms.set_cell(atoms.cell.array * scale, scale_atoms=False)
+    atoms.positions = atoms.positions * scale
+    atoms.set_momenta(run.momenta / scale, apply_constraint=False)
+
+
 def _sample(run: _Run, pred: Prediction) -> None:
     """Record the state (and write a trajectory frame)."""
     s = run.samples
@@ -338,7 +366,7 @@ def md(
     friction: float = 0.01,
     taup: float = 500.0,
     compressibility: float = 0.01,
-    barostat: str = "isotropic",
+    barostat: str = "crescale",
     seed: int | Sequence[int] = 0,
     fixed: Sequence[Sequence[int] | None] | None = None,
     trajectory: str | Path | Sequence[str | Path | None] | None = None,
@@ -359,7 +387,7 @@ def md(
     model, task, device, dtype, batch_size, backend
         As for :func:`~sevenomni_core.batch.relax`.
     ensemble : {"nve", "nvt", "npt"} or one per structure
-        Velocity Verlet, Langevin, or Langevin plus a Berendsen barostat.
+        Velocity Verlet, Langevin, or Langevin plus a barostat.
     temperature : float or one per structure
         K (>= 0): the thermostat's target, and the Maxwell–Boltzmann
         temperature of the initial momenta.
@@ -375,12 +403,14 @@ def md(
     friction : float
         Langevin friction, 1/fs (ASE's ``friction`` times ``fs``).
     taup : float
-        Berendsen pressure relaxation time, fs.
+        Barostat relaxation time, fs.
     compressibility : float
-        Berendsen compressibility, 1/GPa: the barostat's guess of the
-        material's (the true relaxation time is ``taup`` times the ratio).
-    barostat : {"isotropic", "full"}
-        Scale the cell uniformly, or by the full pressure tensor.
+        The barostat's guess of the material's compressibility, 1/GPa (the
+        true relaxation time is ``taup`` times the ratio of the two).
+    barostat : {"crescale", "isotropic", "full"}
+        Stochastic cell rescaling (isotropic, the right volume
+        fluctuations), or Berendsen scaling uniform or by the full
+        pressure tensor.
     seed : int or one per structure
         Random streams: structure ``i`` draws from
         ``numpy.random.default_rng(seed[i])``, or
@@ -414,8 +444,8 @@ def md(
     >>> out[0].temperature.mean()  # doctest: +SKIP
     """
     pot = as_potential(model, device, dtype, backend)
-    if barostat not in ("isotropic", "full"):
-        raise ValueError(f"barostat must be 'isotropic' or 'full', got {barostat!r}")
+    if barostat not in BAROSTATS:
+        raise ValueError(f"barostat must be one of {list(BAROSTATS)}, got {barostat!r}")
     if int(interval) < 1:
         raise ValueError(f"interval must be >= 1, got {interval}")
     for name, value in (
@@ -517,7 +547,9 @@ def md(
             if error is not None or last:
                 done(run.index, _result(run, pred, error))
                 continue
-            if run.ensemble == "npt":
+            if run.ensemble == "npt" and barostat == "crescale":
+                _crescale(run, pred.stress, p_target, taup_ase, beta)
+            elif run.ensemble == "npt":
                 _berendsen(
                     run, pred.stress, p_target, taup_ase, beta, barostat == "full"
                 )

@@ -17,12 +17,15 @@ from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import md
-from sevenomni_core.batch.md import ENSEMBLES
+from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
 
 from .. import dynamics
 from ..schemas import MDDocument
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
+
+#: Settings only NPT uses.
+NPT_ONLY = ("pressure", "taup", "compressibility", "barostat")
 
 __all__ = ["MDMaker", "supercell_for"]
 
@@ -53,7 +56,7 @@ class MDMaker(PropertyMaker):
     Parameters
     ----------
     ensemble : {"nve", "nvt", "npt"}
-        Velocity Verlet, Langevin, or Langevin + Berendsen barostat.
+        Velocity Verlet, Langevin, or Langevin + a barostat.
     temperatures : list of float
         K (>= 0); one run per temperature.
     pressure : float
@@ -67,8 +70,11 @@ class MDMaker(PropertyMaker):
     friction : float
         Langevin friction, 1/fs.
     taup, compressibility, barostat
-        Berendsen barostat: relaxation time (fs), assumed compressibility
-        (1/GPa), ``"isotropic"`` or ``"full"``.
+        NPT only: relaxation time (fs), assumed compressibility (1/GPa), and
+        ``"crescale"`` (stochastic cell rescaling: the right volume
+        fluctuations), ``"isotropic"`` or ``"full"`` (Berendsen); see
+        :func:`~sevenomni_core.batch.md`.  Settings an ensemble does not use
+        (these outside NPT, ``friction`` in NVE) stay out of the reuse key.
     min_length : float
         Repeat each cell until every perpendicular width is at least this,
         Å (0: as given).
@@ -91,7 +97,7 @@ class MDMaker(PropertyMaker):
     friction: float = 0.01
     taup: float = 500.0
     compressibility: float = 0.01
-    barostat: str = "isotropic"
+    barostat: str = "crescale"
     min_length: float = 0.0
     seed: int = 0
     trajectory_dir: str | None = None
@@ -115,9 +121,9 @@ class MDMaker(PropertyMaker):
             raise ValueError(f"md.timestep must be > 0 fs, got {self.timestep}")
         if self.steps < 1 or self.interval < 1:
             raise ValueError("md.steps and md.interval must be >= 1")
-        if self.barostat not in ("isotropic", "full"):
+        if self.barostat not in BAROSTATS:
             raise ValueError(
-                f"md.barostat must be 'isotropic' or 'full', got {self.barostat!r}"
+                f"md.barostat must be one of {list(BAROSTATS)}, got {self.barostat!r}"
             )
         for name in ("friction", "taup", "compressibility"):
             if not getattr(self, name) > 0:
@@ -127,6 +133,9 @@ class MDMaker(PropertyMaker):
         """One document per temperature."""
         settings = maker_settings(self)
         settings.pop("temperatures")
+        unused = {"nve": (*NPT_ONLY, "friction"), "nvt": NPT_ONLY, "npt": ()}
+        for name in unused[self.ensemble]:
+            settings.pop(name)
         return [
             Target(
                 item.formula,
