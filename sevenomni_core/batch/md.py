@@ -160,6 +160,10 @@ class _Run:
     def temperature_now(self) -> float:
         return 2 * self.kinetic() / (max(self.dof, 1) * units.kB)
 
+    def pressure_tensor(self, stress: np.ndarray) -> np.ndarray:
+        """Virial plus kinetic pressure, 3x3, eV/Å³, from the Voigt stress."""
+        return -(voigt_6_to_full_3x3_stress(stress) + self.kinetic_stress())
+
     def kinetic_stress(self) -> np.ndarray:
         """ASE's ideal-gas stress, 3x3, eV/Å³."""
         p = self.momenta
@@ -233,7 +237,7 @@ def _berendsen(
     run: _Run, stress: np.ndarray, pressure: float, taup: float, beta: float, full: bool
 ) -> None:
     """Rescale cell and positions towards ``pressure`` (eV/Å³)."""
-    p_tensor = -(voigt_6_to_full_3x3_stress(stress) + run.kinetic_stress())
+    p_tensor = run.pressure_tensor(stress)
     rate = beta * run.dt / taup
     if full:
         mu = np.eye(3) - rate / 3.0 * (pressure * np.eye(3) - p_tensor)
@@ -257,7 +261,7 @@ def _crescale(
     """
     atoms = run.atoms
     volume = atoms.get_volume()
-    p_int = -np.trace(voigt_6_to_full_3x3_stress(stress) + run.kinetic_stress()) / 3
+    p_int = np.trace(run.pressure_tensor(stress)) / 3
     kt = units.kB * run.temperature
     drift = -beta / taup * (pressure - p_int - kt / volume) * run.dt
     noise = np.sqrt(2 * kt * beta * run.dt / (volume * taup)) * run.rng.normal()
@@ -277,8 +281,8 @@ def _sample(run: _Run, pred: Prediction) -> None:
     s.setdefault("positions", []).append(run.atoms.positions.copy())
     s.setdefault("cells", []).append(run.atoms.cell.array.copy())
     if run.periodic and pred.stress is not None:
-        stress = voigt_6_to_full_3x3_stress(pred.stress) + run.kinetic_stress()
-        s.setdefault("pressure", []).append(-np.trace(stress) / 3.0 / units.GPa)
+        pressure = np.trace(run.pressure_tensor(pred.stress)) / 3.0
+        s.setdefault("pressure", []).append(pressure / units.GPa)
         s.setdefault("volume", []).append(run.atoms.get_volume())
     if run.writer is not None:
         frame = run.atoms.copy()
