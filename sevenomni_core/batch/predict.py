@@ -95,7 +95,11 @@ def _run(
 def evaluate_graphs(
     potential: Potential, graphs: list[dict], stress: bool = True, forces: bool = True
 ) -> list[Prediction]:
-    """Evaluate graphs in one pass; on a GPU out-of-memory error, split and retry.
+    """Evaluate graphs in one pass; on an error, split the batch and retry.
+
+    Out of memory, or any exception, bisects the batch until the structure at
+    fault is alone: only it gets a :class:`Prediction` with its ``error``
+    (the exception's type and message), and the others complete.
 
     With ``forces=False`` only energies are computed (no gradient pass), as
     for Widom insertions; ``forces`` and ``stress`` are then None.
@@ -111,11 +115,21 @@ def evaluate_graphs(
             torch.cuda.empty_cache()
         if len(graphs) == 1:
             return [Prediction(error="out of memory for this structure alone")]
-        half = len(graphs) // 2
         log.info("out of memory with %d structures; splitting the batch", len(graphs))
-        return evaluate_graphs(
-            potential, graphs[:half], stress, forces
-        ) + evaluate_graphs(potential, graphs[half:], stress, forces)
+    except Exception as err:  # one structure must not fail its batch
+        if len(graphs) == 1:
+            return [Prediction(error=f"{type(err).__name__}: {err}")]
+        log.warning(
+            "evaluation of %d structures raised %s: %s; splitting the batch to "
+            "find the structure at fault",
+            len(graphs),
+            type(err).__name__,
+            err,
+        )
+    half = len(graphs) // 2
+    return evaluate_graphs(potential, graphs[:half], stress, forces) + evaluate_graphs(
+        potential, graphs[half:], stress, forces
+    )
 
 
 def predict(

@@ -90,8 +90,11 @@ def receiver_slots(receivers: torch.Tensor, n_nodes: int) -> ReceiverSlots | Non
     slot_degree = []
     for end in ends:
         nodes = int(per_degree_np[start:end].sum())
-        buckets.append((nodes, int(degrees_np[start])))
-        slot_degree.append(np.full(nodes, degrees_np[start]))
+        # nodes without neighbours get one empty slot, so that every bucket
+        # is a (nodes, slots, ...) block the matrix products can take
+        slots_per_node = max(int(degrees_np[start]), 1)
+        buckets.append((nodes, slots_per_node))
+        slot_degree.append(np.full(nodes, slots_per_node))
         start = end
     width = torch.as_tensor(np.concatenate(slot_degree), device=receivers.device)
     position = torch.empty_like(order)

@@ -3,6 +3,7 @@
 >>> from sevenomni_core.testing import check_equivariance, check_finite_differences
 """
 
+from .batch import check_batch_consistency, odd_structures
 from .checks import (
     check_equivariance,
     check_extensivity,
@@ -11,8 +12,10 @@ from .checks import (
 )
 
 __all__ = [
+    "check_batch_consistency",
     "check_equivariance",
     "check_extensivity",
     "check_finite_differences",
+    "odd_structures",
     "random_rotation",
 ]
