@@ -23,6 +23,7 @@ import gzip
 import json
 import lzma
 import os
+import re
 import sqlite3
 import warnings
 from collections.abc import Callable
@@ -328,10 +329,37 @@ def _from_pymatgen(structure: Any) -> Atoms | str:
     """An ordered pymatgen Structure/Molecule as Atoms; the disorder otherwise."""
     from pymatgen.io.ase import AseAtomsAdaptor
 
+    unknown = _unknown_element(structure)
+    if unknown is not None:
+        return unknown
     disorder = _disordered_site(structure)
     if disorder is not None:
         return f"{disorder}; {_ORDER_HINT}"
     return AseAtomsAdaptor.get_atoms(structure, msonable=False)
+
+
+def _unknown_element(structure: Any) -> str | None:
+    """The first site of a pymatgen structure whose species is no element.
+
+    pymatgen reads an unknown symbol (``Xx`` in a CIF) as a dummy species.
+
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from pymatgen.core.periodic_table import DummySpecies
+    >>> sites = ["Cu", DummySpecies("Xx")]
+    >>> s = Structure(Lattice.cubic(3), sites, [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> _unknown_element(s)
+    "site 1: 'Xx' is not a chemical element"
+    """
+    from ase.data import atomic_numbers
+
+    for i, site in enumerate(structure):
+        for species in site.species:
+            symbol = getattr(species, "symbol", str(species))
+            if symbol not in atomic_numbers:
+                named = site.label and site.label not in (symbol, site.species_string)
+                where = site.label if named else i  # the CIF's name if it has one
+                return f"site {where}: {symbol!r} is not a chemical element"
+    return None
 
 
 def _disordered_site(structure: Any) -> str | None:
@@ -379,5 +407,21 @@ def _reason(err: BaseException) -> str:
     err = err.__cause__ or err
     text = " ".join(str(err).split())
     if isinstance(err, KeyError):
-        return f"missing {text}"
+        key = err.args[0] if len(err.args) == 1 else None
+        if isinstance(key, str) and _looks_like_symbol(key):
+            return f"{key!r} is not a chemical element"
+        return f"missing key {text}" if text else "missing key"
     return text or type(err).__name__
+
+
+def _looks_like_symbol(text: str) -> bool:
+    """Whether ``text`` is written like an element symbol (``Xx``) but is none.
+
+    ASE raises ``KeyError('Xx')`` for an unknown symbol.
+
+    >>> _looks_like_symbol("Xx"), _looks_like_symbol("Cu"), _looks_like_symbol("pbc")
+    (True, False, False)
+    """
+    from ase.data import atomic_numbers
+
+    return bool(re.fullmatch("[A-Z][a-z]{0,2}", text)) and text not in atomic_numbers

@@ -33,18 +33,49 @@ def _where(store: str | None, spec, base: Path) -> tuple[str, Path]:
 MAX_ROWS = 100
 
 
+def _key_at(path: str | Path, key: str) -> str:
+    """``path:line`` of a top-level key of a YAML file (``path`` if not found)."""
+    try:
+        node = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return str(path)
+    if isinstance(node, yaml.MappingNode):
+        for name, _ in node.value:
+            if name.value == key:
+                return f"{path}:{name.start_mark.line + 1}"
+    return str(path)
+
+
+def _potential(settings, spec_path: str | Path):
+    """The spec's model and task, loaded; a bad device names the spec's key.
+
+    Raises
+    ------
+    SpecError
+        For a device name that is not one, or one this machine lacks, as
+        ``spec.yaml:LINE: device: 'gpu0' is not a device name; use ...``.
+    """
+    from sevenomni_core.model.potential import resolve_device
+
+    from .spec import SpecError
+
+    try:
+        resolve_device(settings.device)
+    except ValueError as err:
+        why = str(err).removeprefix("device ")
+        raise SpecError(f"{_key_at(spec_path, 'device')}: device: {why}") from None
+    return settings.potential()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .jobs import ModelSettings
     from .run import execute, open_store, plan, report, tally
     from .spec import load_spec
     from .summary import format_rows
 
     spec, base = load_spec(args.spec)
     where, folder = _where(args.store, spec, base)
-    settings = ModelSettings(
-        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion, spec.backend
-    )
-    pot, task = settings.potential()
+    settings = spec.model_settings()
+    pot, task = _potential(settings, args.spec)
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
         f"{settings.dtype}, {pot.device}"
@@ -53,13 +84,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
         + f"); results in {where}"
     )
     store = open_store(where)
-    run = plan(spec, base, store, settings, str(folder / "plots"))
+    run = plan(spec, base, store, settings, str(folder / "plots"), args.retry_failed)
+    kept = (
+        f", {run.kept_failures} failures kept (not transient; --retry-failed "
+        "recomputes them)"
+        if run.kept_failures
+        else ""
+    )
     print(
         f"{run.n_materials} materials x {run.n_properties} properties, "
         f"{len(spec.frameworks)} frameworks: {len(run.planned)} calculations, "
         f"{run.reused} results reused, {run.to_compute} to compute "
         f"({run.to_relax} structures to relax) in {run.n_jobs} jobs "
-        f"(planned in {run.seconds:.2f} s)"
+        f"(planned in {run.seconds:.2f} s){kept}"
     )
     execute(run, store)
     rows = report(run, store)
@@ -81,8 +118,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bad = counts["failed"] + counts["skipped"] + counts["missing"]
     if bad or counts["unconverged"]:
         print(
-            "not all calculations succeeded: see the error column; "
-            "a rerun recomputes the failed and skipped ones"
+            "not all calculations succeeded: see the error column. A rerun "
+            "recomputes missing results and transient failures (a crash, out of "
+            "memory); it keeps failures a rerun cannot fix (bad input, a guard, "
+            "divergence, no convergence): change the input or settings, or pass "
+            "--retry-failed"
         )
     return 1 if bad or counts["unconverged"] else 0
 
@@ -103,7 +143,6 @@ def _cluster(spec, args: argparse.Namespace):
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from .jobs import ModelSettings
     from .run import open_store, plan, record_inputs
     from .spec import load_spec
     from .submit.fireworks import SubmitError
@@ -131,10 +170,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         where, folder = _where(args.store, spec, base)
         store = open_store(where)
     plots = Path(args.plots) if args.plots else folder.resolve() / "plots"
-    settings = ModelSettings(
-        spec.model, spec.task, spec.device, spec.dtype, spec.dispersion, spec.backend
-    )
-    pot, task = settings.potential()
+    settings = spec.model_settings()
+    pot, task = _potential(settings, args.spec)
     print(
         f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
         f"{settings.dtype}, device {settings.device} on the workers); "
@@ -169,14 +206,23 @@ def _cmd_query(args: argparse.Namespace) -> int:
         try:
             user = yaml.safe_load(args.filter)
         except yaml.YAMLError as err:
-            print(f"error: filter is not JSON/YAML: {err}", file=sys.stderr)
-            return 2
-        if not isinstance(user, dict):
             print(
-                'error: the filter must be a mapping, e.g. \'{"formula": "Si"}\'',
+                f"error: filter {args.filter!r} is {_yaml_problem(err)}",
                 file=sys.stderr,
             )
             return 2
+        if not isinstance(user, dict):
+            print(
+                f"error: filter {args.filter!r} is not a mapping; give one like "
+                '\'{"formula": "Si"}\'',
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        query = to_mongo_filter(user or {})
+    except ValueError as err:
+        print(f"error: filter {args.filter!r}: {err}", file=sys.stderr)
+        return 2
     if args.project:
         from .submit.jobflow_remote import project_job_store
 
@@ -196,10 +242,58 @@ def _cmd_query(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    rows = [summarize(d) for d in results.query(to_mongo_filter(user))]
+    try:
+        rows = [summarize(d) for d in results.query(query)]
+    except Exception as err:  # the database's own check of the filter
+        if not _rejected_filter(err):
+            raise
+        why = " ".join(str(err).split()) or type(err).__name__
+        print(
+            f"error: filter {args.filter!r}: the store rejected it: {why}",
+            file=sys.stderr,
+        )
+        return 2
     rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
+    if not rows:
+        where = f"project {args.project}'s jobstore" if args.project else args.store
+        what = f"match {args.filter}" if user else "are stored"
+        message = f"no results {what} in {where}"
+        if args.format == "table":
+            print(message)
+            return 0
+        print(message, file=sys.stderr)  # stdout stays valid CSV/JSON
     print(format_rows(rows, args.format))
     return 0
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line on what is wrong with a filter's JSON/YAML text."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if not problem:
+        return "not valid JSON/YAML: " + " ".join(str(err).split())
+    where = f" at column {mark.column + 1}" if mark is not None else ""
+    if mark is not None and mark.line:
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+    return f"not valid JSON/YAML: {problem}{where}"
+
+
+def _rejected_filter(err: Exception) -> bool:
+    """Whether ``err`` is MontyDB's or MongoDB's refusal of a query filter."""
+    kinds: list[type] = []
+    try:
+        from montydb.errors import OperationFailure as MontyFailure
+
+        kinds.append(MontyFailure)
+    except ImportError:
+        pass
+    try:
+        from pymongo.errors import OperationFailure
+
+        kinds.append(OperationFailure)
+    except ImportError:
+        pass
+    return isinstance(err, tuple(kinds))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="results folder (embedded store), mongodb:// URI or jobflow store "
         f"file (default: the spec's store, else ./{DEFAULT_STORE})",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="recompute stored failures that a rerun cannot fix by itself "
+        "(bad input, divergence, no convergence); transient ones (a crash, "
+        "out of memory) are always retried",
     )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser(

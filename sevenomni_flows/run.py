@@ -29,10 +29,10 @@ from jobflow import Flow, run_locally
 from .flows import ScreeningMaker
 from .jobs import ModelSettings
 from .jobs.base import Item, resolve_input
-from .jobs.relax import StaticMaker
 from .schemas import Provenance, ResultDocument
-from .spec import RunSpec, read_structures
+from .spec import FRAMEWORK_PROPERTIES, RunSpec, read_structures
 from .stores.results import Publisher, lookup, results_store
+from .summary import indexed_fields
 
 __all__ = ["Plan", "execute", "open_store", "plan", "report", "tally"]
 
@@ -61,7 +61,7 @@ def open_store(where: str | Path):
     else:
         store = embedded_job_store(where)
     store.connect()
-    ensure_indexes(store)
+    ensure_indexes(store, indexed_fields())
     return store
 
 
@@ -77,6 +77,10 @@ class Plan:
         Every planned calculation: reuse key -> ``(label, property)``.
     reused : int
         Calculations whose stored result is reused.
+    kept_failures : int
+        Stored failures a rerun cannot fix, kept (see :func:`plan`).
+    to_compute : int
+        Calculations that will be computed (each planned key once).
     to_relax : int
         Structures that will be relaxed (not stored).
     input_failures : list
@@ -87,6 +91,8 @@ class Plan:
     flow: Flow
     planned: dict[str, tuple[str, str]] = field(default_factory=dict)
     reused: int = 0
+    kept_failures: int = 0
+    to_compute: int = 0
     to_relax: int = 0
     n_materials: int = 0
     n_properties: int = 0
@@ -98,11 +104,6 @@ class Plan:
         """Jobs to run (nested flows included)."""
         return _count(self.flow)
 
-    @property
-    def to_compute(self) -> int:
-        """Calculations that will be computed."""
-        return len(self.planned) - self.reused - len(self.input_failures)
-
 
 def _count(flow: Flow) -> int:
     return sum(_count(j) if isinstance(j, Flow) else 1 for j in flow.jobs)
@@ -112,44 +113,56 @@ def _input_failure(label: str, error: str, settings: ModelSettings):
     """A failed document for a structure source that could not be read."""
     pot, task = settings.potential()
     key = "input-" + hashlib.sha256(f"{label}|{error}".encode()).hexdigest()[:10]
-    return ResultDocument(
-        formula="unknown",
-        structure_id=key,
-        label=label,
-        property="input",
-        model=Provenance.from_potential(pot, task),
-        state="failed",
-        error=error if error.startswith(label) else f"{label}: {error}",
+    identity = {
+        "formula": "unknown",
+        "structure_id": key,
+        "label": label,
+        "property": "input",
+        "key": key,
+        "protocol": {"property": "input", "on": label},
+    }
+    return ResultDocument.failed(
+        identity,
+        Provenance.from_potential(pot, task),
+        error if error.startswith(label) else f"{label}: {error}",
         error_type="InputError",
-        key=key,
-        protocol={"property": "input", "on": label},
     )
 
 
 def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
     """The screening Maker a spec describes (all jobs on ``settings``)."""
+    extra = {
+        "plot_dir": plots,
+        "trajectory_dir": str(Path(plots).parent / "trajectories"),
+        "settings": settings,
+    }
+    props = list(dict.fromkeys(["relax", *spec.properties]))
     return ScreeningMaker(
-        properties=list(dict.fromkeys(["relax", *spec.properties])),
-        adsorption_maker=spec.adsorption.maker(plot_dir=plots),
-        slab_convergence_maker=spec.slab_convergence.maker(plot_dir=plots),
-        md_maker=spec.md.maker(
-            plot_dir=plots, trajectory_dir=str(Path(plots).parent / "trajectories")
-        ),
-        relax_maker=spec.relax.maker(),
-        static_maker=StaticMaker(),
-        elastic_maker=spec.elastic.maker(),
-        phonon_maker=spec.phonon.maker(plot_dir=plots),
-        eos_maker=spec.eos.maker(plot_dir=plots),
+        properties=props,
+        relax_maker=spec.maker("relax", **extra),
+        makers={p: spec.maker(p, **extra) for p in props if p != "relax"},
         structures_per_job=spec.cluster.structures_per_job,
-    ).with_settings(settings)
+    )
 
 
-def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) -> Plan:
-    """The flow of what is not stored yet (results are reused by reuse key)."""
+def plan(
+    spec: RunSpec,
+    base: Path,
+    store,
+    settings: ModelSettings,
+    plots: str,
+    retry_failed: bool = False,
+) -> Plan:
+    """The flow of what is not stored yet (results are reused by reuse key).
+
+    A stored failure that a rerun cannot fix (``transient`` false: bad
+    input, a guard, divergence, an unconverged step) is kept, not computed
+    again, unless ``retry_failed``; transient failures (a crash, out of
+    memory) and calculations with no document are computed.
+    """
     start = time.perf_counter()
     pot, task = settings.potential()
     screening = screening_from_spec(spec, settings, plots)
-    makers = screening.makers()
     results = results_store(store)
     materials, failures = [], []
     for label, obj in read_structures(spec.structures, base):
@@ -161,30 +174,28 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
     owed: list[dict[str, list[str]]] = []  # per material: property -> keys
     for label, structure in materials:
         item = resolve_input(structure, label)
-        relax_key = makers["relax"].targets(item, pot, task)[0].key
+        relax_key = screening.relax_maker.targets(item, pot, task)[0].key
         on_relax = Item(item.formula, item.structure_id, label, relax_key)
         keys = {"relax": [relax_key]}
         for prop in screening.properties:
             if prop != "relax":
-                keys[prop] = [t.key for t in makers[prop].targets(on_relax, pot, task)]
+                owes = screening.maker(prop).targets(on_relax, pot, task)
+                keys[prop] = [t.key for t in owes]
         owed.append(keys)
         planned.update({k: (label, p) for p, ks in keys.items() for k in ks})
     mofs = []
     for entry in spec.frameworks:
         label = entry.name or Path(entry.file).stem
         for prop in spec.framework_properties:
-            if prop == "adsorption":
-                mof = spec.mof.maker(guests=entry.guests, plot_dir=plots)
-            else:
-                mof = spec.widom.maker(plot_dir=plots)
-            mof.settings = settings
+            name = FRAMEWORK_PROPERTIES[prop]
+            guests = {"guests": entry.guests} if name == "mof" else {}
+            mof = spec.maker(name, plot_dir=plots, settings=settings, **guests)
             framework = mof.resolve(base / entry.file, label)
             keys = [t.key for t in mof.targets(framework, pot, task)]
             planned.update({k: (label, prop) for k in keys})
             mofs.append((mof, str(base / entry.file), label, keys))
     if spec.bands:
-        neb = spec.neb.maker(plot_dir=plots)
-        neb.settings = settings
+        neb = spec.maker("neb", plot_dir=plots, settings=settings)
         described = [entry.describe(base) for entry in spec.bands]
         band_labels = [label for label, _ in described]
         band_inputs = [obj for _, obj in described]
@@ -198,13 +209,18 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
             keys = [t.key for t in neb.targets(item, pot, task)]
             planned.update({k: (label, "neb") for k in keys})
             band_keys += keys
-    state = {
-        k: d.get("state")
-        for k, d in lookup(results, planned, properties=["key", "state"]).items()
-    }
+    stored_state = lookup(results, planned, properties=["key", "state", "transient"])
+    state = {k: d.get("state") for k, d in stored_state.items()}
+    kept = set()
+    if not retry_failed:
+        kept = {
+            k
+            for k, d in stored_state.items()
+            if d.get("state") == "failed" and d.get("transient") is False
+        }
 
     def done(keys: list[str]) -> bool:
-        return all(state.get(k) == "completed" for k in keys)
+        return all(state.get(k) == "completed" or k in kept for k in keys)
 
     relaxed, skip = {}, set()
     for i, keys in enumerate(owed):
@@ -235,10 +251,17 @@ def plan(spec: RunSpec, base: Path, store, settings: ModelSettings, plots: str) 
                 neb.make([band_inputs[i] for i in good], [band_labels[i] for i in good])
             )
     reused = sum(1 for k in planned if state.get(k) == "completed")
+    input_keys = {d.key for d in failures}
     return Plan(
         flow=Flow(parts, name="sevenomni run") if parts else flow,
         planned=planned,
         reused=reused,
+        kept_failures=len(kept),
+        to_compute=sum(
+            1
+            for k in planned
+            if not (state.get(k) == "completed" or k in kept or k in input_keys)
+        ),
         to_relax=len(materials) - len(relaxed),
         n_materials=len(materials),
         n_properties=len(screening.properties),

@@ -17,12 +17,10 @@ from pydantic import (
     model_validator,
 )
 
-from .jobs import ElasticMaker, EosMaker, PhononMaker, RelaxMaker
-from .jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker, check_adsorbates
-from .jobs.md import MDMaker
-from .jobs.neb import KINDS, NebMaker
-from .jobs.slab_convergence import SlabConvergenceMaker
-from .jobs.widom import WidomMaker
+from .jobs.adsorption import check_adsorbates
+from .jobs.base import NOT_SETTINGS, ModelSettings
+from .jobs.neb import KINDS
+from .jobs.registry import makers
 from .submit.resources import ClusterSettings
 
 __all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
@@ -78,39 +76,45 @@ class _Section(_Strict):
         return self
 
     def maker(self, **extra):
-        """The Maker this section describes."""
+        """The Maker this section describes (``extra``: fields it has, e.g.
+        ``plot_dir``; others are ignored)."""
+        names = {f.name for f in dataclasses.fields(self._maker)}
+        extra = {k: v for k, v in extra.items() if k in names}
         return self._maker(**self.model_dump(), **self._fixed, **extra)
 
 
-def section(maker: type, exclude: tuple[str, ...] = (), fixed: dict | None = None):
-    """The spec section of a Maker: its result-changing fields, its defaults."""
-    hints = get_type_hints(maker)
-    skip = {"name", "settings", "plot_dir", *exclude, *(fixed or {})}
-    fields_ = {}
-    for f in dataclasses.fields(maker):
+def _fields(cls: type, skip: set[str]) -> dict[str, tuple]:
+    """Pydantic field definitions from a dataclass's fields and defaults."""
+    hints = get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
         if f.name in skip or not f.init:
             continue
+        kwargs = {"description": f.metadata["description"]} if f.metadata else {}
         if f.default_factory is not dataclasses.MISSING:
-            fields_[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+            out[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
         else:
-            fields_[f.name] = (hints[f.name], f.default)
-    model = create_model(f"{maker.__name__}Section", __base__=_Section, **fields_)
+            out[f.name] = (hints[f.name], Field(f.default, **kwargs))
+    return out
+
+
+def section(maker: type):
+    """The spec section of a Maker: its result-changing fields, its defaults."""
+    skip = {*NOT_SETTINGS, *maker.spec_exclude, *maker.spec_fixed}
+    model = create_model(
+        f"{maker.__name__}Section", __base__=_Section, **_fields(maker, skip)
+    )
     model._maker = maker
-    model._fixed = dict(fixed or {})
+    model._fixed = dict(maker.spec_fixed)
     model.__doc__ = f"Settings of :class:`{maker.__name__}` (its fields)."
     return model
 
 
-RelaxSettings = section(RelaxMaker)
-ElasticSettings = section(ElasticMaker)
-PhononSettings = section(PhononMaker)
-EosSettings = section(EosMaker)
-AdsorptionSettings = section(SlabAdsorptionMaker, fixed={"relax_bulk": False})
-MofSettings = section(MofAdsorptionMaker, exclude=("guests",))
-SlabConvergenceSettings = section(SlabConvergenceMaker)
-WidomSettings = section(WidomMaker)
-MDSettings = section(MDMaker, exclude=("trajectory_dir",))
-NebSettings = section(NebMaker)
+#: The spec section of every registered property Maker, by section name.
+SECTIONS = {name: section(cls) for name, cls in makers().items()}
+#: ``properties:`` choices (on each material) and ``framework_properties:``.
+MATERIAL_PROPERTIES = tuple(makers("material"))
+FRAMEWORK_PROPERTIES = {cls.property: name for name, cls in makers("framework").items()}
 
 
 class BandEntry(_Strict):
@@ -172,60 +176,25 @@ class FrameworkEntry(_Strict):
         return self
 
 
-class RunSpec(_Strict):
-    """A screening run."""
+class _RunBase(_Strict):
+    """What a run computes on: structures, frameworks, bands, and where."""
 
-    model: str = "auto"
-    task: str | None = None
-    device: str = "auto"
-    dtype: Literal["float32", "float64"] = "float32"
-    dispersion: Literal["d3bj", "d3zero"] | None = Field(
-        None, description="Add DFT-D3 with the task's functional (None: none)"
-    )
-    backend: Literal["e3nn", "cueq", "auto"] = Field(
-        "e3nn",
-        description="Kernels: e3nn, cueq (cuEquivariance) or auto (cueq on CUDA "
-        "where its kernels are installed); results agree",
-    )
     structures: list[StructureEntry] = []
-    properties: list[
-        Literal[
-            "relax",
-            "static",
-            "elastic",
-            "phonon",
-            "eos",
-            "adsorption",
-            "slab_convergence",
-            "md",
-        ]
-    ] = [
+    properties: list[Literal[MATERIAL_PROPERTIES]] = [
         "relax",
         "elastic",
         "phonon",
         "eos",
     ]
-    relax: RelaxSettings = Field(default_factory=RelaxSettings)
-    elastic: ElasticSettings = Field(default_factory=ElasticSettings)
-    phonon: PhononSettings = Field(default_factory=PhononSettings)
-    eos: EosSettings = Field(default_factory=EosSettings)
-    adsorption: AdsorptionSettings = Field(default_factory=AdsorptionSettings)
-    slab_convergence: SlabConvergenceSettings = Field(
-        default_factory=SlabConvergenceSettings
-    )
-    md: MDSettings = Field(default_factory=MDSettings)
     bands: list[BandEntry] = Field(
         [], description="NEB bands, computed together with the neb: settings"
     )
-    neb: NebSettings = Field(default_factory=NebSettings)
     frameworks: list[FrameworkEntry] = []
-    framework_properties: list[Literal["adsorption", "widom"]] = Field(
+    framework_properties: list[Literal[tuple(FRAMEWORK_PROPERTIES)]] = Field(
         ["adsorption"],
         description="What runs on each framework: relaxed guest placements "
         "(adsorption, guests per framework) and Widom insertion (widom)",
     )
-    mof: MofSettings = Field(default_factory=MofSettings)
-    widom: WidomSettings = Field(default_factory=WidomSettings)
     store: str | None = Field(
         None,
         description="Results folder (embedded store; relative to the spec), "
@@ -236,6 +205,27 @@ class RunSpec(_Strict):
         description="Routing of jobs for `sevenomni submit` (run uses only "
         "structures_per_job)",
     )
+
+    def model_settings(self) -> ModelSettings:
+        """The model block (model, task, device, ...) as settings."""
+        return ModelSettings(
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)}
+        )
+
+    def maker(self, name: str, **extra):
+        """The Maker of spec section ``name``, configured by it."""
+        return getattr(self, name).maker(**extra)
+
+
+#: A screening run: the model block (from :class:`ModelSettings`), what to
+#: compute on, and one section per registered property Maker.
+RunSpec = create_model(
+    "RunSpec",
+    __base__=_RunBase,
+    __doc__="A screening run.",
+    **_fields(ModelSettings, set()),
+    **{name: (model, Field(default_factory=model)) for name, model in SECTIONS.items()},
+)
 
 
 def _line_of(node: yaml.Node, loc: tuple) -> int | None:

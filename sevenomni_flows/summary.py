@@ -7,7 +7,18 @@ import io
 import json
 from typing import Any
 
-__all__ = ["COMMON", "PER_PROPERTY", "format_rows", "summarize", "to_mongo_filter"]
+from .jobs.registry import documents
+from .schemas import unit_of
+
+__all__ = [
+    "COMMON",
+    "format_rows",
+    "indexed_fields",
+    "per_property",
+    "summarize",
+    "to_mongo_filter",
+    "unit",
+]
 
 COMMON = [
     "label",
@@ -21,74 +32,99 @@ COMMON = [
     "error_type",
     "plots",
 ]
-PER_PROPERTY = {
-    "relax": ["energy_per_atom", "volume_per_atom", "converged", "steps"],
-    "static": ["energy_per_atom"],
-    "elastic": ["elastic_tensor", "bulk_modulus_vrh", "shear_modulus_vrh"],
-    "phonon": ["has_imaginary_modes", "max_frequency", "free_energy_300k"],
-    "eos": ["v0", "b0", "e0"],
-    "adsorption": [
-        "host",
-        "adsorbate",
-        "site",
-        "adsorption_energy",
-        "reference_scheme",
-        "n_candidates",
-        "n_anomalous",
-    ],
-    "slab_convergence": ["host", "adsorbate", "adsorption_energy", "max_deviation"],
-    "md": [
-        "ensemble",
-        "temperature",
-        "mean_temperature",
-        "mean_pressure",
-        "volume_change",
-        "max_displacement",
-        "still_crystalline",
-        "diffusion_coefficient",
-    ],
-    "neb": ["barrier", "reverse_barrier", "reaction_energy", "converged"],
-    "widom": [
-        "host",
-        "guest",
-        "temperature",
-        "henry_coefficient",
-        "heat_of_adsorption",
-        "effective_insertions",
-        "dispersion",
-    ],
-}
-UNITS = {
-    "energy_per_atom": "eV/atom",
-    "volume_per_atom": "Å³/atom",
-    "bulk_modulus_vrh": "GPa",
-    "shear_modulus_vrh": "GPa",
-    "max_frequency": "THz",
-    "free_energy_300k": "kJ/mol",
-    "v0": "Å³/atom",
-    "b0": "GPa",
-    "e0": "eV/atom",
-    "adsorption_energy": "eV",
-    "max_deviation": "eV",
-    "henry_coefficient": "mol/kg/Pa",
-    "heat_of_adsorption": "kJ/mol",
-    "temperature": "K",
-    "mean_temperature": "K",
-    "mean_pressure": "GPa",
-    "volume_change": "%",
-    "max_displacement": "Å",
-    "diffusion_coefficient": "cm²/s",
-    "barrier": "eV",
-    "reverse_barrier": "eV",
-    "reaction_energy": "eV",
-}
+
+
+def per_property() -> dict[str, tuple[str, ...]]:
+    """The summary columns of each property (its document's ``columns``)."""
+    return {prop: doc.columns for prop, doc in documents().items()}
+
+
+def indexed_fields() -> list[str]:
+    """Summary fields worth a database index (tensors left out)."""
+    return list(
+        dict.fromkeys(
+            k for cols in per_property().values() for k in cols if k != "elastic_tensor"
+        )
+    )
+
+
+def unit(prop: str | None, column: str) -> str | None:
+    """The unit of a property's summary column (from its document field)."""
+    doc = documents().get(prop)
+    return None if doc is None else unit_of(doc, column)
+
+
+#: MongoDB query operators a filter may use (MontyDB and MongoDB both know them).
+QUERY_OPERATORS = (
+    "$eq $ne $gt $gte $lt $lte $in $nin $and $or $nor $not $exists $regex "
+    "$all $size $elemMatch $type $mod $options"
+).split()
+_LOGICAL = ("$and", "$or", "$nor")
+
+
+def _check_operators(node: Any, field: str | None = None) -> None:
+    """Raise ValueError naming the first unknown ``$`` operator in a filter
+    (and the field it applies to), or a logical one not given a list of
+    filters, or a ``$regex`` or ``$mod`` the database would choke on."""
+    import re
+
+    if isinstance(node, list):
+        for item in node:
+            _check_operators(item, field)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        key = str(key)
+        if not key.startswith("$"):
+            _check_operators(value, key)
+            continue
+        where = f" (on {field})" if field else ""
+        if key not in QUERY_OPERATORS:
+            raise ValueError(
+                f"unknown query operator {key!r}{where}; supported: "
+                + ", ".join(QUERY_OPERATORS)
+            )
+        if key in _LOGICAL and not (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, dict) for v in value)
+        ):
+            raise ValueError(
+                f"{key}{where} takes a list of filters, e.g. "
+                f'{{"{key}": [{{"formula": "Si"}}, {{"formula": "Ge"}}]}}'
+            )
+        if key == "$regex":
+            try:
+                re.compile(value)
+            except (TypeError, re.error) as err:
+                raise ValueError(
+                    f"$regex{where}: {value!r} is not a regular expression ({err})"
+                ) from None
+        if key == "$mod" and not (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) for v in value)
+            and value[0] != 0
+        ):
+            raise ValueError(
+                f"$mod{where} takes [divisor, remainder] with a divisor other "
+                f"than 0, e.g. [2, 0]; got {value!r}"
+            )
+        _check_operators(value, field)
 
 
 def to_mongo_filter(user: dict) -> dict:
     """The user's filter on the results store (summary fields are top-level).
 
     ``output.``-prefixed keys (the JobStore's layout) are accepted too.
+
+    Raises
+    ------
+    ValueError
+        For an operator not in :data:`QUERY_OPERATORS`, naming it.
     """
+    _check_operators(user)
     out: dict[str, Any] = {}
     for key, value in user.items():
         if key.startswith("$"):
@@ -124,7 +160,7 @@ def summarize(output: dict) -> dict:
         "plots": output.get("plots") or [],
         "protocol": output.get("protocol"),  # what the reuse key holds
     }
-    for key in PER_PROPERTY.get(output.get("property"), []):
+    for key in per_property().get(output.get("property"), ()):
         row[key] = output.get(key)
     if "dispersion" in row:
         row["dispersion"] = row["model"]["dispersion"]
@@ -149,8 +185,8 @@ def _flat(row: dict) -> dict:
     return flat
 
 
-def _table(flat: list[dict], columns: list[str]) -> str:
-    headers = [f"{c} ({UNITS[c]})" if c in UNITS else c for c in columns]
+def _table(flat: list[dict], columns: list[str], prop: str | None) -> str:
+    headers = [f"{c} ({unit(prop, c)})" if unit(prop, c) else c for c in columns]
     cells = [[_cell(r.get(c)) for c in columns] for r in flat]
     widths = [
         max(len(h), *(len(row[i]) for row in cells)) if cells else len(h)
@@ -163,7 +199,7 @@ def _table(flat: list[dict], columns: list[str]) -> str:
 
 
 def _columns(prop: str | None, rows: list[dict]) -> list[str]:
-    extra = [k for k in PER_PROPERTY.get(prop, []) if k != "elastic_tensor"]
+    extra = [k for k in per_property().get(prop, ()) if k != "elastic_tensor"]
     cols = ["label", "formula", "state", *extra]
     if any(r.get("plots") for r in rows):
         cols.append("plots")
@@ -199,5 +235,5 @@ def format_rows(rows: list[dict], fmt: str) -> str:
         if len(models) == 1:
             name, task = next(iter(models))
             title += f" ({name}" + (f", task {task})" if task else ")")
-        blocks.append(title + "\n" + _table(mine, _columns(prop, mine)))
+        blocks.append(title + "\n" + _table(mine, _columns(prop, mine), prop))
     return "\n\n".join(blocks)

@@ -71,15 +71,27 @@ def test_supercell_widths():
     assert min(widths) >= 8.0 and len(big) == 4**3
 
 
+def test_md_grows_primitive_cells_by_default():
+    """A 1-atom primitive cell is not simulated as given: the default
+    min_length (10 Å) repeats it, so temperatures have statistics."""
+    from sevenomni_flows.jobs.md import supercell_for
+
+    maker = MDMaker()
+    assert maker.min_length >= 10.0
+    big = supercell_for(bulk("Ag"), maker.min_length)
+    assert len(big) >= 64
+
+
 def test_md_maker_documents_and_a_run_that_blows_up(tmp_path):
     """Two materials at two temperatures: four documents from one batched call.
-    The documents agree with their trajectory files; the run at 10^6 K blows up
+    The documents agree with their trajectory files; the run at 10^7 K blows up
     and fails alone with its reason; a bad setting is refused by name."""
     maker = MDMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        temperatures=[300.0, 1e6],
+        temperatures=[300.0, 1e7],
         steps=30,
         interval=5,
+        min_length=0.0,  # the cubic cells as given
         trajectory_dir=str(tmp_path / "traj"),
         plot_dir=str(tmp_path / "plots"),
     )
@@ -91,7 +103,7 @@ def test_md_maker_documents_and_a_run_that_blows_up(tmp_path):
     assert len(docs) == 4
     by = {(d.label, d.temperature): d for d in docs}
     for label in ("Cu", "Si"):
-        cold, hot = by[label, 300.0], by[label, 1e6]
+        cold, hot = by[label, 300.0], by[label, 1e7]
         assert cold.state == "completed", cold.error
         assert hot.state == "failed" and "blew up at step" in hot.error
         assert len({cold.key, hot.key}) == 2

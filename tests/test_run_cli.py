@@ -283,3 +283,49 @@ mof: {n_random: 0, max_metal_sites: 1, fmax: 0.1, max_steps: 60}
     # both bulk relaxations, Cu's H, and the MOF when its guest converged
     assert reused == 3 + (mg["state"] == "completed")
     assert len(query(store, capsys, '{"property": "adsorption"}')) == 3  # no pile-up
+
+
+def test_retry_policy_keeps_deterministic_failures(tmp_path, capsys, monkeypatch):
+    """A failure a rerun cannot fix (here a ValueError in the elastic job) is
+    kept by a rerun, and recomputed with --retry-failed; a transient one (a
+    MemoryError in the EOS job) is retried by a plain rerun."""
+    from sevenomni_flows.jobs import ElasticMaker, EosMaker
+
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+properties: [relax, elastic, eos]
+""",
+    )
+    store = tmp_path / "results"
+
+    def bad_input(self, items, targets, ctx):
+        raise ValueError("deterministic")
+
+    def out_of_memory(self, items, targets, ctx):
+        raise MemoryError("transient")
+
+    with monkeypatch.context() as m:
+        m.setattr(ElasticMaker, "compute", bad_input)
+        m.setattr(EosMaker, "compute", out_of_memory)
+        status, out = run(spec, store, capsys)
+    assert status == 1 and "1 completed, 2 failed" in out
+    docs = {r["property"]: r for r in query(store, capsys)}
+    assert docs["elastic"]["error_type"] == "ValueError"
+    assert docs["eos"]["error_type"] == "MemoryError"
+
+    status, out = run(spec, store, capsys)  # a plain rerun
+    assert "1 failures kept" in out and "1 to compute" in out
+    docs = {r["property"]: r for r in query(store, capsys)}
+    assert docs["eos"]["state"] == "completed"
+    assert docs["elastic"]["state"] == "failed"
+    assert status == 1 and "--retry-failed" in out
+
+    status = main(["run", str(spec), "--store", str(store), "--retry-failed"])
+    capsys.readouterr()
+    docs = {r["property"]: r for r in query(store, capsys)}
+    assert status == 0 and docs["elastic"]["state"] == "completed"
+    assert len(query(store, capsys)) == 3  # one document per calculation

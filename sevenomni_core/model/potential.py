@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # the dispersion package builds on this module
     from ..dispersion import D3Config
 
 __all__ = [
+    "DTYPES",
     "Potential",
     "as_potential",
     "load_model",
@@ -30,16 +32,72 @@ __all__ = [
 log = logging.getLogger("sevenomni")
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: The precisions a model runs in.
+DTYPES: tuple[str, ...] = tuple(_DTYPES)
+
+
+def _device_forms() -> str:
+    """The device names :func:`resolve_device` accepts, for error messages."""
+    forms = ["auto", "cpu", "cuda", "cuda:N (N = 0, 1, ...)"]
+    if torch.backends.mps.is_built():
+        forms.append("mps")
+    return ", ".join(forms)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU."""
-    if str(device) == "auto":
+    """``"auto"`` is CUDA when available, else the CPU.
+
+    Accepted: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` and, where torch
+    is built with it, ``"mps"`` (or a :class:`torch.device` of those types).
+
+    Raises
+    ------
+    ValueError
+        For any other name, naming it and the accepted ones; for a CUDA or
+        MPS device that this machine does not have.
+    """
+    if isinstance(device, torch.device):
+        text = str(device)
+    elif isinstance(device, str):
+        text = device.strip()
+    else:
+        raise ValueError(
+            f"device {device!r} is not a device name; use one of {_device_forms()}"
+        )
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was requested but CUDA is not available")
-    return device
+    match = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", text)
+    if match is None:
+        raise ValueError(
+            f"device {text!r} is not a device name; use one of {_device_forms()}"
+        )
+    kind = match[1]
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {text!r} was requested but MPS (Apple GPU) is not available "
+            "here; use device 'cpu' or 'auto'"
+        )
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                f"this torch ({torch.__version__}) is built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible (check the driver and "
+                "CUDA_VISIBLE_DEVICES)"
+            )
+            raise ValueError(
+                f"device {text!r} was requested but CUDA is not available: {why}; "
+                "use device 'cpu' or 'auto'"
+            )
+        count = torch.cuda.device_count()
+        if match[2] is not None and int(match[2]) >= count:
+            raise ValueError(
+                f"device {text!r} was requested but this machine has {count} CUDA "
+                f"device{'s' if count != 1 else ''} (cuda:0"
+                + (f" to cuda:{count - 1}" if count > 1 else "")
+                + ")"
+            )
+    return torch.device(text)
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -1,5 +1,5 @@
 """Flow Makers."""
 
-from .screening import PROPERTIES, ScreeningMaker
+from .screening import ScreeningMaker, properties
 
-__all__ = ["PROPERTIES", "ScreeningMaker"]
+__all__ = ["ScreeningMaker", "properties"]

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobflow import Flow, Maker
 
-from ..jobs import ElasticMaker, EosMaker, ModelSettings, PhononMaker, RelaxMaker
-from ..jobs.calculation import is_pick, pick
-from ..jobs.relax import StaticMaker
+from ..jobs import ModelSettings, RelaxMaker
+from ..jobs.calculation import PropertyMaker, is_pick, pick
+from ..jobs.registry import makers as registered
 
-__all__ = ["PROPERTIES", "ScreeningMaker"]
+__all__ = ["ScreeningMaker", "properties"]
 
-#: Properties computed on relaxed structures, and the relaxation itself.
-PROPERTIES = (
-    "relax",
-    "static",
-    "elastic",
-    "phonon",
-    "eos",
-    "adsorption",
-    "slab_convergence",
-    "md",
-)
+
+def properties() -> tuple[str, ...]:
+    """What a screening computes on each material (the registry's
+    ``material`` stage; ``relax`` runs first)."""
+    return tuple(registered("material"))
 
 
 @dataclass
@@ -33,12 +27,13 @@ class ScreeningMaker(Maker):
     Parameters
     ----------
     properties : list of str
-        Among ``relax``, ``static``, ``elastic``, ``phonon``, ``eos``,
-        ``adsorption``, ``slab_convergence`` and ``md`` (relaxation always
-        runs first).
-    relax_maker, static_maker, elastic_maker, phonon_maker, eos_maker
-        The job Makers used; set their ``settings`` (model, task) alike, e.g.
-        with :meth:`with_settings`.
+        Among :func:`properties` (relaxation always runs first).
+    relax_maker : RelaxMaker
+        The relaxation every property is computed on.
+    makers : dict
+        The job Maker of each property; a property without one gets its
+        registered Maker with default settings.  Set their ``settings``
+        (model, task) alike with :meth:`with_settings`.
     structures_per_job : int, optional
         Most structures in one batched relaxation job (default: all in one).
         On a cluster, a job per GPU-sized chunk spreads the work over GPUs
@@ -50,60 +45,38 @@ class ScreeningMaker(Maker):
         default_factory=lambda: ["relax", "elastic", "phonon", "eos"]
     )
     relax_maker: RelaxMaker = field(default_factory=RelaxMaker)
-    static_maker: StaticMaker = field(default_factory=StaticMaker)
-    elastic_maker: ElasticMaker = field(default_factory=ElasticMaker)
-    phonon_maker: PhononMaker = field(default_factory=PhononMaker)
-    eos_maker: EosMaker = field(default_factory=EosMaker)
-    adsorption_maker: Maker | None = None
-    slab_convergence_maker: Maker | None = None
-    md_maker: Maker | None = None
+    makers: dict[str, PropertyMaker] = field(default_factory=dict)
     structures_per_job: int | None = None
 
     def __post_init__(self):
-        unknown = set(self.properties) - set(PROPERTIES)
-        if "adsorption" in self.properties and self.adsorption_maker is None:
-            from ..jobs.adsorption import SlabAdsorptionMaker
-
-            self.adsorption_maker = SlabAdsorptionMaker(relax_bulk=False)
-        if (
-            "slab_convergence" in self.properties
-            and self.slab_convergence_maker is None
-        ):
-            from ..jobs.slab_convergence import SlabConvergenceMaker
-
-            self.slab_convergence_maker = SlabConvergenceMaker()
-        if "md" in self.properties and self.md_maker is None:
-            from ..jobs.md import MDMaker
-
-            self.md_maker = MDMaker()
+        known = properties()
+        unknown = [p for p in self.properties if p not in known]
         if unknown:
             raise ValueError(
-                f"unknown properties {sorted(unknown)}; choose from {list(PROPERTIES)}"
+                f"unknown properties {sorted(unknown)}; choose from {list(known)}"
             )
+        classes = registered("material")
+        self.makers = {
+            p: self.makers.get(p) or classes[p]()
+            for p in self.properties
+            if p != "relax"
+        }
         if self.structures_per_job is not None and self.structures_per_job < 1:
             raise ValueError(
                 f"structures_per_job must be >= 1, got {self.structures_per_job}"
             )
 
     def with_settings(self, settings: ModelSettings) -> ScreeningMaker:
-        """The same screening with every job on ``settings``."""
-        for maker in self.makers().values():
-            if maker is not None:
-                maker.settings = settings
-        return self
+        """A copy with every job on ``settings`` (this one is unchanged)."""
+        return replace(
+            self,
+            relax_maker=replace(self.relax_maker, settings=settings),
+            makers={p: replace(m, settings=settings) for p, m in self.makers.items()},
+        )
 
-    def makers(self) -> dict[str, Maker]:
-        """The job Maker of each property."""
-        return {
-            "relax": self.relax_maker,
-            "static": self.static_maker,
-            "elastic": self.elastic_maker,
-            "phonon": self.phonon_maker,
-            "eos": self.eos_maker,
-            "adsorption": self.adsorption_maker,
-            "slab_convergence": self.slab_convergence_maker,
-            "md": self.md_maker,
-        }
+    def maker(self, prop: str) -> PropertyMaker:
+        """The job Maker of a property (``relax`` included)."""
+        return self.relax_maker if prop == "relax" else self.makers[prop]
 
     def make(
         self,
@@ -146,7 +119,6 @@ class ScreeningMaker(Maker):
             sources[str(c)] = relax_job.output
             for k, i in enumerate(chunk):
                 relaxed[i] = pick(str(c), k)
-        makers = self.makers()
         for prop in self.properties:
             if prop == "relax":
                 continue
@@ -154,7 +126,7 @@ class ScreeningMaker(Maker):
             for chunk in self._chunks(need):
                 inputs = [relaxed[i] for i in chunk]
                 used = {x["source"] for x in inputs if is_pick(x)}
-                job = makers[prop].make(
+                job = self.makers[prop].make(
                     inputs,
                     [labels[i] for i in chunk],
                     sources={c: sources[c] for c in sorted(used)},

@@ -1,16 +1,32 @@
-"""Job Makers: one per calculation, parameterised by model and task."""
+"""Job Makers: one per calculation, parameterised by model and task.
 
+Importing this package imports every property module, so that each Maker
+registers itself (see :mod:`.registry`): a new property is one module here
+and one import line below.
+"""
+
+from .adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
 from .base import ModelSettings
 from .elastic import ElasticMaker
 from .eos import EosMaker
+from .md import MDMaker
+from .neb import NebMaker
 from .phonon import PhononMaker
 from .relax import RelaxMaker, StaticMaker
+from .slab_convergence import SlabConvergenceMaker
+from .widom import WidomMaker
 
 __all__ = [
     "ElasticMaker",
     "EosMaker",
+    "MDMaker",
     "ModelSettings",
+    "MofAdsorptionMaker",
+    "NebMaker",
     "PhononMaker",
     "RelaxMaker",
+    "SlabAdsorptionMaker",
+    "SlabConvergenceMaker",
     "StaticMaker",
+    "WidomMaker",
 ]

@@ -205,12 +205,11 @@ def _documents(maker, targets, ctx, placements, evaluated, host_res, refs, **ext
         )
         if not valid:
             docs.append(
-                maker.doc(
+                maker.failed(
                     target,
                     ctx,
+                    "no valid candidate (all anomalous, unconverged or failed)",
                     **common,
-                    state="failed",
-                    error="no valid candidate (all anomalous, unconverged or failed)",
                     error_type="NoValidCandidate",
                 )
             )
@@ -408,6 +407,11 @@ class SlabAdsorptionMaker(PropertyMaker):
         ``"lbfgs"`` by default: with the bottom layers fixed it needs about
         3x fewer steps than FIRE on metal surfaces
         (``benchmarks/relax_optimizers.py``).
+    relax_bulk : bool
+        Relax the bulk first (a screening passes its relaxed material and
+        sets this False).
+    bulk_fmax : float
+        Force threshold of that bulk relaxation, eV/Å.
     """
 
     name: str = "slab adsorption"
@@ -420,10 +424,14 @@ class SlabAdsorptionMaker(PropertyMaker):
     max_steps: int = 300
     optimizer: str = "lbfgs"
     relax_bulk: bool = True
+    bulk_fmax: float = 0.01
     plot_dir: str | None = None
 
     property: ClassVar[str] = "adsorption"
     document: ClassVar[type] = AdsorptionDocument
+    stage: ClassVar[str] = "material"
+    # in a screening the bulk is the relaxed material
+    spec_fixed: ClassVar[dict] = {"relax_bulk": False}
 
     def __post_init__(self):
         self.miller_indices = check_miller(self.miller_indices)
@@ -434,15 +442,18 @@ class SlabAdsorptionMaker(PropertyMaker):
                 f"got {self.reference_scheme!r}"
             )
         self.slab = SlabProtocol.checked(self.slab, "adsorption.slab")
-        if self.fmax <= 0:
-            raise ValueError(f"adsorption.fmax must be > 0, got {self.fmax}")
+        for key in ("fmax", "bulk_fmax"):
+            if getattr(self, key) <= 0:
+                raise ValueError(
+                    f"adsorption.{key} must be > 0, got {getattr(self, key)}"
+                )
         check_optimizer(self.optimizer, "adsorption.optimizer")
 
     def make(self, bulk, labels=None, sources=None):
         """Bulk relaxation (with ``relax_bulk``), then the surfaces' job."""
         if not self.relax_bulk:
             return super().make(bulk, labels, sources)
-        rj = RelaxMaker(settings=self.settings, fmax=0.01).make(bulk, labels)
+        rj = RelaxMaker(settings=self.settings, fmax=self.bulk_fmax).make(bulk, labels)
         ads = super().make(rj.output, labels)
         return Flow([rj, ads], name=self.name)
 
@@ -529,6 +540,9 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
 
     property: ClassVar[str] = "adsorption"
     document: ClassVar[type] = AdsorptionDocument
+    stage: ClassVar[str] = "framework"
+    section: ClassVar[str] = "mof"
+    spec_exclude: ClassVar[tuple[str, ...]] = ("guests",)  # per framework
 
     def __post_init__(self):
         self.guests = check_adsorbates(self.guests, "guests")

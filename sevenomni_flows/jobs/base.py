@@ -13,12 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.model.potential import Potential, load_model
+from sevenomni_core.dispersion import DAMPINGS
+from sevenomni_core.model.network import BACKENDS
+from sevenomni_core.model.potential import DTYPES, Potential, load_model
 
 from ..schemas import structure_id
 
@@ -50,12 +52,30 @@ class ModelSettings:
     in provenance but not in reuse keys, since results agree.
     """
 
-    model: str = "auto"
-    task: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    dispersion: str | None = None
-    backend: str = "e3nn"
+    model: str = field(
+        default="auto",
+        metadata={"description": "Registry name or checkpoint path ('auto': best)"},
+    )
+    task: str | None = field(
+        default=None, metadata={"description": "Task (fidelity); None: the default"}
+    )
+    device: str = field(
+        default="auto", metadata={"description": "auto, cpu, cuda or cuda:N"}
+    )
+    dtype: Literal[DTYPES] = field(
+        default="float32", metadata={"description": "Precision"}
+    )
+    dispersion: Literal[tuple(DAMPINGS)] | None = field(
+        default=None,
+        metadata={"description": "Add DFT-D3 with the task's functional (None: none)"},
+    )
+    backend: Literal[(*BACKENDS, "auto")] = field(
+        default="e3nn",
+        metadata={
+            "description": "Kernels: e3nn, cueq (cuEquivariance) or auto (cueq on "
+            "CUDA where its kernels are installed); results agree"
+        },
+    )
 
     def potential(self) -> tuple[Potential, str | None]:
         """The loaded model and the resolved task name."""

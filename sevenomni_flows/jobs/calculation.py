@@ -17,17 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from jobflow import Job, Maker, job
+from jobflow import Job, Maker
 from jobflow.core.job import JobConfig
 
-from ..schemas import Provenance, ResultDocument
+from ..schemas import Provenance, ResultDocument, bulky_fields
 from ..stores.results import Publisher
 from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
+from .registry import register
 
-__all__ = ["DATA_FIELDS", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
-
-#: Bulky document fields kept in the JobStore's ``data`` store.
-DATA_FIELDS = ["band_structure", "force_constants", "images", "relaxed_structures"]
+__all__ = ["PropertyMaker", "calculate", "is_pick", "pick", "settle"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +44,30 @@ class PropertyMaker(Maker):
 
     Subclasses set ``property`` and ``document`` and implement
     :meth:`compute`; they may override :meth:`targets` (several documents
-    per input) and :meth:`resolve` (inputs that are not structures).
+    per input) and :meth:`resolve` (inputs that are not structures).  One
+    that sets ``stage`` is a spec property: it registers itself (see
+    :mod:`~sevenomni_flows.jobs.registry`).
     """
 
     name: str = "property"
     settings: ModelSettings = field(default_factory=ModelSettings)
 
+    #: What it computes (the documents' ``property``).
     property: ClassVar[str] = ""
+    #: Its document class.
     document: ClassVar[type[ResultDocument]] = ResultDocument
+    #: Its spec section (default: the property).
+    section: ClassVar[str] = ""
+    #: Where a spec runs it: material, framework or band ("" for none).
+    stage: ClassVar[str] = ""
+    #: Fields left out of its spec section, and those fixed there.
+    spec_exclude: ClassVar[tuple[str, ...]] = ()
+    spec_fixed: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("stage"):
+            register(cls)
 
     def make(
         self, structures, labels: list[str] | str | None = None, sources=None
@@ -64,10 +78,14 @@ class PropertyMaker(Maker):
         :meth:`targets` that owe several).  ``sources`` maps names to the
         outputs of batched jobs, which inputs made by :func:`pick` index.
         """
-        job_ = calculate(self, structures, labels, sources)
         many = isinstance(structures, list)
-        job_.name = f"{self.name} ({len(structures)})" if many else self.name
-        return job_
+        return Job(
+            calculate,
+            function_args=(self, structures, labels, sources),
+            name=f"{self.name} ({len(structures)})" if many else self.name,
+            config=JobConfig(expose_store=True),
+            data=list(bulky_fields()),  # bulky fields go to the data store
+        )
 
     def run(self, structures, labels=None) -> list[ResultDocument]:
         """The calculation without a workflow engine (the same documents)."""
@@ -95,17 +113,14 @@ class PropertyMaker(Maker):
         """A document of this property for ``target``."""
         return self.document(**target.fields(), model=ctx.provenance, **values)
 
-    def failed(self, target: Target, ctx: Context, err: BaseException | str):
-        """A failed document naming the error (and its type)."""
-        if isinstance(err, BaseException):
-            return self.doc(
-                target,
-                ctx,
-                state="failed",
-                error=_message(err),
-                error_type=type(err).__name__,
-            )
-        return self.doc(target, ctx, state="failed", error=err)
+    def failed(
+        self, target: Target, ctx: Context, err: BaseException | str, **values
+    ) -> ResultDocument:
+        """A failed document of this property for ``target``, naming the error.
+
+        ``values`` may hold ``error_type`` and fields known despite the failure.
+        """
+        return self.document.failed(target.fields(), ctx.provenance, err, **values)
 
 
 def _message(err: BaseException) -> str:
@@ -160,9 +175,7 @@ def _one_each(maker, item: Item, targets, result, ctx) -> list[ResultDocument]:
     """Exactly one document per target, whatever ``result`` holds."""
     if item.error:
         return [
-            maker.doc(
-                t, ctx, state="failed", error=item.error, error_type=item.error_type
-            )
+            maker.failed(t, ctx, item.error, error_type=item.error_type)
             for t in targets
         ]
     if item.skip:
@@ -172,7 +185,12 @@ def _one_each(maker, item: Item, targets, result, ctx) -> list[ResultDocument]:
     made = {d.key: d for d in result or []}
     return [
         made.get(t.key)
-        or maker.failed(t, ctx, "internal error: no document was produced")
+        or maker.failed(
+            t,
+            ctx,
+            "internal error: no document was produced",
+            error_type="InternalError",
+        )
         for t in targets
     ]
 
@@ -187,9 +205,8 @@ def is_pick(obj) -> bool:
     return isinstance(obj, dict) and obj.get("pick") is True and "source" in obj
 
 
-@job(data=DATA_FIELDS, config=JobConfig(expose_store=True))
 def calculate(maker: PropertyMaker, structures, labels=None, sources=None):
-    """Job: :meth:`PropertyMaker.run` as a jobflow job (documents as output).
+    """The job of :meth:`PropertyMaker.make`: :meth:`PropertyMaker.run`.
 
     Inputs made by :func:`pick` are taken from ``sources``, the resolved
     outputs of batched upstream jobs (one reference each).

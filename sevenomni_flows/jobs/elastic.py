@@ -59,6 +59,7 @@ class ElasticMaker(PropertyMaker):
 
     property: ClassVar[str] = "elastic"
     document: ClassVar[type] = ElasticDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         mags = list(self.strain_magnitudes)
@@ -101,11 +102,10 @@ class ElasticMaker(PropertyMaker):
         why = inner_failure(results, self.fmax, self.max_steps, "strained cells")
         n_stuck = sum(1 for r in results if r.error is None and not r.converged)
         if why:
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=why,
+                why,
                 error_type="InnerRelaxationError",
                 max_steps_reached=n_stuck,
             )

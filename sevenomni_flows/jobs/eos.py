@@ -77,6 +77,7 @@ class EosMaker(PropertyMaker):
 
     property: ClassVar[str] = "eos"
     document: ClassVar[type] = EosDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         from pymatgen.analysis.eos import EOS as EOS_
@@ -115,11 +116,10 @@ class EosMaker(PropertyMaker):
         why = inner_failure(results, self.fmax, self.max_steps, "scaled cells")
         if why:
             n_stuck = sum(1 for r in results if r.error is None and not r.converged)
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=why,
+                why,
                 eos=self.eos,
                 error_type="InnerRelaxationError",
                 max_steps_reached=n_stuck,
@@ -131,11 +131,10 @@ class EosMaker(PropertyMaker):
         try:
             fit, params = fit_eos(volumes, energies, self.eos)
         except Exception as err:  # pymatgen raises several kinds on bad fits
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=f"EOS fit failed: {err}",
+                f"EOS fit failed: {err}",
                 error_type=type(err).__name__,
                 **common,
             )

@@ -77,7 +77,8 @@ class MDMaker(PropertyMaker):
         (these outside NPT, ``friction`` in NVE) stay out of the reuse key.
     min_length : float
         Repeat each cell until every perpendicular width is at least this,
-        Å (0: as given).
+        Å (0: as given).  The default, 10 Å, keeps 1- and 2-atom primitive
+        cells from giving temperatures and RDFs with no statistics.
     seed : int
         Random streams (Maxwell–Boltzmann start and Langevin noise).
     trajectory_dir : str, optional
@@ -98,13 +99,14 @@ class MDMaker(PropertyMaker):
     taup: float = 500.0
     compressibility: float = 0.01
     barostat: str = "crescale"
-    min_length: float = 0.0
+    min_length: float = 10.0
     seed: int = 0
     trajectory_dir: str | None = None
     plot_dir: str | None = None
 
     property: ClassVar[str] = "md"
     document: ClassVar[type] = MDDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -202,11 +204,10 @@ class MDMaker(PropertyMaker):
             "input_structure": item.structure,
         }
         if not run.ok:
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=run.error,
+                run.error,
                 error_type="MDError",
                 **common,
             )

@@ -35,6 +35,7 @@ from ..schemas import NebDocument, structure_id
 from .base import Item, Target, as_structure, maker_settings, protocol, reuse_key
 from .calculation import PropertyMaker, model_title
 from .md import safe_name, supercell_for
+from .relax import check_optimizer
 
 __all__ = ["NebMaker", "end_points"]
 
@@ -123,8 +124,9 @@ class NebMaker(PropertyMaker):
         Spring constant, eV/Å².
     interpolation : {"idpp", "linear"}
         Initial path.
-    relax_fmax, relax_steps
-        Relaxation of the end points (fixed cell, fixed slab layers kept).
+    relax_fmax, relax_steps, relax_optimizer
+        Relaxation of the end points (fixed cell, fixed slab layers kept):
+        eV/Å, steps, and ``"lbfgs"`` or ``"fire"``.
     min_length : float
         Vacancy bands: repeat the bulk until every width is at least this, Å.
     slab : SlabProtocol
@@ -142,12 +144,14 @@ class NebMaker(PropertyMaker):
     interpolation: str = "idpp"
     relax_fmax: float = 0.02
     relax_steps: int = 500
+    relax_optimizer: str = "lbfgs"
     min_length: float = 7.0
     slab: SlabProtocol = field(default_factory=lambda: SlabProtocol(preset="converged"))
     plot_dir: str | None = None
 
     property: ClassVar[str] = "neb"
     document: ClassVar[type] = NebDocument
+    stage: ClassVar[str] = "band"
 
     def __post_init__(self):
         self.slab = SlabProtocol.checked(self.slab, "neb.slab")
@@ -155,6 +159,7 @@ class NebMaker(PropertyMaker):
             raise ValueError("neb.n_images, max_steps and relax_steps must be >= 1")
         if not (self.fmax > 0 and self.spring > 0 and self.relax_fmax > 0):
             raise ValueError("neb.fmax, spring and relax_fmax must be > 0")
+        check_optimizer(self.relax_optimizer, "neb.relax_optimizer")
         if self.interpolation not in ("idpp", "linear"):
             raise ValueError(
                 f"neb.interpolation must be 'idpp' or 'linear', "
@@ -200,7 +205,7 @@ class NebMaker(PropertyMaker):
             task=ctx.task,
             fmax=self.relax_fmax,
             max_steps=self.relax_steps,
-            optimizer="lbfgs",
+            optimizer=self.relax_optimizer,
         )
         bands, ready = [], []
         out: list[list] = [[] for _ in items]
@@ -235,31 +240,27 @@ class NebMaker(PropertyMaker):
             return self.failed(target, ctx, result.error)
         profile = (result.energies - result.energies[0]).tolist()
         plots = [self._plot(target, ctx, profile)] if self.plot_dir else []
-        state = "completed" if result.converged else "failed"
-        error = (
-            None
-            if result.converged
-            else (
+        values = {
+            "barrier": result.barrier,
+            "reverse_barrier": result.reverse_barrier,
+            "reaction_energy": result.reaction_energy,
+            "energies": profile,
+            "climbing_image": result.climbing_image,
+            "converged": result.converged,
+            "steps": result.steps,
+            "plots": plots,
+            "images": [AseAtomsAdaptor.get_structure(a) for a in result.images],
+        }
+        if not result.converged:
+            return self.failed(
+                target,
+                ctx,
                 f"band did not converge within {result.steps} steps "
-                f"(fmax {self.fmax} eV/Å)"
+                f"(fmax {self.fmax} eV/Å)",
+                error_type="NotConverged",
+                **values,
             )
-        )
-        return self.doc(
-            target,
-            ctx,
-            state=state,
-            error=error,
-            error_type=None if error is None else "NotConverged",
-            barrier=result.barrier,
-            reverse_barrier=result.reverse_barrier,
-            reaction_energy=result.reaction_energy,
-            energies=profile,
-            climbing_image=result.climbing_image,
-            converged=result.converged,
-            steps=result.steps,
-            plots=plots,
-            images=[AseAtomsAdaptor.get_structure(a) for a in result.images],
-        )
+        return self.doc(target, ctx, state="completed", **values)
 
     def _plot(self, target, ctx, profile) -> str:
         import matplotlib

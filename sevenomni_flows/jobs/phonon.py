@@ -94,6 +94,7 @@ class PhononMaker(PropertyMaker):
 
     property: ClassVar[str] = "phonon"
     document: ClassVar[type] = PhononDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         if self.supercell is not None:
@@ -143,11 +144,10 @@ class PhononMaker(PropertyMaker):
     def _finish(self, item, target, ctx, phonon: Phonopy, preds) -> PhononDocument:
         errors = set_forces(phonon, preds)
         if errors:
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=errors[0],
+                errors[0],
                 error_type="InvalidStructureError",
             )
         phonon.produce_force_constants()

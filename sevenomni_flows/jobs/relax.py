@@ -114,6 +114,7 @@ class RelaxMaker(PropertyMaker):
 
     property: ClassVar[str] = "relax"
     document: ClassVar[type] = RelaxDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         if self.fmax <= 0:
@@ -152,11 +153,10 @@ class RelaxMaker(PropertyMaker):
     def describe(self, item, target, r, ctx) -> RelaxDocument:
         """The document of one relaxation result."""
         if r.error is not None:
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                state="failed",
-                error=r.error,
+                r.error,
                 error_type="RelaxationError",
                 input_structure=item.structure,
                 fmax=self.fmax,
@@ -190,6 +190,7 @@ class StaticMaker(PropertyMaker):
 
     property: ClassVar[str] = "static"
     document: ClassVar[type] = StaticDocument
+    stage: ClassVar[str] = "material"
 
     def compute(self, items, targets, ctx):
         """One batched prediction; a bad structure fails alone."""

@@ -63,6 +63,7 @@ class SlabConvergenceMaker(PropertyMaker):
 
     property: ClassVar[str] = "slab_convergence"
     document: ClassVar[type] = SlabConvergenceDocument
+    stage: ClassVar[str] = "material"
 
     def __post_init__(self):
         what = "slab_convergence"
@@ -163,13 +164,12 @@ class SlabConvergenceMaker(PropertyMaker):
             vacuum=self.vacuum,
         )
         if largest["adsorption_energy"] is None:
-            return self.doc(
+            return self.failed(
                 target,
                 ctx,
-                **common,
-                state="failed",
-                error=f"no valid candidate on the largest slab ({largest['layers']} "
+                f"no valid candidate on the largest slab ({largest['layers']} "
                 f"layers, {largest['supercell']})",
+                **common,
                 error_type="NoValidCandidate",
             )
         e_ref = largest["adsorption_energy"]

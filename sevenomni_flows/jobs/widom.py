@@ -92,6 +92,12 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         model call).
     min_energy : float
         eV; an insertion with ΔE below it is unphysical: zero weight, counted.
+    relax_framework : bool
+        Relax the framework's positions first (fixed cell).
+    framework_fmax, framework_max_steps
+        That relaxation's force threshold (eV/Å) and step limit.
+    guest_fmax, guest_max_steps
+        The gas-phase relaxation of each guest: eV/Å and steps.
     """
 
     name: str = "widom"
@@ -100,6 +106,10 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     n_insertions: int = 10000
     seed: int = 0
     relax_framework: bool = False
+    framework_fmax: float = 0.05
+    framework_max_steps: int = 500
+    guest_fmax: float = 0.01
+    guest_max_steps: int = 500
     min_length: float = 12.0
     hard_core: float = HARD_CORE
     min_energy: float = -2.0
@@ -107,6 +117,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 
     property: ClassVar[str] = "widom"
     document: ClassVar[type] = WidomDocument
+    stage: ClassVar[str] = "framework"
 
     def __post_init__(self):
         self.guests = check_adsorbates(self.guests, "widom.guests")
@@ -129,6 +140,14 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             )
         if self.min_energy >= 0:
             raise ValueError(f"widom.min_energy must be < 0 eV, got {self.min_energy}")
+        for key in (
+            "framework_fmax",
+            "framework_max_steps",
+            "guest_fmax",
+            "guest_max_steps",
+        ):
+            if getattr(self, key) <= 0:
+                raise ValueError(f"widom.{key} must be > 0, got {getattr(self, key)}")
 
     def targets(self, item, pot, task):
         """One document per guest."""
@@ -156,12 +175,18 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 
     def framework(self, item, targets, ctx) -> list[WidomDocument]:
         """All guests in one framework."""
-        pot, task = self.settings.potential()
+        pot, task = ctx.pot, ctx.task
         _, task_index = pot.resolve_task(task)
         host = item.source.copy()
         host.set_constraint()
         if self.relax_framework:
-            [res] = relax([host], model=pot, task=task, fmax=0.05, max_steps=500)
+            [res] = relax(
+                [host],
+                model=pot,
+                task=task,
+                fmax=self.framework_fmax,
+                max_steps=self.framework_max_steps,
+            )
             if res.error:
                 raise RuntimeError(f"framework relaxation failed: {res.error}")
             host = res.atoms.copy()
@@ -170,8 +195,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             [_gas(name) for name in self.guests],
             model=pot,
             task=task,
-            fmax=0.01,
-            max_steps=500,
+            fmax=self.guest_fmax,
+            max_steps=self.guest_max_steps,
         )
         [empty] = evaluate_graphs(
             pot,

@@ -13,6 +13,7 @@ from .documents import (
     StaticDocument,
     WidomDocument,
 )
+from .fields import bulky, bulky_fields, document_classes, quantity, unit_of
 from .provenance import Provenance, structure_id
 
 __all__ = [
@@ -28,5 +29,10 @@ __all__ = [
     "SlabConvergenceDocument",
     "StaticDocument",
     "WidomDocument",
+    "bulky",
+    "bulky_fields",
+    "document_classes",
+    "quantity",
     "structure_id",
+    "unit_of",
 ]

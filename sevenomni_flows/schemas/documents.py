@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
+from .fields import bulky, quantity
 from .provenance import Provenance
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "AdsorptionDocument",
     "ElasticDocument",
     "EosDocument",
@@ -27,6 +29,22 @@ __all__ = [
 
 #: Outcome of a planned calculation.
 State = Literal["completed", "failed", "skipped"]
+#: Failure types a rerun may fix (the machine, not the calculation): a rerun
+#: retries them; it keeps every other failure (bad input, a guard, divergence,
+#: an unconverged inner step) unless asked to retry failures.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "OutOfMemoryError",
+        "MemoryError",
+        "TimeoutError",
+        "ConnectionError",
+        "OSError",
+        "InterruptedError",
+        "KeyboardInterrupt",
+        "RuntimeError",
+        "InternalError",
+    }
+)
 
 
 class ResultDocument(BaseModel):
@@ -49,6 +67,11 @@ class ResultDocument(BaseModel):
     error_type: str | None = Field(
         None, description="Exception type of a failure, e.g. ValueError"
     )
+    transient: bool | None = Field(
+        None,
+        description="Failures: whether a rerun may succeed (a crash, out of "
+        "memory, an interruption); reruns keep the others unless asked to retry",
+    )
     input_structure: Structure | None = Field(
         None, description="The structure computed on (relaxed, for properties)"
     )
@@ -61,13 +84,55 @@ class ResultDocument(BaseModel):
     )
     plots: list[str] = Field(default_factory=list, description="Paths of PNG plots")
 
+    #: Summary columns of this property in ``sevenomni query`` tables.
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def failed(
+        cls,
+        identity: dict,
+        model: Provenance,
+        error: BaseException | str,
+        error_type: str | None = None,
+        **values,
+    ) -> ResultDocument:
+        """The failed document of a calculation (the one place they are made).
+
+        Parameters
+        ----------
+        identity : dict
+            Its identity fields (formula, structure_id, label, property, key,
+            protocol, ...).
+        model : Provenance
+            The model it ran on.
+        error : exception or str
+            What went wrong; an exception also gives its type.
+        error_type : str, optional
+            The failure's type (default: the exception's).
+        **values
+            Fields of the property known despite the failure.
+        """
+        if isinstance(error, BaseException):
+            error_type = error_type or type(error).__name__
+            error = str(error) or type(error).__name__
+        return cls(
+            **identity,
+            model=model,
+            state="failed",
+            error=error,
+            error_type=error_type,
+            transient=error_type in TRANSIENT_ERRORS,
+            **values,
+        )
+
 
 class StaticDocument(ResultDocument):
     """Energy, forces and stress of one structure."""
 
     property: str = "static"
-    energy: float | None = Field(None, description="Total energy, eV")
-    energy_per_atom: float | None = Field(None, description="Energy per atom, eV/atom")
+    columns: ClassVar[tuple[str, ...]] = ("energy_per_atom",)
+    energy: float | None = quantity("Total energy", "eV")
+    energy_per_atom: float | None = quantity("Energy per atom", "eV/atom")
     forces: list[list[float]] | None = Field(None, description="Forces, eV/Å")
     stress: list[float] | None = Field(
         None, description="Stress, GPa, Voigt order xx yy zz yz xz xy, tensile positive"
@@ -78,13 +143,17 @@ class RelaxDocument(ResultDocument):
     """A relaxed structure."""
 
     property: str = "relax"
-    structure: Structure | None = Field(None, description="The relaxed structure")
-    energy: float | None = Field(None, description="Final total energy, eV")
-    energy_per_atom: float | None = Field(None, description="Final energy, eV/atom")
-    volume_change: float | None = Field(
-        None, description="Final over initial volume, unitless"
+    columns: ClassVar[tuple[str, ...]] = (
+        "energy_per_atom",
+        "volume_per_atom",
+        "converged",
+        "steps",
     )
-    volume_per_atom: float | None = Field(None, description="Final volume, Å³/atom")
+    structure: Structure | None = Field(None, description="The relaxed structure")
+    energy: float | None = quantity("Final total energy", "eV")
+    energy_per_atom: float | None = quantity("Final energy", "eV/atom")
+    volume_change: float | None = quantity("Final over initial volume", "unitless")
+    volume_per_atom: float | None = quantity("Final volume", "Å³/atom")
     converged: bool = Field(False, description="Whether fmax was reached")
     steps: int = Field(0, description="Optimiser steps taken")
     max_force: float | None = Field(None, description="Largest final force, eV/Å")
@@ -96,13 +165,14 @@ class EosDocument(ResultDocument):
     """An equation-of-state fit E(V)."""
 
     property: str = "eos"
+    columns: ClassVar[tuple[str, ...]] = ("v0", "b0", "e0")
     eos: str = Field("birch_murnaghan", description="EOS fitted (pymatgen name)")
     volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
     energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
-    v0: float | None = Field(None, description="Equilibrium volume, Å³/atom")
-    b0: float | None = Field(None, description="Bulk modulus, GPa")
-    b1: float | None = Field(None, description="Pressure derivative of B, unitless")
-    e0: float | None = Field(None, description="Minimum energy, eV/atom")
+    v0: float | None = quantity("Equilibrium volume", "Å³/atom")
+    b0: float | None = quantity("Bulk modulus", "GPa")
+    b1: float | None = quantity("Pressure derivative of B", "unitless")
+    e0: float | None = quantity("Minimum energy", "eV/atom")
     max_steps_reached: int = Field(
         0, description="Scaled cells whose relaxation did not converge"
     )
@@ -112,13 +182,16 @@ class ElasticDocument(ResultDocument):
     """The elastic tensor and its Voigt-Reuss-Hill moduli."""
 
     property: str = "elastic"
+    columns: ClassVar[tuple[str, ...]] = (
+        "elastic_tensor",
+        "bulk_modulus_vrh",
+        "shear_modulus_vrh",
+    )
     elastic_tensor: list[list[float]] | None = Field(
         None, description="Elastic tensor, GPa, 6x6 Voigt (xx yy zz yz xz xy)"
     )
-    bulk_modulus_vrh: float | None = Field(None, description="Bulk modulus K_VRH, GPa")
-    shear_modulus_vrh: float | None = Field(
-        None, description="Shear modulus G_VRH, GPa"
-    )
+    bulk_modulus_vrh: float | None = quantity("Bulk modulus K_VRH", "GPa")
+    shear_modulus_vrh: float | None = quantity("Shear modulus G_VRH", "GPa")
     strain_magnitudes: list[float] = Field(
         default_factory=list, description="Applied strains, unitless"
     )
@@ -139,39 +212,53 @@ class PhononDocument(ResultDocument):
     """Harmonic phonons from finite displacements (phonopy)."""
 
     property: str = "phonon"
+    columns: ClassVar[tuple[str, ...]] = (
+        "has_imaginary_modes",
+        "max_frequency",
+        "free_energy_300k",
+    )
     supercell_matrix: list[list[int]] | None = Field(None, description="Supercell")
     displacement: float | None = Field(None, description="Displacement, Å")
     has_imaginary_modes: bool | None = Field(
         None, description="Any frequency below the tolerance (-0.05 THz)"
     )
-    min_frequency: float | None = Field(None, description="Lowest frequency, THz")
-    max_frequency: float | None = Field(None, description="Highest frequency, THz")
+    min_frequency: float | None = quantity("Lowest frequency", "THz")
+    max_frequency: float | None = quantity("Highest frequency", "THz")
     gamma_frequencies: list[float] | None = Field(
         None, description="Frequencies at Gamma, THz"
     )
-    free_energy_300k: float | None = Field(
-        None, description="Harmonic free energy at 300 K, kJ/mol (per unit cell)"
+    free_energy_300k: float | None = quantity(
+        "Harmonic free energy at 300 K per unit cell", "kJ/mol"
     )
     entropy_300k: float | None = Field(None, description="Entropy at 300 K, J/K/mol")
     heat_capacity_300k: float | None = Field(
         None, description="Heat capacity at 300 K, J/K/mol"
     )
-    band_structure: dict | None = Field(
-        None, description="Band path: q-points, distances, frequencies (THz)"
+    band_structure: dict | None = bulky(
+        "Band path: q-points, distances, frequencies (THz)"
     )
-    force_constants: list | None = Field(None, description="Force constants, eV/Å²")
+    force_constants: list | None = bulky("Force constants, eV/Å²")
 
 
 class AdsorptionDocument(ResultDocument):
     """The adsorption energy of one adsorbate on one host, over all placements."""
 
     property: str = "adsorption"
+    columns: ClassVar[tuple[str, ...]] = (
+        "host",
+        "adsorbate",
+        "site",
+        "adsorption_energy",
+        "reference_scheme",
+        "n_candidates",
+        "n_anomalous",
+    )
     host: str = Field(description="Host: formula and Miller index, or the MOF name")
     miller_index: list[int] | None = Field(None, description="Surface Miller index")
     adsorbate: str = Field(description="Adsorbate name")
     site: str | None = Field(None, description="Site of the lowest valid candidate")
-    adsorption_energy: float | None = Field(
-        None, description="E(host+adsorbate) - E(host) - E(reference), eV"
+    adsorption_energy: float | None = quantity(
+        "E(host+adsorbate) - E(host) - E(reference)", "eV"
     )
     reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
     reference_energy: float | None = Field(None, description="E(reference), eV")
@@ -184,9 +271,7 @@ class AdsorptionDocument(ResultDocument):
         description="Every placement: site, final_site, energy (eV), "
         "adsorption_energy (eV), anomalies, converged",
     )
-    relaxed_structures: list[Structure | None] | None = Field(
-        None, description="Relaxed placements, in the data store"
-    )
+    relaxed_structures: list[Structure | None] | None = bulky("Relaxed placements")
     slab: dict | None = Field(
         None,
         description="The slab as built: layers, fixed_layers, supercell [n, m], "
@@ -202,6 +287,12 @@ class SlabConvergenceDocument(ResultDocument):
     """E_ads of one adsorbate on one surface against slab thickness and width."""
 
     property: str = "slab_convergence"
+    columns: ClassVar[tuple[str, ...]] = (
+        "host",
+        "adsorbate",
+        "adsorption_energy",
+        "max_deviation",
+    )
     host: str = Field(description="Formula and Miller index")
     miller_index: list[int] | None = Field(None, description="Surface Miller index")
     adsorbate: str = Field(description="Adsorbate name")
@@ -214,11 +305,11 @@ class SlabConvergenceDocument(ResultDocument):
         "coverage (ML), image_distance (Å), adsorption_energy (eV, lowest valid "
         "site), site, deviation (eV, from the largest setting)",
     )
-    adsorption_energy: float | None = Field(
-        None, description="On the thickest slab of the largest supercell, eV"
+    adsorption_energy: float | None = quantity(
+        "On the thickest slab of the largest supercell", "eV"
     )
-    max_deviation: float | None = Field(
-        None, description="Largest |E_ads - adsorption_energy| over the rows, eV"
+    max_deviation: float | None = quantity(
+        "Largest |E_ads - adsorption_energy| over the rows", "eV"
     )
 
 
@@ -226,22 +317,27 @@ class WidomDocument(ResultDocument):
     """Widom insertion of one guest in one framework: K_H(T) and Q_st(T)."""
 
     property: str = "widom"
+    columns: ClassVar[tuple[str, ...]] = (
+        "host",
+        "guest",
+        "temperature",
+        "henry_coefficient",
+        "heat_of_adsorption",
+        "effective_insertions",
+        "dispersion",
+    )
     host: str = Field(description="The framework's name")
     guest: str = Field(description="The inserted molecule")
-    temperature: list[float] = Field(
-        default_factory=list, description="K; the lists below follow it"
+    temperature: list[float] = quantity(
+        "Temperatures; the lists below follow them", "K", default_factory=list
     )
     dispersion: str | None = Field(None, description="D3 damping added, if any")
-    henry_coefficient: list[float] | None = Field(
-        None, description="K_H per temperature, mol kg⁻¹ Pa⁻¹"
-    )
+    henry_coefficient: list[float] | None = quantity("K_H per temperature", "mol/kg/Pa")
     henry_coefficient_error: list[float] | None = Field(
         None, description="Block-average standard error of K_H, mol kg⁻¹ Pa⁻¹"
     )
-    heat_of_adsorption: list[float | None] | None = Field(
-        None,
-        description="Q_st at infinite dilution per temperature, kJ/mol, "
-        "positive when binding",
+    heat_of_adsorption: list[float | None] | None = quantity(
+        "Q_st at infinite dilution per temperature, positive when binding", "kJ/mol"
     )
     heat_of_adsorption_error: list[float | None] | None = Field(
         None, description="Block-average standard error of Q_st, kJ/mol"
@@ -282,24 +378,32 @@ class MDDocument(ResultDocument):
     """One molecular dynamics run of a material at one temperature."""
 
     property: str = "md"
+    columns: ClassVar[tuple[str, ...]] = (
+        "ensemble",
+        "temperature",
+        "mean_temperature",
+        "mean_pressure",
+        "volume_change",
+        "max_displacement",
+        "still_crystalline",
+        "diffusion_coefficient",
+    )
     ensemble: str = Field(description="nve, nvt (Langevin) or npt (+ Berendsen)")
-    temperature: float = Field(description="Target (initial for NVE) temperature, K")
+    temperature: float = quantity("Target (initial for NVE) temperature", "K", ...)
     pressure: float | None = Field(None, description="NPT target pressure, GPa")
     timestep: float = Field(description="fs")
     steps: int = Field(0, description="Steps run (fewer than asked if it stopped)")
     n_atoms: int | None = Field(None, description="Atoms simulated (supercell)")
     duration: float | None = Field(None, description="Simulated time, ps")
-    mean_temperature: float | None = Field(
-        None, description="Over the second half of the run, K"
+    mean_temperature: float | None = quantity("Over the second half of the run", "K")
+    mean_pressure: float | None = quantity(
+        "Virial + kinetic, second half (periodic cells)", "GPa"
     )
-    mean_pressure: float | None = Field(
-        None, description="Virial + kinetic, second half, GPa (periodic cells)"
+    volume_change: float | None = quantity(
+        "Mean volume of the second half over the start, minus 1", "%"
     )
-    volume_change: float | None = Field(
-        None, description="Mean volume of the second half over the start, minus 1, %"
-    )
-    max_displacement: float | None = Field(
-        None, description="Largest distance an atom ended from its start, Å"
+    max_displacement: float | None = quantity(
+        "Largest distance an atom ended from its start", "Å"
     )
     rdf_similarity: float | None = Field(
         None,
@@ -309,10 +413,10 @@ class MDDocument(ResultDocument):
     still_crystalline: bool | None = Field(
         None, description="rdf_similarity >= 0.8: the structure kept its order"
     )
-    diffusion_coefficient: float | None = Field(
-        None,
-        description="From the MSD slope of the second half, cm²/s; None while "
-        "atoms only vibrate (final MSD below 4 Å²)",
+    diffusion_coefficient: float | None = quantity(
+        "From the MSD slope of the second half; None while atoms only vibrate "
+        "(final MSD below 4 Å²)",
+        "cm²/s",
     )
     energy_drift: float | None = Field(
         None, description="NVE: slope of the total energy, eV/atom/ps"
@@ -332,19 +436,23 @@ class NebDocument(ResultDocument):
     """One climbing-image NEB band: the barrier of one hop."""
 
     property: str = "neb"
+    columns: ClassVar[tuple[str, ...]] = (
+        "barrier",
+        "reverse_barrier",
+        "reaction_energy",
+        "converged",
+    )
     band: dict = Field(
         default_factory=dict,
         description="What hops: kind (vacancy, surface or path) and its details",
     )
-    barrier: float | None = Field(None, description="Forward barrier, eV")
-    reverse_barrier: float | None = Field(None, description="Reverse barrier, eV")
-    reaction_energy: float | None = Field(None, description="E(final) - E(initial), eV")
+    barrier: float | None = quantity("Forward barrier", "eV")
+    reverse_barrier: float | None = quantity("Reverse barrier", "eV")
+    reaction_energy: float | None = quantity("E(final) - E(initial)", "eV")
     energies: list[float] = Field(
         default_factory=list, description="Profile: each image minus the initial, eV"
     )
     climbing_image: int | None = Field(None, description="Index of the highest image")
     converged: bool | None = Field(None, description="NEB forces below fmax")
     steps: int = Field(0, description="FIRE steps of the band")
-    images: list[Structure] | None = Field(
-        None, description="All images, end points included (data store)"
-    )
+    images: list[Structure] | None = bulky("All images, end points included")

@@ -27,17 +27,17 @@ A file with a top-level ``JOB_STORE`` key (a jobflow settings file) works too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 import yaml
 from jobflow import JobStore
 
-from ..summary import PER_PROPERTY
-
 __all__ = ["INDEXED", "StoreConfigError", "ensure_indexes", "job_store_from_file"]
 
-#: Fields indexed in the results store: what plans and queries filter on.
+#: Identity fields indexed in every results store (plans filter on them);
+#: the caller adds the summary fields of the properties.
 INDEXED: Final[tuple[str, ...]] = (
     "key",
     "structure_id",
@@ -45,9 +45,6 @@ INDEXED: Final[tuple[str, ...]] = (
     "property",
     "formula",
     "label",
-    *dict.fromkeys(
-        k for fields in PER_PROPERTY.values() for k in fields if k != "elastic_tensor"
-    ),
 )
 
 
@@ -98,8 +95,9 @@ def job_store_from_file(path: str | os.PathLike) -> JobStore:
         raise StoreConfigError(f"{path}: invalid store config: {err!r}") from err
 
 
-def ensure_indexes(store: JobStore) -> list[str]:
-    """Index the summary fields of a MongoDB results store (idempotent).
+def ensure_indexes(store: JobStore, fields: Iterable[str] = ()) -> list[str]:
+    """Index :data:`INDEXED` and ``fields`` of a MongoDB results store
+    (idempotent).
 
     Other stores (the embedded one, in-memory ones) are left alone.  Returns
     the indexed keys.
@@ -109,6 +107,7 @@ def ensure_indexes(store: JobStore) -> list[str]:
     results = store.additional_stores.get("results")
     if not isinstance(results, MongoStore) or isinstance(results, MontyStore):
         return []  # MontyDB has no index_information
-    indexed = [key for key in INDEXED if results.ensure_index(key)]
+    wanted = dict.fromkeys([*INDEXED, *fields])
+    indexed = [key for key in wanted if results.ensure_index(key)]
     results.ensure_index("key", unique=True)
     return indexed

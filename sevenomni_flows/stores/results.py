@@ -5,8 +5,9 @@ planned calculation, keyed by its reuse key (``key``) and replaced when the
 calculation is rerun.  Jobs write to it as they produce documents (a
 batched relaxation as each structure finishes), so a killed run keeps what
 was done; the JobStore's own documents (one per job, holding the batch's
-list) are the history.  Bulky fields (band structures, force constants) stay
-in the ``data`` store, reachable through ``job_uuid``.
+list) are the history.  Bulky fields (band structures, force constants, NEB
+images: see :func:`~sevenomni_flows.schemas.bulky`) stay in the ``data``
+store, reachable through ``job_uuid``.
 
 ``sevenomni query`` filters this store the MongoDB way, without prefixes:
 ``{"property": "eos", "b0": {"$gt": 150}}``.
@@ -22,16 +23,12 @@ from typing import Any, Final
 from maggma.core import Store
 from monty.json import jsanitize
 
+from ..schemas import bulky_fields
+
 __all__ = ["RESULTS", "Publisher", "lookup", "replace", "results_store", "serialize"]
 
 #: Name of the additional store of a JobStore that holds the results.
 RESULTS: Final[str] = "results"
-#: Fields left out of the results store (they stay in the data store).
-HEAVY: Final[tuple[str, ...]] = (
-    "band_structure",
-    "force_constants",
-    "relaxed_structures",
-)
 #: Keys per query when looking many up at once.
 CHUNK: Final[int] = 5000
 
@@ -49,9 +46,9 @@ def results_store(job_store, where: str = "the store") -> Store:
 
 
 def serialize(doc: Any, job_uuid: str | None = None) -> dict:
-    """A document as stored in the results store (heavy fields left out)."""
+    """A document as stored in the results store (bulky fields left out)."""
     data = jsanitize(doc, strict=True, allow_bson=True, enum_values=True)
-    for name in HEAVY:
+    for name in bulky_fields():
         data.pop(name, None)
     data["job_uuid"] = job_uuid
     data["updated_at"] = datetime.now(UTC).isoformat()

@@ -1,0 +1,216 @@
+"""One house: the property registry, the spec, the summary and the store
+routing agree, and each fact is said once."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from sevenomni_flows.flows import ScreeningMaker, properties
+from sevenomni_flows.jobs.calculation import PropertyMaker
+from sevenomni_flows.jobs.registry import STAGES, documents, makers
+from sevenomni_flows.schemas import (
+    NebDocument,
+    ResultDocument,
+    bulky_fields,
+    document_classes,
+    unit_of,
+)
+from sevenomni_flows.spec import FRAMEWORK_PROPERTIES, SECTIONS, RunSpec
+from sevenomni_flows.stores import embedded_job_store
+from sevenomni_flows.stores.results import Publisher, results_store, serialize
+from sevenomni_flows.summary import per_property
+
+PACKAGE = Path(__file__).parents[1] / "sevenomni_flows"
+
+
+@pytest.mark.parametrize("section", list(makers()))
+def test_every_registered_maker_is_complete(section):
+    """Each registered Maker has its document, spec section and summary
+    columns; each column is a field of its document."""
+    cls = makers()[section]
+    assert issubclass(cls, PropertyMaker) and cls.stage in STAGES
+    doc = cls.document
+    assert issubclass(doc, ResultDocument) and doc is not ResultDocument
+    assert doc.model_fields["property"].default == cls.property
+    assert section in RunSpec.model_fields and SECTIONS[section]._maker is cls
+    assert doc.columns, f"{doc.__name__} declares no summary columns"
+    missing = [c for c in doc.columns if c not in doc.model_fields]
+    assert not missing, f"{doc.__name__}: summary columns {missing} are not fields"
+    assert per_property()[cls.property] == doc.columns
+
+
+def test_registry_spec_and_screening_list_the_same_properties():
+    """The spec's properties: choices, the screening flow's and the
+    registry's material stage are one list; framework_properties too."""
+    literal = RunSpec.model_fields["properties"].annotation.__args__[0].__args__
+    assert set(literal) == set(properties()) == set(makers("material"))
+    framework = RunSpec.model_fields["framework_properties"].annotation
+    assert set(framework.__args__[0].__args__) == set(FRAMEWORK_PROPERTIES)
+    assert set(FRAMEWORK_PROPERTIES.values()) == set(makers("framework"))
+    screening = ScreeningMaker(properties=list(properties()))
+    assert set(screening.makers) == set(properties()) - {"relax"}
+
+
+def test_one_document_class_per_property():
+    """Two Makers of one property (slab and MOF adsorption) share its document."""
+    for cls in makers().values():
+        assert documents()[cls.property] is cls.document
+
+
+def test_units_are_on_the_document_fields():
+    """Summary units come from the documents; the same column may differ
+    between properties (relax's volume ratio, MD's volume change in %)."""
+    from sevenomni_flows.summary import unit
+
+    assert unit("eos", "b0") == "GPa" == unit_of(documents()["eos"], "b0")
+    assert unit("md", "volume_change") == "%"
+    assert unit("relax", "volume_change") == "unitless"
+    assert "GPa" in documents()["eos"].model_fields["b0"].description
+
+
+def test_bulky_fields_route_to_the_data_store_only():
+    """The data store gets every bulky field (the Job's data= list) and the
+    results store none of them: NEB images are not in the results store."""
+    assert {"images", "force_constants", "band_structure", "relaxed_structures"} <= set(
+        bulky_fields()
+    )
+    maker = makers("band")["neb"]()
+    job = maker.make([], [])
+    assert set(job.as_dict()["data"]) == set(bulky_fields())
+    structure = Structure(Lattice.cubic(3.6), ["Cu"], [[0, 0, 0]])
+    doc = NebDocument.model_construct(
+        formula="Cu",
+        structure_id="s",
+        state="completed",
+        key="k1",
+        images=[structure, structure],
+        barrier=0.5,
+    )
+    assert "images" not in serialize(doc)
+
+
+def test_nothing_bulky_reaches_the_results_store(tmp_path):
+    """Every document class, stored through the results store's writer,
+    keeps no bulky field there."""
+    store = embedded_job_store(tmp_path / "results")
+    store.connect()
+    results = results_store(store)
+    docs = []
+    for i, cls in enumerate(document_classes()):
+        values = {name: [] for name in bulky_fields([cls])}
+        docs.append(cls.model_construct(key=f"k{i}", property=cls.__name__, **values))
+    Publisher(results, None).add(docs, flush=True)
+    stored = list(results.query({}))
+    assert len(stored) == len(docs)
+    for row in stored:
+        assert not set(row) & set(bulky_fields()), row["property"]
+
+
+def _assigned_names(tree: ast.AST) -> dict[str, int]:
+    names: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id.isupper():
+                    names[t.id] = names.get(t.id, 0) + 1
+    return names
+
+
+def test_no_property_list_or_unit_table_is_restated():
+    """No module of the flows package holds its own property list, unit
+    table or bulky-field list any more."""
+    retired = {"PER_PROPERTY", "UNITS", "HEAVY", "DATA_FIELDS", "PROPERTIES"}
+    for path in PACKAGE.rglob("*.py"):
+        names = _assigned_names(ast.parse(path.read_text()))
+        assert not retired & set(names), f"{path}: {retired & set(names)}"
+
+
+def test_failed_documents_are_built_in_one_function():
+    """``state="failed"`` appears in one place: ``ResultDocument.failed``."""
+    sites = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            for kw in getattr(node, "keywords", []):
+                if (
+                    kw.arg == "state"
+                    and isinstance(kw.value, ast.Constant)
+                    and kw.value.value == "failed"
+                ):
+                    sites.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.Dict):
+                for k, v in zip(node.keys, node.values, strict=True):
+                    if (
+                        isinstance(k, ast.Constant)
+                        and k.value == "state"
+                        and isinstance(v, ast.Constant)
+                        and v.value == "failed"
+                    ):
+                        sites.append(f"{path.name}:{node.lineno}")
+    assert len(sites) == 1 and sites[0].startswith("documents.py"), sites
+
+
+def test_failure_builder_classifies_retry():
+    """Input errors, guards and unconverged steps are kept on rerun; crashes
+    and out-of-memory are retried."""
+    identity = {
+        "formula": "Cu",
+        "structure_id": "s",
+        "label": "Cu",
+        "property": "relax",
+        "key": "k",
+    }
+    model = _provenance()
+    doc = ResultDocument.failed(identity, model, ValueError("bad input"))
+    assert (doc.state, doc.error, doc.error_type, doc.transient) == (
+        "failed",
+        "bad input",
+        "ValueError",
+        False,
+    )
+    doc = ResultDocument.failed(identity, model, MemoryError())
+    assert doc.error == "MemoryError" and doc.transient is True
+    doc = ResultDocument.failed(identity, model, "blew up", error_type="MDError")
+    assert doc.transient is False
+
+
+def _provenance():
+    from sevenomni_core import load_model
+    from sevenomni_flows.schemas import Provenance
+
+    return Provenance.from_potential(load_model("7net-0", device="cpu"), None)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("adsorption", "bulk_fmax", 0.02),
+        ("widom", "guest_fmax", 0.02),
+        ("widom", "framework_max_steps", 100),
+        ("neb", "relax_optimizer", "fire"),
+    ],
+)
+def test_inner_relaxations_are_spec_settings_in_the_key(section, key, value):
+    """The relaxations inside adsorption, Widom and NEB are spec settings,
+    and changing one gives a new reuse key."""
+    from ase.build import bulk
+
+    from sevenomni_core import load_model
+    from sevenomni_flows.jobs.base import resolve_input
+
+    pot = load_model("7net-0", device="cpu")
+    item = resolve_input(bulk("Cu", "fcc", a=3.61), "Cu")
+    default = RunSpec.model_validate({}).maker(section)
+    changed = RunSpec.model_validate({section: {key: value}}).maker(section)
+    assert getattr(changed, key) == value != getattr(default, key)
+    if section == "neb":  # a band's key is its protocol's hash
+        from sevenomni_flows.jobs.base import maker_settings
+
+        assert maker_settings(changed) != maker_settings(default)
+        return
+    old = {t.key for t in default.targets(item, pot, None)}
+    new = {t.key for t in changed.targets(item, pot, None)}
+    assert old and new and not old & new
