@@ -214,3 +214,136 @@ def test_inner_relaxations_are_spec_settings_in_the_key(section, key, value):
     old = {t.key for t in default.targets(item, pot, None)}
     new = {t.key for t in changed.targets(item, pot, None)}
     assert old and new and not old & new
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_planned_keys_are_the_keys_the_jobs_store(tmp_path, monkeypatch):
+    """For every registered property (materials, frameworks and bands), the
+    planner's keys are exactly the keys the jobs store documents under.
+
+    Every Maker's ``compute`` is replaced by one that raises, so that the
+    jobs only work out their targets (their identity) and store failed or
+    skipped documents: the keys are the jobs' own, at no compute cost."""
+    import shutil
+    import textwrap
+
+    from sevenomni_flows.run import execute, open_store, plan
+    from sevenomni_flows.spec import load_spec
+
+    def stub(self, items, targets, ctx):
+        raise RuntimeError("not computed in this test")
+
+    for cls in makers().values():
+        monkeypatch.setattr(cls, "compute", stub)
+    shutil.copy(ROOT / "workflows/structures/Mg-MOF-74.cif", tmp_path)
+    (tmp_path / "spec.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            model: 7net-0
+            device: cpu
+            structures:
+              - {{bulk: Cu, crystal: fcc, a: 3.61}}
+              - {{bulk: Al, crystal: fcc, a: 4.05, name: aluminium}}
+            properties: {list(makers("material"))}
+            adsorption: {{adsorbates: [CO, O], miller_indices: [[1, 1, 1], [1, 0, 0]]}}
+            md: {{temperatures: [300, 600]}}
+            frameworks:
+              - {{file: Mg-MOF-74.cif, name: MOF, guests: [CO2, N2]}}
+            framework_properties: {list(FRAMEWORK_PROPERTIES)}
+            widom: {{guests: [CO2, N2]}}
+            bands:
+              - {{kind: vacancy, structure: {{bulk: Cu, crystal: fcc, a: 3.61}}}}
+            """
+        )
+    )
+    spec, base = load_spec(tmp_path / "spec.yaml")
+    store = open_store(tmp_path / "results")
+    settings = spec.model_settings()
+    run = plan(spec, base, store, settings, str(tmp_path / "plots"))
+    execute(run, store)
+    stored = {d["key"]: d for d in results_store(store).query({})}
+    assert set(stored) == set(run.planned)
+    seen = {d["property"] for d in stored.values()}
+    assert seen == {cls.property for cls in makers().values()}
+
+
+def _private_imports(package: Path) -> list[str]:
+    """``from m import _name`` where ``_name`` is not a (private) module."""
+    found = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                folder = path.parent
+                for _ in range(node.level - 1):
+                    folder = folder.parent
+            else:
+                folder = package.parent
+            for part in (node.module or "").split(".") if node.module else []:
+                folder = folder / part
+            for alias in node.names:
+                name = alias.name
+                if not name.startswith("_") or name.startswith("__"):
+                    continue
+                if (folder / f"{name}.py").exists() or (folder / name).is_dir():
+                    continue  # a private module, re-exported by its package
+                found.append(f"{path}:{node.lineno}: {name}")
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    """Modules share public names only (private modules are fine)."""
+    root = Path(__file__).parents[1]
+    found = _private_imports(root / "sevenomni_core")
+    found += _private_imports(root / "sevenomni_flows")
+    assert not found, found
+
+
+def test_the_private_import_check_finds_one(tmp_path):
+    """The check above fails on a private name imported from another module."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def _helper():\n    pass\n")
+    (pkg / "b.py").write_text("from .a import _helper\n")
+    assert len(_private_imports(pkg)) == 1
+
+
+@pytest.mark.parametrize("section", list(makers()))
+def test_makers_round_trip_through_json(section):
+    """Every Maker, as FireWorks and jobflow-remote store it (monty JSON),
+    comes back equal, with the same result-changing settings."""
+    import json
+
+    from monty.json import MontyDecoder, MontyEncoder
+
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.jobs.base import maker_settings
+
+    maker = RunSpec.model_validate({}).maker(
+        section, settings=ModelSettings("7net-0", task=None, dtype="float64")
+    )
+    text = json.dumps(maker.as_dict(), cls=MontyEncoder)
+    back = json.loads(text, cls=MontyDecoder)
+    assert type(back) is type(maker)
+    assert back == maker
+    assert maker_settings(back) == maker_settings(maker)
+    assert back.settings == maker.settings
+
+
+def test_screening_maker_round_trips_and_with_settings_copies():
+    """The screening Maker round-trips; with_settings returns a configured
+    copy and leaves the original as it was."""
+    from monty.json import MontyDecoder
+
+    from sevenomni_flows.jobs import ModelSettings
+
+    screening = ScreeningMaker(properties=["relax", "eos", "md"])
+    back = MontyDecoder().process_decoded(screening.as_dict())
+    assert back == screening
+    settings = ModelSettings("7net-0", dtype="float64")
+    copy = screening.with_settings(settings)
+    assert copy.makers["eos"].settings == settings == copy.relax_maker.settings
+    assert screening.makers["eos"].settings == ModelSettings()

@@ -14,7 +14,7 @@ __all__ = ["main"]
 def _cmd_models(args: argparse.Namespace) -> int:
     from ..model.checkpoint import CheckpointError, read_checkpoint
     from ..model.config import ModelConfig
-    from ..model.potential import _auto_name
+    from ..model.potential import auto_name
     from ..model.registry import MODELS, available_models, model_dirs
 
     present = available_models()
@@ -38,7 +38,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
             }
         )
     if args.format == "json":
-        print(json.dumps({"auto": _auto_name(), "models": rows}, indent=2))
+        print(json.dumps({"auto": auto_name(), "models": rows}, indent=2))
         return 0
     print("Models folders searched: " + ", ".join(str(d) for d in model_dirs()))
     print(f"{'model':<18}{'offline':<9}{'default task':<14}tasks")
@@ -47,7 +47,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(
             f"{row['model']:<18}{mark:<9}{row['default_task'] or '-':<14}{row['tasks']}"
         )
-    print(f"'auto' resolves to: {_auto_name()}")
+    print(f"'auto' resolves to: {auto_name()}")
     return 0
 
 

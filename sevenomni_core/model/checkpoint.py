@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from e3nn import o3
 
-from .config import ModelConfig, _version_tuple
+from .config import ModelConfig, version_tuple
 from .network import SevenNet
 
 __all__ = [
@@ -154,7 +154,7 @@ def _patch_state_dict(
     state_dict: dict[str, torch.Tensor], config: ModelConfig, model: SevenNet
 ) -> dict[str, torch.Tensor]:
     parts = str(config.version).split(".")
-    version = _version_tuple(config.version)
+    version = version_tuple(config.version)
     dev0 = len(parts) == 4 and parts[3] == "dev0"
     if version < (0, 10, 0):
         state_dict = _rename_old_modules(state_dict)

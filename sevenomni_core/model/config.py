@@ -20,7 +20,8 @@ class UnsupportedModelError(ValueError):
     """The checkpoint uses an option this implementation does not build."""
 
 
-def _version_tuple(version: str) -> tuple[int, int, int]:
+def version_tuple(version: str) -> tuple[int, int, int]:
+    """``"0.11.2.post1"`` -> ``(0, 11, 2)``: a version as comparable integers."""
     parts = str(version).split(".")[:3]
     return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts)
 
@@ -93,7 +94,7 @@ class ModelConfig:
         """Parse a SevenNet checkpoint config (any released version)."""
         cfg = dict(raw)
         version = str(cfg.get("version", "0.9.0"))
-        old = _version_tuple(version) < (0, 10, 0)
+        old = version_tuple(version) < (0, 10, 0)
         if cfg.get("interaction_type", "nequip") != "nequip":
             raise UnsupportedModelError(
                 f"interaction_type {cfg['interaction_type']!r} is not supported"

@@ -243,7 +243,8 @@ _NETWORKS: dict[tuple, tuple[SevenNet, str]] = {}
 _LOCK = threading.Lock()
 
 
-def _auto_name() -> str:
+def auto_name() -> str:
+    """The model ``"auto"`` stands for: 7net-omni when present, else 7net-mf-0."""
     present = available_models()
     name = "7net-omni" if "7net-omni" in present else "7net-mf-0"
     log.info("model 'auto' resolved to %s", name)
@@ -288,7 +289,7 @@ def load_model(
     >>> pot.tasks  # doctest: +SKIP
     ['R2SCAN', 'PBE']
     """
-    name = _auto_name() if str(model) == "auto" else str(model)
+    name = auto_name() if str(model) == "auto" else str(model)
     resolved_name, path = resolve_checkpoint(name)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)

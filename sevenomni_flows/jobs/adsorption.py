@@ -47,7 +47,8 @@ __all__ = [
 GAS_BOX = 15.0  # Å, cubic box of the gas references (non-periodic)
 
 
-def _gas(name: str) -> Atoms:
+def gas_molecule(name: str) -> Atoms:
+    """Adsorbate ``name`` as a gas-phase molecule in its box (no periodicity)."""
     atoms = get_adsorbate(name).atoms.copy()
     atoms.center(vacuum=GAS_BOX / 2)
     atoms.pbc = False
@@ -99,7 +100,7 @@ def evaluate_candidates(
     for host, placements, _ in groups:
         inputs += [host] + [p[2] for p in placements]
     results = relax(
-        inputs + [_gas(m) for m in molecules],
+        inputs + [gas_molecule(m) for m in molecules],
         model=pot,
         task=task,
         fmax=maker.fmax,
@@ -315,7 +316,8 @@ def check_miller(indices) -> list[list[int]]:
     return out
 
 
-def _per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Target]:
+def per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Target]:
+    """One target per adsorbate of ``names`` on ``host`` (a surface or a MOF)."""
     settings = maker_settings(maker)
     targets = []
     for ads in names:
@@ -462,7 +464,7 @@ class SlabAdsorptionMaker(PropertyMaker):
         out = []
         for miller in self.miller_indices:
             host = f"{item.formula}({''.join(map(str, miller))})"
-            out += _per_adsorbate(self, item, pot, task, self.adsorbates, host, miller)
+            out += per_adsorbate(self, item, pot, task, self.adsorbates, host, miller)
         return out
 
     def compute(self, items, targets, ctx):
@@ -555,7 +557,7 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
 
     def targets(self, item, pot, task):
         """One document per guest."""
-        return _per_adsorbate(self, item, pot, task, self.guests, item.label)
+        return per_adsorbate(self, item, pot, task, self.guests, item.label)
 
     def compute(self, items, targets, ctx):
         """Each framework's guests in one batch."""

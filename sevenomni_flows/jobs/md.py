@@ -146,6 +146,12 @@ class MDMaker(PropertyMaker):
                 protocol(
                     self.property, pot, task, settings, item.on, {"temperature": t}
                 ),
+                # which run: also on its failed or skipped document
+                {
+                    "ensemble": self.ensemble,
+                    "temperature": t,
+                    "timestep": self.timestep,
+                },
             )
             for t in self.temperatures
         ]
@@ -194,10 +200,7 @@ class MDMaker(PropertyMaker):
     def _document(self, item, target, ctx, atoms, temperature, run) -> MDDocument:
         n = len(atoms)
         common = {
-            "ensemble": self.ensemble,
-            "temperature": temperature,
             "pressure": self.pressure if self.ensemble == "npt" else None,
-            "timestep": self.timestep,
             "steps": run.steps,
             "n_atoms": n,
             "trajectory": run.trajectory,

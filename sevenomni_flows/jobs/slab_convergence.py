@@ -19,10 +19,10 @@ from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, check_metal, find_sites, place
 from ..schemas import SlabConvergenceDocument
 from .adsorption import (
-    _per_adsorbate,
     check_adsorbates,
     check_miller,
     evaluate_candidates,
+    per_adsorbate,
 )
 from .calculation import PropertyMaker
 from .relax import check_optimizer
@@ -104,7 +104,7 @@ class SlabConvergenceMaker(PropertyMaker):
         out = []
         for miller in self.miller_indices:
             host = f"{item.formula}({''.join(map(str, miller))})"
-            out += _per_adsorbate(self, item, pot, task, self.adsorbates, host, miller)
+            out += per_adsorbate(self, item, pot, task, self.adsorbates, host, miller)
         return out
 
     def compute(self, items, targets, ctx):

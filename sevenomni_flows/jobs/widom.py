@@ -30,7 +30,7 @@ from ..adsorption.widom import (
     overlapping,
 )
 from ..schemas import WidomDocument
-from .adsorption import FrameworkInput, _gas, check_adsorbates
+from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker
 
@@ -192,7 +192,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             host = res.atoms.copy()
             host.calc = None
         gas = relax(
-            [_gas(name) for name in self.guests],
+            [gas_molecule(name) for name in self.guests],
             model=pot,
             task=task,
             fmax=self.guest_fmax,
