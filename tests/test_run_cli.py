@@ -329,3 +329,36 @@ properties: [relax, elastic, eos]
     docs = {r["property"]: r for r in query(store, capsys)}
     assert status == 0 and docs["elastic"]["state"] == "completed"
     assert len(query(store, capsys)) == 3  # one document per calculation
+
+
+def test_constraints_are_part_of_a_structure_identity(tmp_path, capsys):
+    """A cell with two fixed atoms is not served the free cell's stored
+    relaxation: it is computed, under its own key, and its fixed atoms stay."""
+    import numpy as np
+    from ase.build import bulk
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    free = bulk("Cu", "fcc", a=3.61, cubic=True)
+    free.rattle(0.08, seed=4)
+    fixed = free.copy()
+    fixed.set_constraint(FixAtoms([0, 1]))
+    write(tmp_path / "free.vasp", free, format="vasp")
+    write(tmp_path / "fixed.vasp", fixed, format="vasp")
+    body = FAST + "properties: [relax]\nrelax: {fmax: 0.02, relax_cell: false}\n"
+    store = tmp_path / "results"
+    spec = write_spec(tmp_path, body + "structures: [{file: free.vasp}]\n")
+    assert run(spec, store, capsys)[0] == 0
+    spec = write_spec(
+        tmp_path, body + "structures: [{file: free.vasp}, {file: fixed.vasp}]\n"
+    )
+    status, out = run(spec, store, capsys)
+    assert status == 0 and "1 results reused, 1 to compute" in out
+    docs = {r["label"]: r for r in query(store, capsys, '{"property": "relax"}')}
+    assert len(docs) == 2 and docs["fixed.vasp"]["key"] != docs["free.vasp"]["key"]
+    from sevenomni_flows.run import open_store
+    from sevenomni_flows.stores.results import results_store
+
+    [doc] = results_store(open_store(store)).query({"label": "fixed.vasp"})
+    final = np.array(doc["structure"]["sites"][0]["xyz"])
+    np.testing.assert_allclose(final, fixed.positions[0], atol=1e-6)

@@ -70,13 +70,26 @@ class Provenance(BaseModel):
 
 
 def structure_id(structure: Structure) -> str:
-    """A stable hash of a structure: species, lattice and fractional coordinates.
+    """A stable hash of a structure: everything that changes its results.
 
-    Rounded to 1e-6 (Å and fractional) so that a structure read back from a
-    file gets the same id.
+    Species, lattice and fractional coordinates, rounded to 1e-6 (Å and
+    fractional) so that a structure read back from a file gets the same id,
+    and its constraints: the ``selective_dynamics`` of constrained sites
+    (ASE's ``FixAtoms`` becomes that), so that a cell with fixed atoms is
+    never served the free cell's results.  An unconstrained structure's id
+    is what it was before constraints counted.
     """
     lattice = np.round(structure.lattice.matrix, 6) + 0.0
     frac = np.round(np.mod(structure.frac_coords, 1.0), 6) % 1.0 + 0.0
     species = [site.species_string for site in structure]
-    text = repr((species, lattice.tolist(), frac.tolist()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    identity: tuple = (species, lattice.tolist(), frac.tolist())
+    moves = structure.site_properties.get("selective_dynamics")
+    if moves is not None:
+        fixed = [
+            (i, [bool(m) for m in move])
+            for i, move in enumerate(moves)
+            if move is not None and not all(move)
+        ]
+        if fixed:
+            identity = (*identity, ("fixed", fixed))
+    return hashlib.sha256(repr(identity).encode()).hexdigest()[:16]
