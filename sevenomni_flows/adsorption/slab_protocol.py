@@ -50,8 +50,9 @@ PRESET_SOURCES = {
     "8 Å apart (3x3 on close-packed metals, 1/9 ML), 15 Å vacuum: the common "
     "metal-surface protocol (e.g. the Catalysis-Hub surface reaction sets), "
     "and the smallest slab whose adsorption energies on Pt(111) lie within "
-    "0.03 eV of 6 layers with the shipped models (see the README's slab "
-    "convergence table; check your own with the slab_convergence property).",
+    "0.03 eV of 6 layers with the shipped models (see the slab convergence "
+    "table in docs/adsorption.md; check your own with the slab_convergence "
+    "property).",
 }
 
 _CHOICES = (
