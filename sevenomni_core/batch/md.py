@@ -13,8 +13,8 @@ its place.  The integrators and conventions are ASE's, system by system:
   the cell, positions and momenta after each step.  The default,
   ``barostat="crescale"``, is stochastic cell rescaling (Bernetti and Bussi,
   J. Chem. Phys. 153, 114107 (2020)), isotropic: a first-order relaxation
-  like Berendsen's plus the noise and the k_BT/V term that make it sample
-  the isothermal-isobaric ensemble, volume fluctuations included.
+  of ln V like Berendsen's plus the noise that makes it sample the
+  isothermal-isobaric ensemble, volume fluctuations included.
   ``"isotropic"`` is Berendsen's rule (ASE's ``NPTBerendsen``) and
   ``"full"`` Berendsen by the symmetric pressure tensor (all six cell
   components, for relaxing shear); both give the right mean volume but
@@ -255,15 +255,20 @@ def _crescale(
 ) -> None:
     """One step of isotropic stochastic cell rescaling towards ``pressure``.
 
-    ``d eps = -(beta/taup) (P0 - P - kT/V) dt + sqrt(2 kT beta dt/(V taup)) R``
-    with ``eps = ln V`` (Bernetti and Bussi 2020, Eq. 5); lengths scale by
-    ``exp(d eps/3)`` and momenta by its inverse.
+    ``d eps = -(beta/taup) (P0 - P) dt + sqrt(2 kT beta dt/(V taup)) R``
+    with ``eps = ln V`` and ``P`` the instantaneous pressure, kinetic term
+    included (Bernetti and Bussi 2020; GROMACS's isotropic C-rescale); lengths
+    scale by ``exp(d eps/3)`` and momenta by its inverse.  The ``kT/V`` drift
+    of the paper's equation for ``V`` itself is absent here: Ito's rule for
+    ``ln V`` cancels it, and keeping it would sample ``V^(N+1) exp(-P0 V/kT)``
+    instead of ``V^N exp(-P0 V/kT)`` (an ideal gas's mean volume ``(N+2) kT/P0``
+    instead of ``(N+1) kT/P0``).
     """
     atoms = run.atoms
     volume = atoms.get_volume()
     p_int = np.trace(run.pressure_tensor(stress)) / 3
     kt = units.kB * run.temperature
-    drift = -beta / taup * (pressure - p_int - kt / volume) * run.dt
+    drift = -beta / taup * (pressure - p_int) * run.dt
     noise = np.sqrt(2 * kt * beta * run.dt / (volume * taup)) * run.rng.normal()
     scale = np.exp((drift + noise) / 3.0)
     atoms.set_cell(atoms.cell.array * scale, scale_atoms=False)
