@@ -79,11 +79,16 @@ class Frame:
         The structure; ``None`` when this item could not be read.
     error : str or None
         Why not, naming the file and the frame or site at fault.
+    name : str or None
+        The frame's own name, where the file gives one: ``label`` or
+        ``name`` in an extxyz frame's info or an ASE database row, or the
+        data block of a CIF.
     """
 
     label: str
     atoms: Atoms | None
     error: str | None = None
+    name: str | None = None
 
 
 def read_frames(
@@ -185,8 +190,17 @@ def _read_file(path: Path, name: str) -> list[Frame]:
         elif len(item) == 0:
             frames.append(Frame(label, None, f"{label}: no atoms"))
         else:
-            frames.append(Frame(label, item))
+            frames.append(Frame(label, item, name=_own_name(item)))
     return frames
+
+
+def _own_name(atoms: Atoms) -> str | None:
+    """The name a file gives a frame (``label`` or ``name`` in its info)."""
+    for key in ("label", "name"):
+        value = atoms.info.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def _read_text(path: Path) -> str:
@@ -231,7 +245,11 @@ def _read_db(path: Path) -> list[Atoms | str]:
     items: list[Atoms | str] = []
     for row in connect(str(path), type="db").select():
         try:
-            items.append(row.toatoms())
+            atoms = row.toatoms()
+            for key in ("label", "name"):
+                if isinstance(row.get(key), str):
+                    atoms.info[key] = row.get(key)
+            items.append(atoms)
         except Exception as err:  # one bad row fails alone
             items.append(f"cannot read row id={row.id}: {_reason(err)}")
     return items
@@ -298,7 +316,11 @@ def _read_cif(path: Path) -> list[Atoms | str]:
         try:
             parser = CifParser.from_str(text)
             [structure] = parser.parse_structures(primitive=False, on_error="raise")
-            items.append(_from_pymatgen(structure))
+            atoms = _from_pymatgen(structure)
+            if isinstance(atoms, Atoms):  # else why it cannot be used
+                [block] = CifFile.from_str(text).data
+                atoms.info.setdefault("name", block)
+            items.append(atoms)
         except Exception as err:  # one bad block fails alone
             items.append(f"cannot read as CIF: {_reason(err)}")
     return items

@@ -29,9 +29,9 @@ from jobflow import Flow, run_locally
 from .flows import ScreeningMaker
 from .jobs import ModelSettings
 from .jobs.base import Item, resolve_input
-from .schemas import Provenance, ResultDocument
-from .spec import FRAMEWORK_PROPERTIES, RunSpec, read_structures
-from .stores.results import Publisher, lookup, results_store
+from .schemas import Provenance, ResultDocument, structure_id
+from .spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
+from .stores.results import Publisher, lookup, replace, results_store
 from .summary import indexed_fields
 
 __all__ = ["Plan", "execute", "open_store", "plan", "report", "tally"]
@@ -86,6 +86,11 @@ class Plan:
     input_failures : list
         Documents of inputs that could not be read (stored by
         :func:`record_inputs`).
+    stale_inputs : list
+        Keys of stored input failures whose input now reads (retired by
+        :func:`record_inputs`).
+    aliases : dict
+        Names to add to documents after the run (see :func:`new_names`).
     """
 
     flow: Flow
@@ -97,6 +102,8 @@ class Plan:
     n_materials: int = 0
     n_properties: int = 0
     input_failures: list = field(default_factory=list)
+    stale_inputs: list = field(default_factory=list)
+    aliases: dict = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -109,14 +116,23 @@ def _count(flow: Flow) -> int:
     return sum(_count(j) if isinstance(j, Flow) else 1 for j in flow.jobs)
 
 
+def input_key(label: str) -> str:
+    """The key of the failed document of an unreadable input: its label's.
+
+    One key per input, whatever its error, so that a changed bad file
+    replaces its failure and a fixed one can be found and retired."""
+    return "input-" + hashlib.sha256(label.encode()).hexdigest()[:10]
+
+
 def _input_failure(label: str, error: str, settings: ModelSettings):
     """A failed document for a structure source that could not be read."""
     pot, task = settings.potential()
-    key = "input-" + hashlib.sha256(f"{label}|{error}".encode()).hexdigest()[:10]
+    key = input_key(label)
     identity = {
         "formula": "unknown",
         "structure_id": key,
         "label": label,
+        "labels": [label],
         "property": "input",
         "key": key,
         "protocol": {"property": "input", "on": label},
@@ -127,6 +143,26 @@ def _input_failure(label: str, error: str, settings: ModelSettings):
         error if error.startswith(label) else f"{label}: {error}",
         error_type="InputError",
     )
+
+
+def new_names(aliases: dict[str, list], stored: dict[str, dict]) -> dict:
+    """Names and sources to add to documents: ``key -> (labels, sources)``.
+
+    Only where a stored (or about to be made) document lacks a name: the
+    second and later names of identical inputs, and entries renamed since
+    their result was stored.
+    """
+    out = {}
+    for key, inputs in aliases.items():
+        doc = stored.get(key, {})
+        have = set(doc.get("labels") or [])
+        if doc.get("label") is not None:
+            have.add(doc["label"])
+        if not doc:
+            have.add(inputs[0].label)  # the job writes the first name itself
+        if any(inp.label not in have for inp in inputs):
+            out[key] = ([inp.label for inp in inputs], [inp.source for inp in inputs])
+    return out
 
 
 def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
@@ -164,13 +200,21 @@ def plan(
     pot, task = settings.potential()
     screening = screening_from_spec(spec, settings, plots)
     results = results_store(store)
-    materials, failures = [], []
-    for label, obj in read_structures(spec.structures, base):
-        if isinstance(obj, str):
-            failures.append(_input_failure(label, obj, settings))
-        else:
-            materials.append((label, obj))
+    materials, failures, readable = [], [], []
+    names: dict[str, list[Input]] = {}  # structure id -> every input naming it
+    for inp in read_structures(spec.structures, base):
+        if isinstance(inp.structure, str):
+            failures.append(_input_failure(inp.label, inp.structure, settings))
+            continue
+        readable.append(inp.label)
+        inp.structure.properties["source"] = inp.source
+        sid = structure_id(inp.structure)
+        if sid not in names:  # identical inputs are computed once
+            names[sid] = []
+            materials.append((inp.label, inp.structure))
+        names[sid].append(inp)
     planned: dict[str, tuple[str, str]] = {d.key: (d.label, "input") for d in failures}
+    aliases: dict[str, list[Input]] = {}  # key -> the inputs that ask for it
     owed: list[dict[str, list[str]]] = []  # per material: property -> keys
     for label, structure in materials:
         item = resolve_input(structure, label)
@@ -183,6 +227,9 @@ def plan(
                 keys[prop] = [t.key for t in owes]
         owed.append(keys)
         planned.update({k: (label, p) for p, ks in keys.items() for k in ks})
+        aliases.update(
+            {k: names[item.structure_id] for ks in keys.values() for k in ks}
+        )
     mofs = []
     for entry in spec.frameworks:
         label = entry.name or Path(entry.file).stem
@@ -209,7 +256,9 @@ def plan(
             keys = [t.key for t in neb.targets(item, pot, task)]
             planned.update({k: (label, "neb") for k in keys})
             band_keys += keys
-    stored_state = lookup(results, planned, properties=["key", "state", "transient"])
+    stored_state = lookup(
+        results, planned, properties=["key", "state", "transient", "label", "labels"]
+    )
     state = {k: d.get("state") for k, d in stored_state.items()}
     kept = set()
     if not retry_failed:
@@ -252,6 +301,8 @@ def plan(
             )
     reused = sum(1 for k in planned if state.get(k) == "completed")
     input_keys = {d.key for d in failures}
+    fixed_inputs = [input_key(label) for label in readable]
+    stale = list(lookup(results, fixed_inputs, properties=["key"]))
     return Plan(
         flow=Flow(parts, name="sevenomni run") if parts else flow,
         planned=planned,
@@ -266,14 +317,37 @@ def plan(
         n_materials=len(materials),
         n_properties=len(screening.properties),
         input_failures=failures,
+        stale_inputs=stale,
+        aliases=new_names(aliases, stored_state),
         seconds=time.perf_counter() - start,
     )
 
 
 def record_inputs(run: Plan, store) -> None:
-    """Store the failed documents of unreadable inputs (replacing older ones)."""
+    """Store the failed documents of unreadable inputs (replacing older ones),
+    and retire those of inputs that now read: a fixed file leaves exactly one
+    current document, its result."""
+    results = results_store(store)
+    if run.stale_inputs:
+        results.remove_docs({"key": {"$in": run.stale_inputs}})
     if run.input_failures:
-        Publisher(results_store(store), None).add(run.input_failures, flush=True)
+        Publisher(results, None).add(run.input_failures, flush=True)
+
+
+def record_names(run: Plan, store) -> None:
+    """Add every name and source that asked for a calculation to its document
+    (identical inputs under several names, renamed entries)."""
+    if not run.aliases:
+        return
+    results = results_store(store)
+    changed = []
+    for key, doc in lookup(results, run.aliases).items():
+        labels, sources = run.aliases[key]
+        doc["labels"] = list(dict.fromkeys([*(doc.get("labels") or []), *labels]))
+        doc["sources"] = list(dict.fromkeys([*(doc.get("sources") or []), *sources]))
+        changed.append(doc)
+    if changed:
+        replace(results, changed)
 
 
 class _Progress(logging.Handler):
@@ -308,6 +382,7 @@ def execute(run: Plan, store) -> None:
     """Store input failures, then run the planned jobs locally, with progress."""
     record_inputs(run, store)
     if not run.n_jobs:
+        record_names(run, store)
         return
     handler = _Progress(run.n_jobs)
     loggers = [logging.getLogger("jobflow"), logging.getLogger("sevenomni.progress")]
@@ -324,6 +399,7 @@ def execute(run: Plan, store) -> None:
         for logger in loggers:
             logger.removeHandler(handler)
             logger.propagate = True
+    record_names(run, store)
 
 
 def report(run: Plan, store) -> list[dict]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import glob as globlib
+import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_type_hints
+from typing import Any, ClassVar, Literal, NamedTuple, get_type_hints
 
 import yaml
 from pydantic import (
@@ -23,7 +24,7 @@ from .jobs.neb import KINDS
 from .jobs.registry import makers
 from .submit.resources import ClusterSettings
 
-__all__ = ["SpecError", "StructureEntry", "load_spec", "read_structures"]
+__all__ = ["Input", "SpecError", "StructureEntry", "load_spec", "read_structures"]
 
 
 class SpecError(ValueError):
@@ -156,7 +157,7 @@ class BandEntry(_Strict):
         }
         for key, entry in sources.items():
             if entry is not None:
-                [(_, obj)] = read_structures([entry], base)[:1]
+                obj = read_structures([entry], base)[0].structure
                 if isinstance(obj, str):  # why it could not be read
                     return label, obj
                 band[key] = obj.as_dict()
@@ -284,47 +285,83 @@ def load_spec(path: str | Path) -> tuple[RunSpec, Path]:
     return spec, path.parent
 
 
-def read_structures(entries: list[StructureEntry], base: Path) -> list[tuple[str, Any]]:
-    """Structures of the spec as ``(label, Structure or error text)``.
+class Input(NamedTuple):
+    """One structure a spec names: its label, the structure (or why it cannot
+    be used, as text) and where it came from (file path and frame, or the
+    bulk builder)."""
 
-    Every frame of a multi-frame file is a structure of its own, labelled
-    ``file[frame]``; a file or frame that cannot be used (unreadable,
-    partially occupied, no periodic cell) gives its error text in place of a
-    structure, so that it fails alone.
-    """
+    label: str
+    structure: Any
+    source: str
+
+
+def _bulk(entry: StructureEntry) -> Input:
     from ase.build import bulk
+    from ase.data import atomic_numbers
+    from pymatgen.core import Composition
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    label = entry.name or entry.bulk
+    source = f"bulk {entry.bulk}" + (f" ({entry.crystal})" if entry.crystal else "")
+    try:
+        unknown = [
+            str(el) for el in Composition(entry.bulk) if str(el) not in atomic_numbers
+        ]
+    except Exception:  # pymatgen raises several kinds on a bad formula
+        unknown = [entry.bulk]
+    if unknown:
+        why = f"bulk {entry.bulk!r}: {', '.join(map(repr, unknown))} is not a "
+        return Input(label, why + "chemical element (or formula)", source)
+    try:
+        kwargs = {k: v for k, v in (("a", entry.a), ("c", entry.c)) if v}
+        atoms = bulk(entry.bulk, entry.crystal, cubic=entry.cubic, **kwargs)
+        return Input(label, AseAtomsAdaptor.get_structure(atoms), source)
+    except Exception as err:  # ase raises several kinds for bad input
+        return Input(label, f"cannot build bulk {entry.bulk}: {err}", source)
+
+
+def read_structures(entries: list[StructureEntry], base: Path) -> list[Input]:
+    """The structures of a spec, one :class:`Input` each.
+
+    Labels: an entry's ``name``; else a frame's own name in a multi-frame
+    file (``label``/``name`` in extxyz or an ASE database, a CIF's data
+    block); else the file name with ``[frame]`` (a glob's files by their
+    path relative to the spec, so ``mp-*/POSCAR`` keeps ``mp-1/POSCAR``).
+    The source is always the path and frame.  A file or frame that cannot
+    be used (unreadable, partially occupied, no periodic cell) gives its
+    error text in place of a structure, so that it fails alone.
+    """
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from sevenomni_core.io import read_frames
 
-    out: list[tuple[str, Any]] = []
+    out: list[Input] = []
     for entry in entries:
         if entry.bulk is not None:
-            label = entry.name or entry.bulk
-            try:
-                kwargs = {k: v for k, v in (("a", entry.a), ("c", entry.c)) if v}
-                atoms = bulk(entry.bulk, entry.crystal, cubic=entry.cubic, **kwargs)
-                out.append((label, AseAtomsAdaptor.get_structure(atoms)))
-            except Exception as err:  # ase raises several kinds for bad input
-                out.append((label, f"cannot build bulk {entry.bulk}: {err}"))
+            out.append(_bulk(entry))
             continue
         if entry.glob is not None:
             files = sorted(globlib.glob(str(base / entry.glob)))
             if not files:
-                out.append((entry.glob, f"no files match {entry.glob}"))
+                out.append(Input(entry.glob, f"no files match {entry.glob}", ""))
+            typed = [os.path.relpath(f, base) for f in files]
         else:
-            files = [str(base / entry.file)]
-        for f in files:
-            frames = read_frames(f, periodic=True)
+            files, typed = [str(base / entry.file)], [entry.file]
+        for f, given in zip(files, typed, strict=True):
+            frames = read_frames(f, periodic=True, label=given)
             for frame in frames:
                 label = frame.label
-                if entry.name and entry.file:
-                    label = label.replace(Path(f).name, entry.name, 1)
+                if entry.file:
+                    label = label.replace(given, entry.name or Path(given).name, 1)
+                if frame.name and len(frames) > 1 and not entry.name:
+                    label = frame.name
                 if frame.error is not None:
-                    out.append((label, frame.error))
+                    out.append(Input(label, frame.error, frame.label))
                     continue
                 try:
-                    out.append((label, AseAtomsAdaptor.get_structure(frame.atoms)))
+                    structure = AseAtomsAdaptor.get_structure(frame.atoms)
+                    out.append(Input(label, structure, frame.label))
                 except Exception as err:  # pymatgen refuses some cells
-                    out.append((label, f"{label}: not a usable structure: {err}"))
+                    why = f"{label}: not a usable structure: {err}"
+                    out.append(Input(label, why, frame.label))
     return out

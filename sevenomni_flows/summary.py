@@ -126,6 +126,7 @@ def to_mongo_filter(user: dict) -> dict:
     """
     _check_operators(user)
     out: dict[str, Any] = {}
+    names = []
     for key, value in user.items():
         if key.startswith("$"):
             out[key] = (
@@ -133,8 +134,12 @@ def to_mongo_filter(user: dict) -> dict:
                 if isinstance(value, list)
                 else value
             )
+        elif key.removeprefix("output.") == "label":  # any name it was asked by
+            names.append({"$or": [{"label": value}, {"labels": value}]})
         else:
             out[key.removeprefix("output.")] = value
+    if names:
+        return {"$and": [out, *names]} if out else names[0]
     return out
 
 
@@ -142,7 +147,12 @@ def summarize(output: dict) -> dict:
     """The summary fields of one stored document."""
     model = output.get("model") or {}
     row = {
-        "label": output.get("label"),
+        "label": ", ".join(
+            dict.fromkeys([output.get("label"), *(output.get("labels") or [])])
+        )
+        if output.get("labels")
+        else output.get("label"),
+        "sources": output.get("sources") or [],
         "formula": output.get("formula"),
         "structure_id": output.get("structure_id"),
         "property": output.get("property"),

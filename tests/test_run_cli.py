@@ -362,3 +362,88 @@ def test_constraints_are_part_of_a_structure_identity(tmp_path, capsys):
     [doc] = results_store(open_store(store)).query({"label": "fixed.vasp"})
     final = np.array(doc["structure"]["sites"][0]["xyz"])
     np.testing.assert_allclose(final, fixed.positions[0], atol=1e-6)
+
+
+def _store_docs(store):
+    from sevenomni_flows.run import open_store
+    from sevenomni_flows.stores.results import results_store
+
+    return list(results_store(open_store(store)).query({}))
+
+
+def test_labels_are_aliases_not_identity(tmp_path, capsys):
+    """Identical structures under two names are computed once and found by
+    either name; a renamed entry is found by its new name without a
+    recompute; glob files keep their paths; a frame's own name labels it."""
+    from ase.build import bulk
+    from ase.io import write
+
+    for name, a in (("mp-1", 3.61), ("mp-2", 4.05)):
+        (tmp_path / name).mkdir()
+        write(tmp_path / name / "POSCAR", bulk("Cu", "fcc", a=a), format="vasp")
+    frames = [bulk("Cu", "fcc", a=3.62), bulk("Cu", "fcc", a=3.63)]
+    frames[0].info["name"] = "copper-A"
+    frames[1].info["name"] = "copper-B"
+    write(tmp_path / "named.extxyz", frames)
+    body = FAST + "properties: [relax]\n"
+    store = tmp_path / "results"
+    spec = write_spec(
+        tmp_path,
+        body
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61, name: copper}
+  - {bulk: Cu, crystal: fcc, a: 3.61, name: Cu-again}
+  - {glob: "mp-*/POSCAR"}
+  - {file: named.extxyz}
+""",
+    )
+    status, out = run(spec, store, capsys)
+    # copper, Cu-again and mp-1/POSCAR are one structure: one relaxation
+    assert status == 0 and "4 materials" in out and "4 to compute" in out
+    assert "copper, Cu-again, mp-1/POSCAR" in out
+    assert len(_store_docs(store)) == 4
+    for name in ("copper", "Cu-again", "mp-1/POSCAR"):
+        [row] = query(store, capsys, json.dumps({"label": name}))
+        assert row["formula"] == "Cu"
+    [one] = query(store, capsys, '{"label": "copper"}')
+    assert "mp-1/POSCAR" in one["sources"] and "bulk Cu (fcc)" in one["sources"]
+    assert {r["label"] for r in query(store, capsys, '{"label": "copper-B"}')} == {
+        "copper-B"
+    }
+    assert query(store, capsys, '{"label": "mp-2/POSCAR"}')[0]["sources"] == [
+        "mp-2/POSCAR"
+    ]
+    spec.write_text(spec.read_text().replace("name: Cu-again", "name: renamed"))
+    status, out = run(spec, store, capsys)
+    assert status == 0 and "0 to compute" in out
+    assert len(query(store, capsys, '{"label": "renamed"}')) == 1
+    assert len(_store_docs(store)) == 4
+
+
+def test_a_fixed_input_file_leaves_one_current_document(tmp_path, capsys):
+    """A bad file's failure is keyed by the input, not its error: a changed
+    bad file replaces it, a fixed one retires it; the counts match the store."""
+    bad = tmp_path / "x.cif"
+    bad.write_text("data_x\n_cell_length_a 3.6\n")
+    spec = write_spec(
+        tmp_path,
+        FAST + "properties: [relax]\nstructures:\n"
+        "  - {file: x.cif}\n  - {file: x.cif}\n",
+    )
+    store = tmp_path / "results"
+    status, out = run(spec, store, capsys)
+    assert status == 1 and "0 to compute" in out
+    assert [d["state"] for d in _store_docs(store)] == ["failed"]
+    bad.write_text("data_x\n_cell_length_b 3.6\n")  # still bad, differently
+    status, out = run(spec, store, capsys)
+    assert status == 1 and [d["state"] for d in _store_docs(store)] == ["failed"]
+    from ase.build import bulk
+    from ase.io import write
+
+    write(bad, bulk("Cu", "fcc", a=3.61))
+    status, out = run(spec, store, capsys)
+    assert status == 0 and "0 failed" in out
+    docs = _store_docs(store)
+    assert [(d["property"], d["state"]) for d in docs] == [("relax", "completed")]
+    assert query(store, capsys, '{"state": "failed"}') == []

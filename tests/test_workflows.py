@@ -16,7 +16,7 @@ SPECS = sorted(WORKFLOWS.glob("*.yaml"))
 def test_example_specs_validate_and_their_files_exist(path):
     """Each example validates and every structure and framework file it names reads."""
     spec, base = load_spec(path)
-    for label, item in read_structures(spec.structures, base):
+    for label, item, _ in read_structures(spec.structures, base):
         assert not isinstance(item, str), f"{label}: {item}"
     for entry in spec.frameworks:
         assert (base / entry.file).is_file()

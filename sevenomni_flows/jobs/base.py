@@ -203,6 +203,7 @@ class Item:
     error: str | None = None
     error_type: str | None = None
     source: Any = None
+    sources: list[str] = field(default_factory=list)
 
 
 def as_structure(structure: Any) -> Structure:
@@ -221,6 +222,7 @@ def _upstream(doc: dict, label: str | None) -> Item:
         structure_id=doc.get("structure_id", "unknown"),
         label=label or doc.get("label") or doc.get("formula", "unknown"),
         on=doc.get("key") or "unknown",
+        sources=list(doc.get("sources") or []),
     )
     prop = doc.get("property")
     if doc.get("state") != "completed":
@@ -262,10 +264,12 @@ def resolve_input(obj: Any, label: str | None = None) -> Item:
             error_type=type(err).__name__,
         )
     formula = structure.composition.reduced_formula
+    source = (structure.properties or {}).get("source")
     return Item(
         formula=formula,
         structure_id=sid,
         label=label or formula,
         on=sid,
         structure=structure,
+        sources=[source] if isinstance(source, str) else [],
     )

@@ -166,7 +166,11 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
     results = dict(zip(ready, computed, strict=True))
     docs = []
     for i, (item, targets) in enumerate(zip(items, owed, strict=True)):
-        docs += _one_each(maker, item, targets, results.get(i), ctx)
+        mine = _one_each(maker, item, targets, results.get(i), ctx)
+        for doc in mine:  # where the input came from, on every document
+            doc.labels = list(dict.fromkeys([doc.label or item.label, *doc.labels]))
+            doc.sources = list(dict.fromkeys([*item.sources, *doc.sources]))
+        docs += mine
     ctx.publisher.add(docs, flush=True)
     return docs
 

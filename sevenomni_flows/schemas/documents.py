@@ -60,6 +60,17 @@ class ResultDocument(BaseModel):
     label: str | None = Field(
         None, description="Where the material came from, e.g. 'structures.extxyz[17]'"
     )
+    labels: list[str] = Field(
+        default_factory=list,
+        description="Every name that asked for this calculation (identical "
+        "inputs under several names, renamed entries); queries on label match "
+        "any of them",
+    )
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Where the input came from: file paths with [frame], or "
+        "the bulk builder",
+    )
     property: str = Field(description="What was computed: relax, static, eos, ...")
     model: Provenance = Field(description="Model, checkpoint, task and versions")
     state: State = Field(description="completed, failed or skipped")
