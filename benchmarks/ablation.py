@@ -15,7 +15,7 @@ saw only under pbe, except for the DBS); in-domain errors are printed too.
 
 Usage::
 
-    python benchmarks/ablation.py            # the table in docs/training.md (~15 min, 2 cores)
+    python benchmarks/ablation.py            # docs/training.md table (~15 min)
     python benchmarks/ablation.py --smoke    # a minute: checks the script runs
 """
 
