@@ -6,6 +6,7 @@ The core commands (``models``, ``eval``) come from :mod:`sevenomni_core.cli`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -375,7 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    return dispatch(build_parser(), argv)
+    try:
+        return dispatch(build_parser(), argv)
+    except BrokenPipeError:  # output piped to e.g. `head`, which closed early
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error at exit
+        return 1
 
 
 if __name__ == "__main__":

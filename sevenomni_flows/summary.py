@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from typing import Any
@@ -187,10 +188,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+#: The protocol of a row: what must agree for two rows to be comparable.
+PROTOCOL = ("model", "task", "dtype", "dispersion", "settings")
+
+
+def _settings_id(protocol: dict | None) -> str | None:
+    """A short hash of a row's result-changing settings (its property's)."""
+    if not protocol or "settings" not in protocol:
+        return None
+    text = json.dumps(protocol["settings"], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def _flat(row: dict) -> dict:
     flat = {k: v for k, v in row.items() if k not in ("model", "protocol")}
     flat["model"] = row["model"]["name"]
     flat["task"] = row["model"]["task"]
+    flat["dtype"] = row["model"]["dtype"]
+    flat["dispersion"] = row["model"]["dispersion"]
+    flat["settings"] = _settings_id(row.get("protocol"))
     flat.pop("elastic_tensor", None)
     return flat
 
@@ -210,7 +226,9 @@ def _table(flat: list[dict], columns: list[str], prop: str | None) -> str:
 
 def _columns(prop: str | None, rows: list[dict]) -> list[str]:
     extra = [k for k in per_property().get(prop, ()) if k != "elastic_tensor"]
-    cols = ["label", "formula", "state", *extra]
+    # the protocol fields that differ between these rows: they are not alike
+    mixed = [k for k in PROTOCOL if len({str(r.get(k)) for r in rows}) > 1]
+    cols = ["label", "formula", "state", *mixed, *extra]
     if any(r.get("plots") for r in rows):
         cols.append("plots")
     if any(r.get("error") for r in rows):
@@ -221,14 +239,16 @@ def _columns(prop: str | None, rows: list[dict]) -> list[str]:
 def format_rows(rows: list[dict], fmt: str) -> str:
     """Rows as JSON, CSV (all columns), or one table per property.
 
-    Each table has only its property's columns; the model and task of a
-    table are in its title when all its rows share them.
+    Each table has only its property's columns.  The protocol of its rows
+    (model, task, dtype, dispersion, settings) is in its title where they
+    share it; fields that differ between rows become columns and the title
+    says the rows were not computed alike.  CSV has every column.
     """
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     flat = [_flat(r) for r in rows]
     if fmt == "csv":
-        columns = [c for c in COMMON if c not in ("model",)] + ["model", "task"]
+        columns = [c for c in COMMON if c not in ("model",)] + list(PROTOCOL)
         for r in flat:
             columns += [k for k in r if k not in columns]
         buf = io.StringIO()
@@ -240,10 +260,21 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     blocks = []
     for prop in dict.fromkeys(r.get("property") for r in flat):
         mine = [r for r in flat if r.get("property") == prop]
-        models = {(r["model"], r["task"]) for r in mine}
         title = f"{prop}: {len(mine)} results"
-        if len(models) == 1:
-            name, task = next(iter(models))
-            title += f" ({name}" + (f", task {task})" if task else ")")
+        shared = {
+            k: mine[0].get(k)
+            for k in PROTOCOL
+            if len({str(r.get(k)) for r in mine}) == 1
+        }
+        said = [
+            f"task {v}" if k == "task" else f"+{v}" if k == "dispersion" else str(v)
+            for k, v in shared.items()
+            if v is not None and k != "settings"
+        ]
+        if said:
+            title += f" ({', '.join(said)})"
+        if len(shared) < len(PROTOCOL):
+            mixed = [k for k in PROTOCOL if k not in shared]
+            title += f"; rows differ in {', '.join(mixed)}: not computed alike"
         blocks.append(title + "\n" + _table(mine, _columns(prop, mine), prop))
     return "\n\n".join(blocks)

@@ -447,3 +447,22 @@ def test_a_fixed_input_file_leaves_one_current_document(tmp_path, capsys):
     docs = _store_docs(store)
     assert [(d["property"], d["state"]) for d in docs] == [("relax", "completed")]
     assert query(store, capsys, '{"state": "failed"}') == []
+
+
+def test_query_shows_rows_that_mix_protocols(tmp_path, capsys):
+    """Rows in float32 and float64 are not alike: the table gets a dtype
+    column and says so; CSV always has the protocol columns."""
+    body = (
+        FAST + "properties: [relax]\nstructures: [{bulk: Cu, crystal: fcc, a: 3.6}]\n"
+    )
+    store = tmp_path / "results"
+    run(write_spec(tmp_path, body), store, capsys)
+    run(write_spec(tmp_path, body + "dtype: float64\n"), store, capsys)
+    assert main(["query", '{"property": "relax"}', "--store", str(store)]) == 0
+    table = capsys.readouterr().out
+    title, header = table.splitlines()[:2]
+    assert "rows differ in dtype" in title and "dtype" in header.split()
+    assert "float32" in table and "float64" in table
+    main(["query", "{}", "--store", str(store), "--format", "csv"])
+    header = capsys.readouterr().out.splitlines()[0].split(",")
+    assert {"task", "dtype", "dispersion", "settings"} <= set(header)

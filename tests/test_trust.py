@@ -319,8 +319,8 @@ properties: [relax, static]
     )
     _, out = run(spec, tmp_path / "r", capsys)
     tables = out.split("\n\n")
-    relax = next(t for t in tables if t.startswith("relax: 1 results (7net-0)"))
-    static = next(t for t in tables if t.startswith("static: 1 results (7net-0)"))
+    relax = next(t for t in tables if t.startswith("relax: 1 results (7net-0, float32)"))
+    static = next(t for t in tables if t.startswith("static: 1 results (7net-0, float32)"))
     assert "volume_per_atom" in relax and "volume_per_atom" not in static
     assert "b0" not in relax and "free_energy_300k" not in relax
 
