@@ -29,6 +29,7 @@ from jobflow import Flow, run_locally
 from .flows import ScreeningMaker
 from .jobs import ModelSettings
 from .jobs.base import Item, resolve_input
+from .jobs.calculation import JOB_DONE
 from .schemas import Provenance, ResultDocument, structure_id
 from .spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
 from .stores.results import Publisher, lookup, replace, results_store
@@ -351,7 +352,13 @@ def record_names(run: Plan, store) -> None:
 
 
 class _Progress(logging.Handler):
-    """Prints finished jobs and the progress lines of long batched jobs."""
+    """Prints the jobs' own progress lines and a line as each job finishes.
+
+    Jobs report through the ``sevenomni.progress`` logger; a job that has
+    stored its documents says so with :data:`~sevenomni_flows.jobs.
+    calculation.JOB_DONE` (a job that crashed before that leaves its
+    calculations ``missing`` in the final count).
+    """
 
     def __init__(self, total: int):
         super().__init__(logging.INFO)
@@ -360,22 +367,16 @@ class _Progress(logging.Handler):
         self.start = time.perf_counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
         elapsed = time.perf_counter() - self.start
-        if record.name.startswith("sevenomni"):
-            print(f"  {msg}", flush=True)
-        elif msg.startswith("Finished job - "):
+        if getattr(record, JOB_DONE, None) is not None:
             self.done += 1
-            name = msg.removeprefix("Finished job - ").rsplit(" (", 1)[0]
             print(
-                f"  [job {self.done}/{self.total}] {name} done ({elapsed:.1f} s)",
+                f"  [job {self.done}/{self.total}] {record.getMessage()} "
+                f"({elapsed:.1f} s)",
                 flush=True,
             )
-        elif " failed with exception:" in msg:
-            self.done += 1
-            name = msg.split(" failed with exception:")[0]
-            last = msg.strip().splitlines()[-1]
-            print(f"  [job {self.done}/{self.total}] {name} FAILED: {last}", flush=True)
+        else:
+            print(f"  {record.getMessage()}", flush=True)
 
 
 def execute(run: Plan, store) -> None:
@@ -385,7 +386,7 @@ def execute(run: Plan, store) -> None:
         record_names(run, store)
         return
     handler = _Progress(run.n_jobs)
-    loggers = [logging.getLogger("jobflow"), logging.getLogger("sevenomni.progress")]
+    loggers = [logging.getLogger("sevenomni.progress")]
     for logger in loggers:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

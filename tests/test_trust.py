@@ -8,6 +8,7 @@ inner relaxations were never checked, and the spec let bad shapes through.
 
 import json
 import textwrap
+import time
 
 import pytest
 from ase.build import bulk, molecule
@@ -319,8 +320,9 @@ properties: [relax, static]
     )
     _, out = run(spec, tmp_path / "r", capsys)
     tables = out.split("\n\n")
-    relax = next(t for t in tables if t.startswith("relax: 1 results (7net-0, float32)"))
-    static = next(t for t in tables if t.startswith("static: 1 results (7net-0, float32)"))
+    title = "1 results (7net-0, float32)"
+    relax = next(t for t in tables if t.startswith(f"relax: {title}"))
+    static = next(t for t in tables if t.startswith(f"static: {title}"))
     assert "volume_per_atom" in relax and "volume_per_atom" not in static
     assert "b0" not in relax and "free_energy_300k" not in relax
 
@@ -362,14 +364,25 @@ def test_progress_lines_and_plot_titles(tmp_path, monkeypatch):
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
     try:
-        progress = Progress("relax", 3, interval=0.0)
-        progress.tick()
-        progress.tick(failed=True)
-        progress.tick(flag=True)
+        progress = Progress("relax", 4, interval=0.0)
+        progress.step(4)  # nothing finished yet: a line all the same
+        quiet = lines[-1]
+        for _ in range(9):
+            progress.step(4)
+        progress.tick(steps=10)
+        progress.tick(failed=True, steps=10)
+        # 40 structure-steps done, 10 steps per structure: 20 steps left
+        progress.start -= 10.0 - (time.monotonic() - progress.start)
+        assert progress.eta() == pytest.approx(5.0, rel=0.01)
+        progress.tick(flag=True, steps=10)
+        progress.tick(steps=10)
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    assert lines[-1].startswith("relax: 3/3 done, 1 failed, 1 unconverged; ")
+    assert lines[0] == "relax: 4 structures started"
+    assert quiet.startswith("relax: 0/4 done, 0 failed, 0 unconverged, 4 relaxing")
+    assert quiet.endswith("ETA -")
+    assert lines[-1].startswith("relax: 4/4 done, 1 failed, 1 unconverged, 0 relax")
     assert "/s, ETA 0 s" in lines[-1]
     titles = []
     real = matplotlib.axes.Axes.set_title

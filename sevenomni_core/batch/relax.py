@@ -205,6 +205,7 @@ def relax(
     max_energy_drop: float = 10.0,
     on_result: Callable[[int, RelaxResult], None] | None = None,
     optimizer: str = "fire",
+    on_step: Callable[[int], None] | None = None,
 ) -> list[RelaxResult]:
     """Relax many structures with FIRE, L-BFGS or BFGS, batched on one model.
 
@@ -266,6 +267,9 @@ def relax(
         often converge in far fewer steps near a minimum, e.g. a molecule
         on a fixed framework; BFGS keeps a dense Hessian over the free
         coordinates, so it suits structures with few free atoms.
+    on_step : callable, optional
+        ``on_step(n)`` after each batched step, with the number of
+        structures it advanced (for progress reports).
 
     Returns
     -------
@@ -344,6 +348,8 @@ def relax(
         while pending and len(active) < capacity:
             active.append(pending.popleft())
         preds = evaluate_graphs(pot, [s.graph for s in active])
+        if on_step is not None:
+            on_step(len(active))
         still = []
         for s, pred in zip(active, preds, strict=True):
             result = _advance(s, pred, fmax, max_steps, pressure, max_energy_drop)

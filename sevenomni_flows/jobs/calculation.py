@@ -14,6 +14,8 @@ the running JobStore when it has one (see
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,7 +27,11 @@ from ..stores.results import Publisher
 from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
 from .registry import register
 
-__all__ = ["PropertyMaker", "calculate", "is_pick", "pick", "settle"]
+__all__ = ["JOB_DONE", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
+
+progress_log = logging.getLogger("sevenomni.progress")
+#: Attribute of the log record a job emits when it has stored its documents.
+JOB_DONE = "sevenomni_job_done"
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,14 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
             doc.sources = list(dict.fromkeys([*item.sources, *doc.sources]))
         docs += mine
     ctx.publisher.add(docs, flush=True)
+    states = Counter(d.state for d in docs)
+    progress_log.info(
+        "%s: %d documents (%s)",
+        maker.name,
+        len(docs),
+        ", ".join(f"{n} {state}" for state, n in states.items()) or "none owed",
+        extra={JOB_DONE: maker.name},
+    )
     return docs
 
 

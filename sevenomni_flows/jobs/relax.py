@@ -28,37 +28,63 @@ progress_log = logging.getLogger("sevenomni.progress")
 
 
 class Progress:
-    """One log line every ``interval`` seconds of a long batched job.
+    """Progress lines of a long batched job, every ``interval`` seconds.
 
-    ``relax: 1200/2000 done, 3 failed, 12 unconverged; 45.1/s, ETA 18 s``
-    (logger ``sevenomni.progress``, which ``sevenomni run`` prints).
+    A line when it starts, then ``relax: 1200/2000 done, 3 failed, 12
+    unconverged, 640 relaxing; 45.1/s, ETA 18 s`` while it runs (logger
+    ``sevenomni.progress``, which ``sevenomni run`` prints), also while no
+    structure has finished yet.  The ETA is the work left (structures not
+    done, times the mean steps of those done) over the measured rate of
+    structure-steps, so a batch whose structures finish together near its
+    end is not extrapolated from its first, quickest member.
     """
 
     def __init__(self, what: str, total: int, interval: float = 10.0):
         self.what, self.total, self.interval = what, total, interval
         self.done = self.failed = self.flagged = 0
+        self.steps_done = self.work = self.active = 0
         self.start = self.last = time.monotonic()
+        progress_log.info("%s: %d structures started", what, total)
 
-    def tick(self, failed: bool = False, flag: bool = False) -> None:
-        """Count one finished item; log if a line is due."""
+    def step(self, active: int) -> None:
+        """Count one batched step over ``active`` structures; log if due."""
+        self.work += active
+        self.active = active
+        self._maybe_log()
+
+    def tick(self, failed: bool = False, flag: bool = False, steps: int = 0) -> None:
+        """Count one finished item (after ``steps`` steps); log if due."""
         self.done += 1
         self.failed += failed
         self.flagged += flag and not failed
+        self.steps_done += steps
+        self._maybe_log(force=self.done == self.total)
+
+    def eta(self) -> float | None:
+        """Seconds left, or None before anything finished."""
+        elapsed = time.monotonic() - self.start
+        if not self.done or not self.work or elapsed <= 0:
+            return None
+        per_structure = max(self.steps_done / self.done, 1.0)
+        return (self.total - self.done) * per_structure / (self.work / elapsed)
+
+    def _maybe_log(self, force: bool = False) -> None:
         now = time.monotonic()
-        if now - self.last < self.interval and self.done < self.total:
+        if not force and now - self.last < self.interval:
             return
         self.last = now
         rate = self.done / max(now - self.start, 1e-9)
-        eta = (self.total - self.done) / rate
+        eta = self.eta()
         progress_log.info(
-            "%s: %d/%d done, %d failed, %d unconverged; %.1f/s, ETA %.0f s",
+            "%s: %d/%d done, %d failed, %d unconverged, %d relaxing; %.1f/s, ETA %s",
             self.what,
             self.done,
             self.total,
             self.failed,
             self.flagged,
+            0 if self.done == self.total else self.active,
             rate,
-            eta,
+            "-" if eta is None else f"{eta:.0f} s",
         )
 
 
@@ -135,7 +161,11 @@ class RelaxMaker(PropertyMaker):
         def done(i, result):
             docs[i] = [self.describe(items[i], targets[i][0], result, ctx)]
             ctx.publisher.add(docs[i])
-            progress.tick(failed=result.error is not None, flag=not result.converged)
+            progress.tick(
+                failed=result.error is not None,
+                flag=not result.converged,
+                steps=result.steps,
+            )
 
         relax(
             [labelled_atoms(it) for it in items],
@@ -147,6 +177,7 @@ class RelaxMaker(PropertyMaker):
             max_volume_change=self.max_volume_change,
             optimizer=self.optimizer,
             on_result=done,
+            on_step=progress.step,
         )
         return docs
 
