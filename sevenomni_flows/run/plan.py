@@ -1,69 +1,30 @@
-"""A screening run: plan the calculations of a spec, run what is not stored, report.
+"""Planning: every calculation a spec asks for, by reuse key, and the jobs of
+those not stored yet.
 
-Used by ``sevenomni run`` and ``submit``; each step is a function that tests
-can call.
-
-- **Plan.** Every calculation the spec asks for gets its reuse key (see
-  :mod:`sevenomni_flows.jobs.base`) before anything runs; the keys are
-  looked up in the results store in a few bulk queries.  A calculation whose
-  current document is ``completed`` is reused; a ``failed`` or ``skipped``
-  one, or one with no document, is computed.
-- **Execute.** The flow of the rest runs locally; every job writes one
-  document per calculation as it goes.
-- **Report.** Counts come from the plan: each planned calculation is
-  completed, failed, skipped or missing (no document: a job that was killed).
+Every calculation gets its key (see :mod:`sevenomni_flows.jobs.base`) before
+anything runs, from the same ``targets`` the jobs use; the keys are looked
+up in the results store in a few bulk queries.  A ``completed`` document is
+reused, and so is a failure a rerun cannot fix (unless asked to retry); any
+other calculation is computed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import time
-import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobflow import Flow, run_locally
+from jobflow import Flow
 
-from .flows import ScreeningMaker
-from .jobs import ModelSettings
-from .jobs.base import Item, resolve_input
-from .jobs.calculation import JOB_DONE
-from .schemas import Provenance, ResultDocument, structure_id
-from .spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
-from .stores.results import Publisher, lookup, replace, results_store
-from .summary import indexed_fields
+from ..flows import ScreeningMaker
+from ..jobs import ModelSettings
+from ..jobs.base import Item, resolve_input
+from ..schemas import structure_id
+from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
+from ..stores.results import lookup, results_store
+from .inputs import input_failure, input_key, new_names
 
-__all__ = ["Plan", "execute", "open_store", "plan", "report", "tally"]
-
-log = logging.getLogger("sevenomni")
-
-
-def open_store(where: str | Path):
-    """A connected JobStore from a folder (embedded), a MongoDB URI or a config file.
-
-    A config file is jobflow's store format (see
-    :func:`~sevenomni_flows.stores.job_store_from_file`).  MongoDB stores get
-    indexes on the summary fields.
-    """
-    from .stores import (
-        embedded_job_store,
-        ensure_indexes,
-        job_store_from_file,
-        mongo_job_store,
-    )
-
-    text = str(where)
-    if text.startswith(("mongodb://", "mongodb+srv://")):
-        store = mongo_job_store(text)
-    elif text.endswith((".yaml", ".yml", ".json")):
-        store = job_store_from_file(text)
-    else:
-        store = embedded_job_store(where)
-    store.connect()
-    ensure_indexes(store, indexed_fields())
-    return store
+__all__ = ["Plan", "plan", "screening_from_spec"]
 
 
 @dataclass
@@ -117,55 +78,6 @@ def _count(flow: Flow) -> int:
     return sum(_count(j) if isinstance(j, Flow) else 1 for j in flow.jobs)
 
 
-def input_key(label: str) -> str:
-    """The key of the failed document of an unreadable input: its label's.
-
-    One key per input, whatever its error, so that a changed bad file
-    replaces its failure and a fixed one can be found and retired."""
-    return "input-" + hashlib.sha256(label.encode()).hexdigest()[:10]
-
-
-def _input_failure(label: str, error: str, settings: ModelSettings):
-    """A failed document for a structure source that could not be read."""
-    pot, task = settings.potential()
-    key = input_key(label)
-    identity = {
-        "formula": "unknown",
-        "structure_id": key,
-        "label": label,
-        "labels": [label],
-        "property": "input",
-        "key": key,
-        "protocol": {"property": "input", "on": label},
-    }
-    return ResultDocument.failed(
-        identity,
-        Provenance.from_potential(pot, task),
-        error if error.startswith(label) else f"{label}: {error}",
-        error_type="InputError",
-    )
-
-
-def new_names(aliases: dict[str, list], stored: dict[str, dict]) -> dict:
-    """Names and sources to add to documents: ``key -> (labels, sources)``.
-
-    Only where a stored (or about to be made) document lacks a name: the
-    second and later names of identical inputs, and entries renamed since
-    their result was stored.
-    """
-    out = {}
-    for key, inputs in aliases.items():
-        doc = stored.get(key, {})
-        have = set(doc.get("labels") or [])
-        if doc.get("label") is not None:
-            have.add(doc["label"])
-        if not doc:
-            have.add(inputs[0].label)  # the job writes the first name itself
-        if any(inp.label not in have for inp in inputs):
-            out[key] = ([inp.label for inp in inputs], [inp.source for inp in inputs])
-    return out
-
-
 def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
     """The screening Maker a spec describes (all jobs on ``settings``)."""
     extra = {
@@ -205,7 +117,7 @@ def plan(
     names: dict[str, list[Input]] = {}  # structure id -> every input naming it
     for inp in read_structures(spec.structures, base):
         if isinstance(inp.structure, str):
-            failures.append(_input_failure(inp.label, inp.structure, settings))
+            failures.append(input_failure(inp.label, inp.structure, settings))
             continue
         readable.append(inp.label)
         inp.structure.properties["source"] = inp.source
@@ -250,7 +162,7 @@ def plan(
         band_keys = []
         for label, obj in described:
             if isinstance(obj, str):  # its structure could not be read
-                failures.append(_input_failure(label, obj, settings))
+                failures.append(input_failure(label, obj, settings))
                 planned[failures[-1].key] = (label, "input")
                 continue
             item = neb.resolve(obj, label)
@@ -322,105 +234,3 @@ def plan(
         aliases=new_names(aliases, stored_state),
         seconds=time.perf_counter() - start,
     )
-
-
-def record_inputs(run: Plan, store) -> None:
-    """Store the failed documents of unreadable inputs (replacing older ones),
-    and retire those of inputs that now read: a fixed file leaves exactly one
-    current document, its result."""
-    results = results_store(store)
-    if run.stale_inputs:
-        results.remove_docs({"key": {"$in": run.stale_inputs}})
-    if run.input_failures:
-        Publisher(results, None).add(run.input_failures, flush=True)
-
-
-def record_names(run: Plan, store) -> None:
-    """Add every name and source that asked for a calculation to its document
-    (identical inputs under several names, renamed entries)."""
-    if not run.aliases:
-        return
-    results = results_store(store)
-    changed = []
-    for key, doc in lookup(results, run.aliases).items():
-        labels, sources = run.aliases[key]
-        doc["labels"] = list(dict.fromkeys([*(doc.get("labels") or []), *labels]))
-        doc["sources"] = list(dict.fromkeys([*(doc.get("sources") or []), *sources]))
-        changed.append(doc)
-    if changed:
-        replace(results, changed)
-
-
-class _Progress(logging.Handler):
-    """Prints the jobs' own progress lines and a line as each job finishes.
-
-    Jobs report through the ``sevenomni.progress`` logger; a job that has
-    stored its documents says so with :data:`~sevenomni_flows.jobs.
-    calculation.JOB_DONE` (a job that crashed before that leaves its
-    calculations ``missing`` in the final count).
-    """
-
-    def __init__(self, total: int):
-        super().__init__(logging.INFO)
-        self.total = total
-        self.done = 0
-        self.start = time.perf_counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        elapsed = time.perf_counter() - self.start
-        if getattr(record, JOB_DONE, None) is not None:
-            self.done += 1
-            print(
-                f"  [job {self.done}/{self.total}] {record.getMessage()} "
-                f"({elapsed:.1f} s)",
-                flush=True,
-            )
-        else:
-            print(f"  {record.getMessage()}", flush=True)
-
-
-def execute(run: Plan, store) -> None:
-    """Store input failures, then run the planned jobs locally, with progress."""
-    record_inputs(run, store)
-    if not run.n_jobs:
-        record_names(run, store)
-        return
-    handler = _Progress(run.n_jobs)
-    loggers = [logging.getLogger("sevenomni.progress")]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.filterwarnings("ignore", "Some jobs are not connected")
-            run_locally(run.flow, store=store, log=False, ensure_success=False)
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-            logger.propagate = True
-    record_names(run, store)
-
-
-def report(run: Plan, store) -> list[dict]:
-    """The current document of every planned calculation (summary rows)."""
-    from .summary import summarize
-
-    found = lookup(results_store(store), run.planned)
-    rows = [summarize(found[k]) for k in run.planned if k in found]
-    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
-    return rows
-
-
-def tally(run: Plan, rows: list[dict]) -> dict[str, int]:
-    """How many planned calculations ended in each state (``missing``: none)."""
-    counts = Counter(r.get("state") for r in rows)
-    counts["missing"] = len(run.planned) - len(rows)
-    counts["unconverged"] = sum(
-        1 for r in rows if r.get("property") == "relax" and r.get("converged") is False
-    )
-    return {
-        k: counts.get(k, 0)
-        for k in ("completed", "failed", "skipped", "missing", "unconverged")
-    }
