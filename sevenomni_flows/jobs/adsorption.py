@@ -74,6 +74,7 @@ def _final_site(atoms: Atoms, position: np.ndarray, sites: list[dict]) -> str | 
 
 def evaluate_candidates(
     maker,
+    ctx,
     groups: list[tuple[Atoms, list, list[dict] | None]],
     surface: bool,
 ) -> tuple[dict, list[tuple]]:
@@ -89,7 +90,7 @@ def evaluate_candidates(
     RuntimeError
         If an empty host or a gas reference fails to relax.
     """
-    pot, task = maker.settings.potential()
+    pot, task = ctx.pot, ctx.task
     adsorbates = sorted({p[0] for _, placements, _ in groups for p in placements})
     molecules = sorted(
         needed_molecules(
@@ -497,7 +498,7 @@ class SlabAdsorptionMaker(PropertyMaker):
                 atoms, idx = place(slab, get_adsorbate(name), site)
                 placements.append((name, site["label"], atoms, idx))
         refs, [(host_res, evaluated)] = evaluate_candidates(
-            self, [(slab, placements, sites)], True
+            self, ctx, [(slab, placements, sites)], True
         )
         docs = _documents(
             self,
@@ -508,7 +509,7 @@ class SlabAdsorptionMaker(PropertyMaker):
             host_res,
             refs,
             slab=built,
-            warnings=image_warnings(built, self.settings.potential()[0].cutoff),
+            warnings=image_warnings(built, ctx.pot.cutoff),
         )
         host = targets[0].extra["host"]
         return _with_plot(docs, self.plot_dir, host, item.structure_id)
@@ -596,7 +597,7 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
                     (ads.name, f"{site}-{k}" if site == "random" else site, atoms, idx)
                 )
         refs, [(host_res, evaluated)] = evaluate_candidates(
-            self, [(host, placements, None)], False
+            self, ctx, [(host, placements, None)], False
         )
         docs = _documents(self, targets, ctx, placements, evaluated, host_res, refs)
         return _with_plot(docs, self.plot_dir, item.label, item.structure_id)

@@ -135,7 +135,7 @@ class SlabConvergenceMaker(PropertyMaker):
                     ]
                     groups.append((slab, placements, sites))
                     settings.append((miller, slab.info["slab"]))
-        refs, evaluated = evaluate_candidates(self, groups, True)
+        refs, evaluated = evaluate_candidates(self, ctx, groups, True)
         docs = []
         for target in targets:
             ads = target.extra["adsorbate"]
