@@ -52,17 +52,19 @@ def set_forces(phonon: Phonopy, preds) -> list[str]:
     return errors
 
 
-def check_supercell(matrix) -> list[list[int]]:
-    """A 3x3 integer supercell matrix with a positive determinant, or an error."""
-    arr = np.asarray(matrix, dtype=float)
+def check_supercell(matrix, key: str = "phonon.supercell") -> list[list[int]]:
+    """A 3x3 integer supercell matrix with a positive determinant, or an error
+    naming the spec ``key``."""
+    try:
+        arr = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
     if arr.shape != (3, 3):
-        raise ValueError(f"phonon.supercell must be a 3x3 matrix, got {matrix}")
+        raise ValueError(f"{key} must be a 3x3 matrix, got {matrix}")
     if not np.allclose(arr, np.round(arr)):
-        raise ValueError(f"phonon.supercell must hold integers, got {matrix}")
+        raise ValueError(f"{key} must hold integers, got {matrix}")
     if round(np.linalg.det(arr)) < 1:
-        raise ValueError(
-            f"phonon.supercell must have a positive determinant, got {matrix}"
-        )
+        raise ValueError(f"{key} must have a positive determinant, got {matrix}")
     return np.round(arr).astype(int).tolist()
 
 
@@ -109,7 +111,7 @@ class PhononMaker(PropertyMaker):
         phonons = []
         for it in items:
             try:
-                phonons.append(self._phonopy(it.structure))
+                phonons.append(self.phonopy(it.structure))
             except Exception as err:  # phonopy may refuse one structure
                 phonons.append(err)
         cells = [displaced_atoms(p) if isinstance(p, Phonopy) else [] for p in phonons]
@@ -130,7 +132,9 @@ class PhononMaker(PropertyMaker):
                 out.append(err)
         return out
 
-    def _phonopy(self, structure) -> Phonopy:
+    def phonopy(self, structure) -> Phonopy:
+        """A phonopy object of ``structure`` with this Maker's supercell and
+        displacements generated."""
         matrix = self.supercell or supercell_matrix(structure, self.min_length)
         unit = PhonopyAtoms(
             symbols=[str(s.specie) for s in structure],
