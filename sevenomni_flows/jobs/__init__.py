@@ -12,6 +12,7 @@ from .eos import EosMaker
 from .md import MDMaker
 from .neb import NebMaker
 from .phonon import PhononMaker
+from .qha import QhaMaker
 from .relax import RelaxMaker, StaticMaker
 from .slab_convergence import SlabConvergenceMaker
 from .widom import WidomMaker
@@ -24,6 +25,7 @@ __all__ = [
     "MofAdsorptionMaker",
     "NebMaker",
     "PhononMaker",
+    "QhaMaker",
     "RelaxMaker",
     "SlabAdsorptionMaker",
     "SlabConvergenceMaker",

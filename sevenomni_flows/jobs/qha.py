@@ -1,0 +1,339 @@
+"""Quasi-harmonic thermal properties: phonons at several volumes, PhonopyQHA.
+
+The cells of every material at every volume are relaxed at fixed cell in
+one batch, and the displaced supercells of all of them are evaluated in
+one batched prediction; phonopy then gives each volume's harmonic free
+energy, and ``PhonopyQHA`` minimises G(V; T, p) at each temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from phonopy import Phonopy, PhonopyQHA
+from pydantic import Field
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from sevenomni_core.batch import predict
+
+from ..schemas import ResultDocument, quantity
+from .base import Target, maker_settings, protocol
+from .calculation import PropertyMaker, model_title
+from .phonon import PhononMaker, check_supercell, displaced_atoms, set_forces
+from .relax import inner_failure, relax_groups
+
+__all__ = ["QhaDocument", "QhaMaker"]
+
+#: phonopy's unit of free energies and the eV.
+KJ_PER_MOL_PER_EV = 96.48533212
+
+
+class QhaDocument(ResultDocument):
+    """Quasi-harmonic V(T), thermal expansion, B_T(T), C_p(T) and G(T)."""
+
+    property: str = "qha"
+    columns: ClassVar[tuple[str, ...]] = (
+        "pressure",
+        "thermal_expansion_300k",
+        "volume_300k",
+        "bulk_modulus_300k",
+    )
+    pressure: float | None = quantity("Pressure G(V) is minimised at", "GPa")
+    eos: str | None = Field(None, description="EOS fitted to F(V) (phonopy name)")
+    temperatures: list[float] = quantity(
+        "Temperatures; the lists below follow them", "K", default_factory=list
+    )
+    volume: list[float] | None = quantity("Equilibrium volume V(T)", "Å³/atom")
+    thermal_expansion: list[float] | None = quantity(
+        "Volumetric thermal expansion (1/V) dV/dT", "1/K"
+    )
+    bulk_modulus: list[float] | None = quantity("Isothermal bulk modulus", "GPa")
+    heat_capacity: list[float] | None = quantity(
+        "Isobaric heat capacity C_p per mole of formula units of the cell", "J/K/mol"
+    )
+    gibbs_free_energy: list[float] | None = quantity(
+        "Gibbs free energy G(T, p)", "eV/atom"
+    )
+    thermal_expansion_300k: float | None = quantity(
+        "Volumetric thermal expansion at 300 K", "1/K"
+    )
+    volume_300k: float | None = quantity("Volume at 300 K", "Å³/atom")
+    bulk_modulus_300k: float | None = quantity("Bulk modulus at 300 K", "GPa")
+    volumes: list[float] = quantity(
+        "Volumes the phonons were computed at", "Å³/atom", default_factory=list
+    )
+    electronic_energies: list[float] = quantity(
+        "Static energy at each volume, positions relaxed",
+        "eV/atom",
+        default_factory=list,
+    )
+    imaginary_modes: list[dict] = Field(
+        default_factory=list,
+        description="Volumes with imaginary modes: volume (Å³/atom) and "
+        "min_frequency (THz)",
+    )
+    supercell_matrix: list[list[int]] | None = Field(None, description="Supercell")
+
+
+@dataclass
+class QhaMaker(PropertyMaker):
+    """Quasi-harmonic approximation: phonons at ``n_volumes`` volumes.
+
+    Parameters
+    ----------
+    linear_strain : [low, high]
+        Lattice-vector strains of the smallest and largest cells (the
+        volumes span ``(1 + low)³`` to ``(1 + high)³`` of the relaxed one).
+    n_volumes : int
+        Volumes sampled, at least 5.
+    pressures : list of float
+        GPa; one document per pressure (the phonons are shared).
+    t_max, t_step : float
+        K: temperatures 0, t_step, ..., t_max.
+    eos : str
+        phonopy's EOS for F(V): ``vinet``, ``birch_murnaghan`` or ``murnaghan``.
+    min_length, supercell, displacement, mesh, imaginary_tol
+        Phonon settings, as for :class:`~sevenomni_flows.jobs.phonon.PhononMaker`.
+    fmax, max_steps
+        The fixed-cell relaxation of each volume, eV/Å and steps.
+    plot_dir : str, optional
+        Folder for the PNG of V(T) and the thermal expansion.
+    """
+
+    name: str = "qha"
+    linear_strain: list[float] = field(default_factory=lambda: [-0.02, 0.03])
+    n_volumes: int = 7
+    pressures: list[float] = field(default_factory=lambda: [0.0])
+    t_max: float = 1000.0
+    t_step: float = 10.0
+    eos: str = "vinet"
+    min_length: float = PhononMaker.min_length
+    supercell: list[list[int]] | None = None
+    displacement: float = PhononMaker.displacement
+    mesh: float = PhononMaker.mesh
+    imaginary_tol: float = PhononMaker.imaginary_tol
+    fmax: float = 0.005
+    max_steps: int = 300
+    plot_dir: str | None = None
+
+    property: ClassVar[str] = "qha"
+    document: ClassVar[type] = QhaDocument
+    stage: ClassVar[str] = "material"
+
+    def __post_init__(self):
+        low, high = self.linear_strain
+        if not -0.2 < low < 0 < high < 0.2:
+            raise ValueError(
+                f"qha.linear_strain must be [low, high] with -0.2 < low < 0 < high "
+                f"< 0.2, got {self.linear_strain}"
+            )
+        if self.n_volumes < 5:
+            raise ValueError(f"qha.n_volumes must be >= 5, got {self.n_volumes}")
+        if self.t_max <= 300 or self.t_step <= 0 or self.t_step > self.t_max / 10:
+            raise ValueError(
+                "qha.t_max must exceed 300 K and qha.t_step lie in (0, t_max/10]; "
+                f"got t_max {self.t_max}, t_step {self.t_step}"
+            )
+        if not self.pressures or any(p < 0 for p in self.pressures):
+            raise ValueError(f"qha.pressures must be >= 0 GPa, got {self.pressures}")
+        if self.eos not in ("vinet", "birch_murnaghan", "murnaghan"):
+            raise ValueError(
+                f"qha.eos must be vinet, birch_murnaghan or murnaghan, got {self.eos!r}"
+            )
+        if self.supercell is not None:
+            self.supercell = check_supercell(self.supercell, "qha.supercell")
+        if min(self.min_length, self.displacement, self.mesh, self.fmax) <= 0:
+            raise ValueError("qha.min_length, displacement, mesh and fmax must be > 0")
+
+    def targets(self, item, pot, task) -> list[Target]:
+        """One document per pressure."""
+        settings = maker_settings(self)
+        settings.pop("pressures")
+        return [
+            Target(
+                item.formula,
+                item.structure_id,
+                item.label,
+                protocol(self.property, pot, task, settings, item.on, {"pressure": p}),
+                {"pressure": p},
+            )
+            for p in self.pressures
+        ]
+
+    def strains(self) -> list[float]:
+        """The lattice-vector strains of the sampled volumes."""
+        return np.linspace(*self.linear_strain, self.n_volumes).round(8).tolist()
+
+    def compute(self, items, targets, ctx):
+        """Relax every volume of every item in one batch, then all displaced
+        supercells in one batched prediction, then each QHA."""
+        phonon = PhononMaker(
+            min_length=self.min_length,
+            supercell=self.supercell,
+            displacement=self.displacement,
+        )
+        cells = []
+        for it in items:
+            group = []
+            for eps in self.strains():
+                scaled = it.structure.copy()
+                scaled.scale_lattice(it.structure.volume * (1.0 + eps) ** 3)
+                group.append(AseAtomsAdaptor.get_atoms(scaled))
+            cells.append(group)
+        relaxed = relax_groups(cells, ctx, self.fmax, self.max_steps)
+        phonons: list[list[Phonopy] | str] = []
+        for results in relaxed:
+            why = inner_failure(results, self.fmax, self.max_steps, "volumes")
+            if why:
+                phonons.append(why)
+                continue
+            # the unit cell of each volume: ``relax`` keeps atoms in order
+            phonons.append(
+                [
+                    phonon.phonopy(AseAtomsAdaptor.get_structure(r.atoms))
+                    for r in results
+                ]
+            )
+        flat = [
+            atoms
+            for group in phonons
+            if not isinstance(group, str)
+            for p in group
+            for atoms in displaced_atoms(p)
+        ]
+        preds = predict(flat, model=ctx.pot, task=ctx.task) if flat else []
+        out, start = [], 0
+        for it, owed, group, results in zip(
+            items, targets, phonons, relaxed, strict=True
+        ):
+            if isinstance(group, str):
+                out.append(
+                    [
+                        self.failed(t, ctx, group, error_type="InnerRelaxationError")
+                        for t in owed
+                    ]
+                )
+                continue
+            mine = []
+            for p in group:
+                n = len(p.supercells_with_displacements)
+                mine.append(preds[start : start + n])
+                start += n
+            try:
+                out.append(self._finish(it, owed, ctx, group, mine, results))
+            except Exception as err:  # one material's analysis fails alone
+                out.append(err)
+        return out
+
+    def _finish(self, item, owed, ctx, phonons, preds, results) -> list[QhaDocument]:
+        n_atoms = len(item.structure)
+        temperatures = np.arange(0.0, self.t_max + self.t_step / 2, self.t_step)
+        free, cv, entropy, imaginary = [], [], [], []
+        volumes = [float(r.atoms.get_volume()) for r in results]
+        for p, mine, volume in zip(phonons, preds, volumes, strict=True):
+            errors = set_forces(p, mine)
+            if errors:
+                raise RuntimeError(f"a displaced supercell failed: {errors[0]}")
+            p.produce_force_constants()
+            p.run_mesh(self.mesh)
+            lowest = float(p.get_mesh_dict()["frequencies"].min())
+            if lowest < self.imaginary_tol:
+                imaginary.append(
+                    {"volume": volume / n_atoms, "min_frequency": round(lowest, 4)}
+                )
+            p.run_thermal_properties(temperatures=temperatures)
+            thermal = p.get_thermal_properties_dict()
+            free.append(thermal["free_energy"])
+            cv.append(thermal["heat_capacity"])
+            entropy.append(thermal["entropy"])
+        energies = [float(r.energy) for r in results]
+        common = {
+            "eos": self.eos,
+            "volumes": [v / n_atoms for v in volumes],
+            "electronic_energies": [e / n_atoms for e in energies],
+            "imaginary_modes": imaginary,
+            "supercell_matrix": np.asarray(phonons[0].supercell_matrix)
+            .astype(int)
+            .tolist(),
+            "input_structure": item.structure,
+        }
+        if imaginary:
+            where = ", ".join(
+                f"{m['volume']:.3f} Å³/atom ({m['min_frequency']} THz)"
+                for m in imaginary
+            )
+            why = (
+                f"imaginary modes at {len(imaginary)} of {len(volumes)} volumes: "
+                f"{where}; their free energies are not defined"
+            )
+            return [
+                self.failed(t, ctx, why, error_type="ImaginaryModes", **common)
+                for t in owed
+            ]
+        docs = []
+        for target in owed:
+            pressure = target.extra["pressure"]
+            qha = PhonopyQHA(
+                volumes=volumes,
+                electronic_energies=energies,
+                temperatures=temperatures,
+                free_energy=np.array(free).T,
+                cv=np.array(cv).T,
+                entropy=np.array(entropy).T,
+                pressure=pressure,
+                eos=self.eos,
+                t_max=self.t_max,
+            )
+            docs.append(self._document(target, ctx, qha, temperatures, n_atoms, common))
+        return docs
+
+    def _document(self, target, ctx, qha, temperatures, n_atoms, common):
+        volume = np.asarray(qha.volume_temperature) / n_atoms
+        n = min(len(volume), len(qha.thermal_expansion))
+        temps = temperatures[:n]
+        alpha = np.asarray(qha.thermal_expansion)[:n]
+        bulk = np.asarray(qha.bulk_modulus_temperature)[:n]
+        cp = np.asarray(qha.heat_capacity_P_numerical)
+        cp = np.concatenate([cp, np.full(max(n - len(cp), 0), np.nan)])[:n]
+        gibbs = np.asarray(qha.gibbs_temperature)[:n] / n_atoms
+        at = int(np.argmin(np.abs(temps - 300.0)))
+        values = {
+            "temperatures": temps.tolist(),
+            "volume": volume[:n].tolist(),
+            "thermal_expansion": alpha.tolist(),
+            "bulk_modulus": bulk.tolist(),
+            "heat_capacity": [None if np.isnan(c) else float(c) for c in cp],
+            "gibbs_free_energy": gibbs.tolist(),
+            "thermal_expansion_300k": float(alpha[at]),
+            "volume_300k": float(volume[at]),
+            "bulk_modulus_300k": float(bulk[at]),
+        }
+        plots = [self._plot(target, ctx, values)] if self.plot_dir else []
+        return self.doc(target, ctx, state="completed", plots=plots, **common, **values)
+
+    def _plot(self, target, ctx, values) -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        folder = Path(self.plot_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{target.formula}_{target.key}_qha.png"
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+        ax1.plot(values["temperatures"], values["volume"])
+        ax1.set_xlabel("temperature (K)")
+        ax1.set_ylabel("volume (Å³/atom)")
+        ax2.plot(values["temperatures"], np.asarray(values["thermal_expansion"]) * 1e6)
+        ax2.set_xlabel("temperature (K)")
+        ax2.set_ylabel("volumetric expansion (10⁻⁶/K)")
+        fig.suptitle(
+            f"{target.label}: QHA at {target.extra['pressure']} GPa, {model_title(ctx)}"
+        )
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return str(path)

@@ -1,0 +1,147 @@
+"""Quasi-harmonic approximation against phonopy's QHA driven by sevenn's
+calculator, one structure at a time; bad settings and imaginary modes."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from phonopy import Phonopy, PhonopyQHA
+from phonopy.structure.atoms import PhonopyAtoms
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from sevenomni_core import load_model
+from sevenomni_flows.jobs import ModelSettings, QhaMaker
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SUPERCELL = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+SOLIDS = {"Si": bulk("Si", "diamond", a=5.45), "Cu": bulk("Cu", "fcc", a=3.62)}
+
+
+def _reference(atoms, maker, calc):
+    """phonopy + PhonopyQHA with sevenn's calculator, volume by volume (the
+    positions of these two solids are fixed by symmetry at every volume)."""
+    temperatures = np.arange(0.0, maker.t_max + maker.t_step / 2, maker.t_step)
+    volumes, energies, free, cv, entropy = [], [], [], [], []
+    for eps in maker.strains():
+        cell = atoms.copy()
+        cell.set_cell(atoms.cell.array * (1 + eps), scale_atoms=True)
+        cell.calc = calc
+        volumes.append(cell.get_volume())
+        energies.append(cell.get_potential_energy())
+        unit = PhonopyAtoms(
+            symbols=cell.get_chemical_symbols(),
+            cell=cell.cell.array,
+            scaled_positions=cell.get_scaled_positions(),
+        )
+        phonon = Phonopy(unit, supercell_matrix=SUPERCELL, primitive_matrix="auto")
+        phonon.generate_displacements(distance=maker.displacement)
+        forces = []
+        for sc in phonon.supercells_with_displacements:
+            displaced = Atoms(
+                sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True
+            )
+            displaced.calc = calc
+            forces.append(displaced.get_forces())
+        forces = np.array(forces)
+        phonon.forces = forces - forces.mean(axis=1, keepdims=True)
+        phonon.produce_force_constants()
+        phonon.run_mesh(maker.mesh)
+        phonon.run_thermal_properties(temperatures=temperatures)
+        thermal = phonon.get_thermal_properties_dict()
+        free.append(thermal["free_energy"])
+        cv.append(thermal["heat_capacity"])
+        entropy.append(thermal["entropy"])
+    return PhonopyQHA(
+        volumes=volumes,
+        electronic_energies=energies,
+        temperatures=temperatures,
+        free_energy=np.array(free).T,
+        cv=np.array(cv).T,
+        entropy=np.array(entropy).T,
+        pressure=0.0,
+        eos=maker.eos,
+        t_max=maker.t_max,
+    )
+
+
+def test_qha_matches_phonopy_driven_by_sevenn(sevenn_calculator):
+    """Si and Cu in one batched job: V(T) within 0.1% and the thermal
+    expansion at 300 K within 2% of phonopy's QHA with sevenn's calculator."""
+    # 0.03 Å displacements: with 0.01 Å, float32 force noise alone moves the
+    # small thermal expansion of Si by ~2% (sevenn's as much as ours)
+    maker = QhaMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        supercell=SUPERCELL,
+        displacement=0.03,
+        t_max=800.0,
+        pressures=[0.0, 2.0],
+    )
+    structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
+    docs = maker.run(structures, list(SOLIDS))
+    assert len(docs) == 4  # two pressures each
+    calc = sevenn_calculator(load_model("7net-0").path)
+    for name, atoms in SOLIDS.items():
+        ours = next(d for d in docs if d.label == name and d.pressure == 0.0)
+        high = next(d for d in docs if d.label == name and d.pressure == 2.0)
+        assert ours.state == "completed", ours.error
+        assert not ours.imaginary_modes
+        ref = _reference(atoms, maker, calc)
+        n = len(ours.temperatures)
+        ref_volume = np.asarray(ref.volume_temperature)[:n] / len(atoms)
+        np.testing.assert_allclose(ours.volume, ref_volume, rtol=1e-3)
+        ref_alpha = np.asarray(ref.thermal_expansion)[:n]
+        at = ours.temperatures.index(300.0)
+        assert ours.thermal_expansion_300k == pytest.approx(ref_alpha[at], rel=0.02)
+        assert ours.thermal_expansion_300k > 0
+        # physics: volume grows with T; pressure shrinks it and stiffens it
+        assert ours.volume[at] > ours.volume[0]
+        assert high.volume_300k < ours.volume_300k
+        assert high.bulk_modulus_300k > ours.bulk_modulus_300k
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "why"),
+    [
+        ("n_volumes", 3, "qha.n_volumes must be >= 5"),
+        ("linear_strain", [0.01, 0.03], "qha.linear_strain"),
+        ("pressures", [-1.0], "qha.pressures must be >= 0"),
+        ("t_max", 200.0, "qha.t_max must exceed 300 K"),
+        ("supercell", [[2, 0], [0, 2]], "qha.supercell must be a 3x3 matrix"),
+        ("eos", "spline", "qha.eos must be"),
+    ],
+)
+def test_bad_settings_name_the_key(setting, value, why):
+    with pytest.raises(ValueError, match=why):
+        QhaMaker(**{setting: value})
+
+
+def test_imaginary_modes_fail_with_the_volumes(monkeypatch):
+    """A lattice that is unstable at some volume (here every atom pushed
+    toward its neighbours' midpoints: negative force constants) gives a
+    failed document naming the volumes and frequencies; the other material
+    of the batch completes."""
+    from sevenomni_flows.jobs import phonon as phonon_module
+
+    real = phonon_module.set_forces
+
+    def softened(phonon, preds):
+        errors = real(phonon, preds)
+        if len(phonon.supercell) == 8:  # Cu 2x2x2: flip its force constants
+            phonon.forces = -np.asarray(phonon.forces)
+        return errors
+
+    monkeypatch.setattr("sevenomni_flows.jobs.qha.set_forces", softened)
+    maker = QhaMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        supercell=SUPERCELL,
+        t_max=400.0,
+        n_volumes=5,
+    )
+    structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
+    si, cu = maker.run(structures, list(SOLIDS))
+    assert si.state == "completed"
+    assert cu.state == "failed" and cu.error_type == "ImaginaryModes"
+    assert "imaginary modes at 5 of 5 volumes" in cu.error
+    assert len(cu.imaginary_modes) == 5
+    assert all(m["min_frequency"] < -0.05 for m in cu.imaginary_modes)
