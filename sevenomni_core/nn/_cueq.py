@@ -16,7 +16,7 @@ under both backends, and parameter gradients flow through either.
 
 The Clebsch-Gordan convention is e3nn's (Wigner 3j times ``sqrt(2l3+1)``,
 normalised per path by cuEquivariance), which is what makes the numbers agree;
-see ``tests/test_cueq.py``.
+see ``tests/core/test_cueq.py``.
 """
 
 from __future__ import annotations

@@ -233,7 +233,7 @@ def test_fine_tuned_task_round_trips_through_sevenn(
         assert abs(e - ref.get_potential_energy()) > 1e-4
 
 
-TRAINING = Path(__file__).resolve().parents[1] / "workflows" / "training"
+TRAINING = Path(__file__).resolve().parents[2] / "workflows" / "training"
 
 
 @pytest.mark.parametrize("name", ["multitask.yaml", "finetune.yaml"])

@@ -15,7 +15,7 @@ from ase.io import read, write
 from sevenomni_core import SevenOmniCalculator
 from sevenomni_core.cli.main import main
 
-STRUCTURES = Path(__file__).resolve().parents[1] / "workflows" / "structures"
+STRUCTURES = Path(__file__).resolve().parents[2] / "workflows" / "structures"
 GAAS = STRUCTURES / "GaAs.cif"
 SHIPPED = ["7net-0", "7net-0_22May2024", "7net-l3i5", "7net-mf-0"]
 

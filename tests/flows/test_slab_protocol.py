@@ -124,7 +124,7 @@ def test_adsorbate_near_its_image_is_warned_in_the_document():
 def test_pt111_converged_preset_matches_ase_bfgs():
     """CO top, CO fcc, O fcc, H fcc within 0.03 eV of ASE BFGS on a slab from
     ase.build.fcc111 (7net-mf-0, PBE; benchmarks/slab_protocol.py prints it)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from slab_protocol import ase_adsorption_energies, flow_adsorption_energies
 
     settings = ModelSettings(model="7net-mf-0", task="PBE", device="cpu")

@@ -8,7 +8,7 @@ import yaml
 from sevenomni_flows.cli import main
 from sevenomni_flows.spec import load_spec, read_structures
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 SPECS = sorted(WORKFLOWS.glob("*.yaml"))
 
 

@@ -76,7 +76,7 @@ def test_eval_with_bad_device(capsys):
     """``sevenomni eval --device gpu0``: one error line, status 2."""
     from pathlib import Path
 
-    cif = Path(__file__).resolve().parents[1] / "workflows/structures/GaAs.cif"
+    cif = Path(__file__).resolve().parents[2] / "workflows/structures/GaAs.cif"
     status = main(["eval", str(cif), "--model", "7net-0", "--device", "gpu0"])
     out, err = capsys.readouterr()
     assert status == 2

@@ -244,7 +244,7 @@ def test_adsorption_specs_run_and_reuse(tmp_path, capsys):
     import shutil
     from pathlib import Path
 
-    mof = Path(__file__).parents[1] / "workflows" / "structures" / "Mg-MOF-74.cif"
+    mof = Path(__file__).parents[2] / "workflows" / "structures" / "Mg-MOF-74.cif"
     shutil.copy(mof, tmp_path / "mof.cif")
     spec = write_spec(
         tmp_path,

@@ -28,7 +28,7 @@ from sevenomni_flows.submit import CPU, MODEL, ClusterSettings, job_kind, route
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CLUSTER = Path(__file__).parents[1] / "workflows" / "cluster"
+CLUSTER = Path(__file__).parents[2] / "workflows" / "cluster"
 
 FAST = """
 model: 7net-0

@@ -22,7 +22,7 @@ from sevenomni_flows.stores import embedded_job_store
 from sevenomni_flows.stores.results import Publisher, results_store, serialize
 from sevenomni_flows.summary import per_property
 
-PACKAGE = Path(__file__).parents[1] / "sevenomni_flows"
+PACKAGE = Path(__file__).parents[2] / "sevenomni_flows"
 
 
 @pytest.mark.parametrize("section", list(makers()))
@@ -216,7 +216,7 @@ def test_inner_relaxations_are_spec_settings_in_the_key(section, key, value):
     assert old and new and not old & new
 
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 
 
 def test_planned_keys_are_the_keys_the_jobs_store(tmp_path, monkeypatch):
@@ -296,7 +296,7 @@ def _private_imports(package: Path) -> list[str]:
 
 def test_no_private_name_is_imported_across_modules():
     """Modules share public names only (private modules are fine)."""
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     found = _private_imports(root / "sevenomni_core")
     found += _private_imports(root / "sevenomni_flows")
     assert not found, found

@@ -424,7 +424,7 @@ def test_label_override(tmp_path):
 
 
 def test_core_does_not_import_flows():
-    source = Path(__file__).parents[1] / "sevenomni_core" / "io.py"
+    source = Path(__file__).parents[2] / "sevenomni_core" / "io.py"
     assert not re.search(r"^\s*(from|import)\s+sevenomni_flows", source.read_text())
 
 

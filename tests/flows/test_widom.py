@@ -26,7 +26,7 @@ from sevenomni_flows.adsorption.widom import (
 )
 from sevenomni_flows.jobs.widom import WidomMaker, insertion_energies
 
-MOF = Path(__file__).resolve().parents[1] / "workflows" / "structures"
+MOF = Path(__file__).resolve().parents[2] / "workflows" / "structures"
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
