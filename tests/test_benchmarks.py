@@ -121,3 +121,9 @@ def test_gpu_check_fails_soft(tmp_path):
     assert len(steps) == 8
     assert sum(s["exit"] != 0 for s in steps) >= 7
     assert report.count("=== ") == 8
+
+
+def test_thermal_speed_smoke():
+    """The QHA benchmark runs both sides and prints the ratio and the profile."""
+    out = _smoke("thermal_speed.py")
+    assert "ratio loop / ours" in out and "where our time goes" in out

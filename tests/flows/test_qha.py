@@ -3,10 +3,8 @@ calculator, one structure at a time; bad settings and imaginary modes."""
 
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.build import bulk
-from phonopy import Phonopy, PhonopyQHA
-from phonopy.structure.atoms import PhonopyAtoms
+from oracle.phonopy_qha import phonopy_qha
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
@@ -16,53 +14,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SUPERCELL = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
 SOLIDS = {"Si": bulk("Si", "diamond", a=5.45), "Cu": bulk("Cu", "fcc", a=3.62)}
-
-
-def _reference(atoms, maker, calc):
-    """phonopy + PhonopyQHA with sevenn's calculator, volume by volume (the
-    positions of these two solids are fixed by symmetry at every volume)."""
-    temperatures = np.arange(0.0, maker.t_max + maker.t_step / 2, maker.t_step)
-    volumes, energies, free, cv, entropy = [], [], [], [], []
-    for eps in maker.strains():
-        cell = atoms.copy()
-        cell.set_cell(atoms.cell.array * (1 + eps), scale_atoms=True)
-        cell.calc = calc
-        volumes.append(cell.get_volume())
-        energies.append(cell.get_potential_energy())
-        unit = PhonopyAtoms(
-            symbols=cell.get_chemical_symbols(),
-            cell=cell.cell.array,
-            scaled_positions=cell.get_scaled_positions(),
-        )
-        phonon = Phonopy(unit, supercell_matrix=SUPERCELL, primitive_matrix="auto")
-        phonon.generate_displacements(distance=maker.displacement)
-        forces = []
-        for sc in phonon.supercells_with_displacements:
-            displaced = Atoms(
-                sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True
-            )
-            displaced.calc = calc
-            forces.append(displaced.get_forces())
-        forces = np.array(forces)
-        phonon.forces = forces - forces.mean(axis=1, keepdims=True)
-        phonon.produce_force_constants()
-        phonon.run_mesh(maker.mesh)
-        phonon.run_thermal_properties(temperatures=temperatures)
-        thermal = phonon.get_thermal_properties_dict()
-        free.append(thermal["free_energy"])
-        cv.append(thermal["heat_capacity"])
-        entropy.append(thermal["entropy"])
-    return PhonopyQHA(
-        volumes=volumes,
-        electronic_energies=energies,
-        temperatures=temperatures,
-        free_energy=np.array(free).T,
-        cv=np.array(cv).T,
-        entropy=np.array(entropy).T,
-        pressure=0.0,
-        eos=maker.eos,
-        t_max=maker.t_max,
-    )
 
 
 def test_qha_matches_phonopy_driven_by_sevenn(sevenn_calculator):
@@ -86,7 +37,7 @@ def test_qha_matches_phonopy_driven_by_sevenn(sevenn_calculator):
         high = next(d for d in docs if d.label == name and d.pressure == 2.0)
         assert ours.state == "completed", ours.error
         assert not ours.imaginary_modes
-        ref = _reference(atoms, maker, calc)
+        ref = phonopy_qha(atoms, maker, calc, SUPERCELL)
         n = len(ours.temperatures)
         ref_volume = np.asarray(ref.volume_temperature)[:n] / len(atoms)
         np.testing.assert_allclose(ours.volume, ref_volume, rtol=1e-3)

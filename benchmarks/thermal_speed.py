@@ -1,0 +1,127 @@
+"""QHA of several solids: our batched QhaMaker against phonopy + sevenn's
+calculator, one supercell at a time (what a phonopy user writes).
+
+Both sides compute the same volumes, supercells, displacements and meshes in
+this process; rounds are interleaved and the ratio is loop / batched of the
+median wall times.  It also prints where our time goes (fixed-cell
+relaxations, the batched forces, phonopy and PhonopyQHA) and the largest
+difference in the thermal expansion at 300 K.
+
+    python benchmarks/thermal_speed.py [--rounds 3] [--threads 1] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.build import bulk
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+SOLIDS = {
+    "Si": bulk("Si", "diamond", a=5.45),
+    "Cu": bulk("Cu", "fcc", a=3.62),
+    "Al": bulk("Al", "fcc", a=4.04),
+    "MgO": bulk("MgO", "rocksalt", a=4.25),
+    "NaCl": bulk("NaCl", "rocksalt", a=5.65),
+    "GaAs": bulk("GaAs", "zincblende", a=5.75),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", default="7net-0")
+    parser.add_argument("--smoke", action="store_true", help="2 solids, 1 round")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    from oracle.phonopy_qha import phonopy_qha
+    from pymatgen.io.ase import AseAtomsAdaptor
+    from sevenn.calculator import SevenNetCalculator
+
+    from sevenomni_core import load_model
+    from sevenomni_flows.jobs import ModelSettings, QhaMaker
+
+    solids = dict(list(SOLIDS.items())[:2]) if args.smoke else SOLIDS
+    rounds = 1 if args.smoke else args.rounds
+    supercell = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    maker = QhaMaker(
+        settings=ModelSettings(args.model, device="cpu"),
+        supercell=supercell,
+        displacement=0.03,
+        t_max=800.0,
+        n_volumes=5 if args.smoke else 7,
+    )
+    structures = [AseAtomsAdaptor.get_structure(a) for a in solids.values()]
+    calc = SevenNetCalculator(str(load_model(args.model).path), device="cpu")
+    maker.run(structures[:1], ["warm-up"])  # load and compile once, both sides
+    ours, loop = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        docs = maker.run(structures, list(solids))
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        refs = [phonopy_qha(a, maker, calc, supercell) for a in solids.values()]
+        loop.append(time.perf_counter() - start)
+    worst = 0.0
+    for doc, ref in zip(docs, refs, strict=True):
+        assert doc.state == "completed", doc.error
+        at = doc.temperatures.index(300.0)
+        alpha = float(np.asarray(ref.thermal_expansion)[at])
+        worst = max(worst, abs(doc.thermal_expansion_300k / alpha - 1))
+        print(
+            f"{doc.label:5s} alpha_V(300 K): ours {doc.thermal_expansion_300k:.3e}, "
+            f"phonopy+sevenn {alpha:.3e} /K"
+        )
+    n_cells = len(solids) * maker.n_volumes
+    print(
+        f"{len(solids)} solids x {maker.n_volumes} volumes ({n_cells} phonon "
+        f"calculations, 2x2x2 supercells), {rounds} rounds, {args.threads} thread(s)"
+    )
+    print(
+        f"loop median {statistics.median(loop):.2f} s, ours "
+        f"{statistics.median(ours):.2f} s: ratio loop / ours "
+        f"{statistics.median(loop) / statistics.median(ours):.2f}x"
+    )
+    print(f"largest |alpha_300K ours / phonopy+sevenn - 1|: {worst:.4f}")
+    _profile(maker, structures, list(solids))
+
+
+def _profile(maker, structures, labels):
+    """Where our time goes, by the functions the job calls."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    maker.run(structures, labels)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt
+    parts = {
+        "fixed-cell relaxations": "relax_groups",
+        "batched forces (predict)": "predict",
+        "phonopy (force constants, mesh, thermal)": "_finish",
+        "PhonopyQHA": "__init__",
+    }
+    found = {}
+    for (file, _, name), (_, _, _, cumulative, _) in stats.stats.items():
+        for what, func in parts.items():
+            if name == func and (func != "__init__" or "qha" in file.lower()):
+                found[what] = max(found.get(what, 0.0), cumulative)
+    print("where our time goes (cumulative, overlapping):")
+    for what, seconds in found.items():
+        print(f"  {what}: {seconds:.2f} s ({seconds / total:.0%})")
+
+
+if __name__ == "__main__":
+    main()

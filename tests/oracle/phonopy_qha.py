@@ -1,0 +1,56 @@
+"""The QHA oracle: phonopy and PhonopyQHA driven by an ASE calculator (e.g.
+sevenn's), one volume and one displaced supercell at a time, as a phonopy
+user writes it.  Shared by tests/flows/test_qha.py and
+benchmarks/thermal_speed.py."""
+
+import numpy as np
+from ase import Atoms
+from phonopy import Phonopy, PhonopyQHA
+from phonopy.structure.atoms import PhonopyAtoms
+
+
+def phonopy_qha(atoms, maker, calc, supercell):
+    """phonopy + PhonopyQHA with sevenn's calculator, volume by volume (the
+    positions of these two solids are fixed by symmetry at every volume)."""
+    temperatures = np.arange(0.0, maker.t_max + maker.t_step / 2, maker.t_step)
+    volumes, energies, free, cv, entropy = [], [], [], [], []
+    for eps in maker.strains():
+        cell = atoms.copy()
+        cell.set_cell(atoms.cell.array * (1 + eps), scale_atoms=True)
+        cell.calc = calc
+        volumes.append(cell.get_volume())
+        energies.append(cell.get_potential_energy())
+        unit = PhonopyAtoms(
+            symbols=cell.get_chemical_symbols(),
+            cell=cell.cell.array,
+            scaled_positions=cell.get_scaled_positions(),
+        )
+        phonon = Phonopy(unit, supercell_matrix=supercell, primitive_matrix="auto")
+        phonon.generate_displacements(distance=maker.displacement)
+        forces = []
+        for sc in phonon.supercells_with_displacements:
+            displaced = Atoms(
+                sc.symbols, cell=sc.cell, scaled_positions=sc.scaled_positions, pbc=True
+            )
+            displaced.calc = calc
+            forces.append(displaced.get_forces())
+        forces = np.array(forces)
+        phonon.forces = forces - forces.mean(axis=1, keepdims=True)
+        phonon.produce_force_constants()
+        phonon.run_mesh(maker.mesh)
+        phonon.run_thermal_properties(temperatures=temperatures)
+        thermal = phonon.get_thermal_properties_dict()
+        free.append(thermal["free_energy"])
+        cv.append(thermal["heat_capacity"])
+        entropy.append(thermal["entropy"])
+    return PhonopyQHA(
+        volumes=volumes,
+        electronic_energies=energies,
+        temperatures=temperatures,
+        free_energy=np.array(free).T,
+        cv=np.array(cv).T,
+        entropy=np.array(entropy).T,
+        pressure=0.0,
+        eos=maker.eos,
+        t_max=maker.t_max,
+    )
