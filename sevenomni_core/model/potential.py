@@ -253,7 +253,7 @@ def auto_name() -> str:
 
 def load_model(
     model: str | os.PathLike = "auto",
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     dtype: str | torch.dtype = "float32",
     cache: bool = True,
     backend: str = "e3nn",
@@ -267,7 +267,8 @@ def load_model(
         a registry name (see :data:`~sevenomni_core.model.registry.MODELS`) or
         a checkpoint path.
     device : str or torch.device
-        ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``.
+        ``"auto"`` (default: CUDA when present, as everywhere else), ``"cpu"``,
+        ``"cuda"`` or ``"cuda:1"``.
     dtype : str or torch.dtype
         ``"float32"`` (default) or ``"float64"``.
     cache : bool
