@@ -8,6 +8,7 @@ from .checks import (
     check_equivariance,
     check_extensivity,
     check_finite_differences,
+    evaluate,
     random_rotation,
 )
 
@@ -16,6 +17,7 @@ __all__ = [
     "check_equivariance",
     "check_extensivity",
     "check_finite_differences",
+    "evaluate",
     "odd_structures",
     "random_rotation",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "check_equivariance",
     "check_extensivity",
     "check_finite_differences",
+    "evaluate",
     "random_rotation",
 ]
 
@@ -29,14 +30,19 @@ def random_rotation(rng: np.random.Generator, reflect: bool = False) -> np.ndarr
     return -q if reflect else q
 
 
-def _evaluate(
-    calc: Calculator, atoms: Atoms
+def evaluate(
+    calc: Calculator, atoms: Atoms, voigt: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Energy, forces and stress of a copy of ``atoms`` with ``calc``.
+
+    The stress is ASE's (Voigt, or 3x3 with ``voigt=False``), None without a
+    periodic cell; ``atoms`` itself is left as it was.
+    """
     atoms = atoms.copy()
     atoms.calc = calc
     energy = atoms.get_potential_energy()
     forces = atoms.get_forces()
-    stress = atoms.get_stress(voigt=False) if atoms.pbc.any() else None
+    stress = atoms.get_stress(voigt=voigt) if atoms.pbc.any() else None
     return energy, forces, stress
 
 
@@ -55,7 +61,7 @@ def check_equivariance(
         the three transformations.
     """
     rng = np.random.default_rng(seed)
-    e0, f0, s0 = _evaluate(calc, atoms)
+    e0, f0, s0 = evaluate(calc, atoms, voigt=False)
     worst = {"energy": 0.0, "forces": 0.0, "stress": 0.0}
 
     def update(e, f, s, f_expected, s_expected):
@@ -68,17 +74,17 @@ def check_equivariance(
     rotated = atoms.copy()
     rotated.positions = atoms.positions @ rot.T
     rotated.cell = atoms.cell.array @ rot.T
-    e, f, s = _evaluate(calc, rotated)
+    e, f, s = evaluate(calc, rotated, voigt=False)
     update(e, f, s, f0 @ rot.T, None if s0 is None else rot @ s0 @ rot.T)
 
     moved = atoms.copy()
     moved.positions = atoms.positions + rng.normal(size=3) * 3.0
-    e, f, s = _evaluate(calc, moved)
+    e, f, s = evaluate(calc, moved, voigt=False)
     update(e, f, s, f0, s0)
 
     perm = rng.permutation(len(atoms))
     permuted = atoms[perm]
-    e, f, s = _evaluate(calc, permuted)
+    e, f, s = evaluate(calc, permuted, voigt=False)
     update(e, f, s, f0[perm], s0)
     return worst
 
@@ -107,9 +113,9 @@ def check_extensivity(
     calc: Calculator, atoms: Atoms, repeat: tuple[int, int, int] = (2, 2, 2)
 ) -> dict[str, float]:
     """Deviation of a supercell from the unit cell: energy per atom, forces, stress."""
-    e0, f0, s0 = _evaluate(calc, atoms)
+    e0, f0, s0 = evaluate(calc, atoms, voigt=False)
     big = atoms.repeat(repeat)
-    e, f, s = _evaluate(calc, big)
+    e, f, s = evaluate(calc, big, voigt=False)
     n = int(np.prod(repeat))
     out = {
         "energy_per_atom": abs(e / len(big) - e0 / len(atoms)),

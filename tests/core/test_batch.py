@@ -13,13 +13,7 @@ from structures import STRUCTURES
 
 from sevenomni_core import SevenOmniCalculator, load_model
 from sevenomni_core.batch import predict, relax
-
-
-def _single(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    stress = atoms.get_stress() if "stress" in calc.results or atoms.pbc.any() else None
-    return atoms.get_potential_energy(), atoms.get_forces(), stress
+from sevenomni_core.testing import evaluate
 
 
 def test_batched_equals_single_with_mixed_tasks():
@@ -29,7 +23,7 @@ def test_batched_equals_single_with_mixed_tasks():
     out = predict(structures, model="7net-mf-0", task=tasks, device="cpu")
     for atoms, task, pred in zip(structures, tasks, out, strict=True):
         calc = SevenOmniCalculator("7net-mf-0", task=task, device="cpu")
-        e, f, s = _single(calc, atoms)
+        e, f, s = evaluate(calc, atoms)
         assert abs(pred.energy - e) / len(atoms) < 1e-5
         np.testing.assert_allclose(pred.forces, f, atol=1e-4)
         if atoms.pbc.any():

@@ -8,12 +8,7 @@ from structures import bulk_si, slab_with_adsorbate
 from sevenomni_core import SevenOmniCalculator, load_model
 from sevenomni_core.model import read_checkpoint
 from sevenomni_core.model.checkpoint import file_sha256, save_checkpoint
-
-
-def _evaluate(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+from sevenomni_core.testing import evaluate
 
 
 @pytest.mark.parametrize(("model", "task"), [("7net-0", None), ("7net-mf-0", "R2SCAN")])
@@ -29,11 +24,11 @@ def test_round_trip(model, task, tmp_path, sevenn_calculator):
     assert set(saved) >= {"config", "model_state_dict", "optimizer_state_dict", "epoch"}
     assert saved["config"]["version"] == "0.11.0"
     for atoms in (bulk_si(), slab_with_adsorbate()):
-        e0, f0, s0 = _evaluate(SevenOmniCalculator(pot, task=task), atoms)
-        e1, f1, s1 = _evaluate(
+        e0, f0, s0 = evaluate(SevenOmniCalculator(pot, task=task), atoms)
+        e1, f1, s1 = evaluate(
             SevenOmniCalculator(str(out), task=task, device="cpu"), atoms
         )
-        e2, f2, s2 = _evaluate(sevenn_calculator(out, task), atoms)
+        e2, f2, s2 = evaluate(sevenn_calculator(out, task), atoms)
         assert e1 == pytest.approx(e0, abs=1e-6)
         np.testing.assert_allclose(f1, f0, atol=1e-5)
         np.testing.assert_allclose(s1, s0, atol=1e-6)

@@ -20,6 +20,7 @@ from sevenomni_core import SevenOmniCalculator, load_model
 from sevenomni_core.batch import predict
 from sevenomni_core.model.potential import resolve_backend
 from sevenomni_core.nn._cueq import CueKernels
+from sevenomni_core.testing import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,12 +30,6 @@ def omni_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("omni") / "checkpoint_omni_arch.pth"
     make_omni_arch_checkpoint(path, seed=11)
     return path
-
-
-def _results(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 
 CASES = [
@@ -59,8 +54,8 @@ def test_cueq_matches_e3nn(model, task, dtype, omni_checkpoint):
     cue_calc = SevenOmniCalculator(cueq, task=task)
     assert cue_calc.parameters["backend"] == "cueq"
     for atoms in (triclinic(), slab_with_adsorbate()):
-        e0, f0, s0 = _results(ref_calc, atoms)
-        e1, f1, s1 = _results(cue_calc, atoms)
+        e0, f0, s0 = evaluate(ref_calc, atoms)
+        e1, f1, s1 = evaluate(cue_calc, atoms)
         assert abs(e1 - e0) / len(atoms) < 1e-5
         np.testing.assert_allclose(f1, f0, atol=1e-4, rtol=0)
         np.testing.assert_allclose(s1, s0, atol=1e-5, rtol=0)

@@ -8,6 +8,7 @@ from structures import slab_with_adsorbate, triclinic
 
 from sevenomni_core import SevenOmniCalculator, load_model
 from sevenomni_core.model.checkpoint import save_checkpoint
+from sevenomni_core.testing import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -15,12 +16,6 @@ def omni_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("omni") / "checkpoint_omni_arch.pth"
     make_omni_arch_checkpoint(path, seed=7)
     return path
-
-
-def _evaluate(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
 
 
 def test_every_task_matches_sevenn(omni_checkpoint, sevenn_calculator):
@@ -34,8 +29,8 @@ def test_every_task_matches_sevenn(omni_checkpoint, sevenn_calculator):
         ours = SevenOmniCalculator(pot, task=task)
         ref = sevenn_calculator(omni_checkpoint, task)
         for atoms in structures:
-            e, f, s = _evaluate(ours, atoms)
-            e_ref, f_ref, s_ref = _evaluate(ref, atoms)
+            e, f, s = evaluate(ours, atoms)
+            e_ref, f_ref, s_ref = evaluate(ref, atoms)
             assert abs(e - e_ref) / len(atoms) < 1e-5
             # random weights give small forces (~1e-3 eV/Å): compare tightly
             np.testing.assert_allclose(f, f_ref, atol=1e-5, rtol=0)
@@ -52,9 +47,9 @@ def test_round_trip_through_sevenn(omni_checkpoint, tmp_path, sevenn_calculator)
     save_checkpoint(pot.network, out)
     atoms = triclinic()
     for task in ("mpa", "odac23"):
-        e0, f0, s0 = _evaluate(SevenOmniCalculator(pot, task=task), atoms)
-        e1, _f1, _s1 = _evaluate(SevenOmniCalculator(str(out), task=task), atoms)
-        e2, f2, s2 = _evaluate(sevenn_calculator(out, task), atoms)
+        e0, f0, s0 = evaluate(SevenOmniCalculator(pot, task=task), atoms)
+        e1, _f1, _s1 = evaluate(SevenOmniCalculator(str(out), task=task), atoms)
+        e2, f2, s2 = evaluate(sevenn_calculator(out, task), atoms)
         assert e1 == pytest.approx(e0, abs=1e-6)
         assert e2 == pytest.approx(e0, abs=len(atoms) * 1e-5)
         np.testing.assert_allclose(f2, f0, atol=1e-5)

@@ -5,6 +5,7 @@ import pytest
 from structures import STRUCTURES
 
 from sevenomni_core import SevenOmniCalculator, load_model
+from sevenomni_core.testing import evaluate
 
 SHIPPED = [
     ("7net-0", None),
@@ -13,15 +14,6 @@ SHIPPED = [
     ("7net-mf-0", "PBE"),
     ("7net-mf-0", "R2SCAN"),
 ]
-
-
-def evaluate(calc, atoms):
-    atoms = atoms.copy()
-    atoms.calc = calc
-    e = atoms.get_potential_energy()
-    f = atoms.get_forces()
-    s = atoms.get_stress() if atoms.pbc.any() else None
-    return e, f, s
 
 
 def assert_parity(ours, ref, n_atoms):
