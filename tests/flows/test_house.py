@@ -347,3 +347,26 @@ def test_screening_maker_round_trips_and_with_settings_copies():
     copy = screening.with_settings(settings)
     assert copy.makers["eos"].settings == settings == copy.relax_maker.settings
     assert screening.makers["eos"].settings == ModelSettings()
+
+
+def test_odd_structures_share_the_flows_batches():
+    """The relaxation and static jobs of a screening batch take dilute cells,
+    molecules in boxes and one-atom cells beside crystals: every document
+    completes with the numbers the structure gets alone."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from sevenomni_core.testing import odd_structures
+    from sevenomni_flows.jobs import ModelSettings, RelaxMaker, StaticMaker
+
+    settings = ModelSettings("7net-0", device="cpu", dtype="float64")
+    odd = {k: a for k, a in odd_structures().items() if a.pbc.all()}
+    structures = [AseAtomsAdaptor.get_structure(a) for a in odd.values()]
+    for maker in (
+        RelaxMaker(settings=settings, max_steps=30),
+        StaticMaker(settings=settings),
+    ):
+        batched = maker.run(structures, list(odd))
+        assert [d.state for d in batched] == ["completed"] * len(odd)
+        for doc, structure, label in zip(batched, structures, odd, strict=True):
+            [alone] = maker.run([structure], [label])
+            assert doc.energy == pytest.approx(alone.energy, abs=1e-8), label
