@@ -17,6 +17,7 @@ from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import md
+from sevenomni_core.batch.inputs import default
 from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
 
 from .. import dynamics
@@ -89,16 +90,16 @@ class MDMaker(PropertyMaker):
     """
 
     name: str = "md"
-    ensemble: str = "nvt"
+    ensemble: str = default(md, "ensemble")
     temperatures: list[float] = field(default_factory=lambda: [300.0])
-    pressure: float = 0.0
-    timestep: float = 2.0
-    steps: int = 1000
-    interval: int = 10
-    friction: float = 0.01
-    taup: float = 500.0
-    compressibility: float = 0.01
-    barostat: str = "crescale"
+    pressure: float = default(md, "pressure")
+    timestep: float = default(md, "timestep")
+    steps: int = default(md, "steps")
+    interval: int = default(md, "interval")
+    friction: float = default(md, "friction")
+    taup: float = default(md, "taup")
+    compressibility: float = default(md, "compressibility")
+    barostat: str = default(md, "barostat")
     min_length: float = 10.0
     seed: int = 0
     trajectory_dir: str | None = None

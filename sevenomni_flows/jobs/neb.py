@@ -27,6 +27,7 @@ from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import neb, relax
+from sevenomni_core.batch.inputs import default
 
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
@@ -136,12 +137,12 @@ class NebMaker(PropertyMaker):
     """
 
     name: str = "neb"
-    n_images: int = 5
-    climb: bool = True
-    fmax: float = 0.05
-    max_steps: int = 500
-    spring: float = 0.1
-    interpolation: str = "idpp"
+    n_images: int = default(neb, "n_images")
+    climb: bool = default(neb, "climb")
+    fmax: float = default(neb, "fmax")
+    max_steps: int = default(neb, "max_steps")
+    spring: float = default(neb, "k")
+    interpolation: str = default(neb, "interpolation")
     relax_fmax: float = 0.02
     relax_steps: int = 500
     relax_optimizer: str = "lbfgs"

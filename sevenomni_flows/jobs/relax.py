@@ -12,6 +12,7 @@ from ase.units import GPa
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import OPTIMIZERS, predict, relax
+from sevenomni_core.batch.inputs import default
 
 from ..schemas import RelaxDocument, StaticDocument
 from .calculation import PropertyMaker
@@ -132,11 +133,12 @@ class RelaxMaker(PropertyMaker):
     """
 
     name: str = "relax"
-    fmax: float = 0.05
-    max_steps: int = 500
+    fmax: float = default(relax, "fmax")
+    max_steps: int = default(relax, "max_steps")
+    # a screening relaxes the cell (atomate2's habit); relax() alone keeps it
     relax_cell: bool = True
-    max_volume_change: float = 10.0
-    optimizer: str = "fire"
+    max_volume_change: float = default(relax, "max_volume_change")
+    optimizer: str = default(relax, "optimizer")
 
     property: ClassVar[str] = "relax"
     document: ClassVar[type] = RelaxDocument

@@ -370,3 +370,24 @@ def test_odd_structures_share_the_flows_batches():
         for doc, structure, label in zip(batched, structures, odd, strict=True):
             [alone] = maker.run([structure], [label])
             assert doc.energy == pytest.approx(alone.energy, abs=1e-8), label
+
+
+@pytest.mark.parametrize(
+    ("section", "engine", "pairs"),
+    [
+        ("relax", "relax", {"fmax": "fmax", "max_steps": "max_steps"}),
+        ("md", "md", {"timestep": "timestep", "steps": "steps", "taup": "taup"}),
+        ("neb", "neb", {"spring": "k", "n_images": "n_images", "fmax": "fmax"}),
+    ],
+)
+def test_maker_defaults_are_the_engine_defaults(section, engine, pairs):
+    """A Maker setting that is an engine argument has the engine's default
+    (written once, in the engine's signature)."""
+    import inspect
+
+    from sevenomni_core import batch
+
+    signature = inspect.signature(getattr(batch, engine)).parameters
+    maker = makers()[section]()
+    for field_name, argument in pairs.items():
+        assert getattr(maker, field_name) == signature[argument].default
