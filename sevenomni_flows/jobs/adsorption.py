@@ -295,8 +295,9 @@ def check_adsorbates(names: list[str], what: str) -> list[str]:
     return known
 
 
-def check_miller(indices) -> list[list[int]]:
-    """Miller indices as lists of three integers, not all zero."""
+def check_miller(indices, key: str = "adsorption.miller_indices") -> list[list[int]]:
+    """Miller indices as lists of three integers, not all zero (errors name
+    the spec ``key``)."""
     out = []
     for m in indices:
         if (
@@ -304,16 +305,14 @@ def check_miller(indices) -> list[list[int]]:
             or len(m) != 3
             or not all(isinstance(i, (int, np.integer)) for i in m)
         ):
-            raise ValueError(
-                f"adsorption.miller_indices: {m!r} is not three integers [h, k, l]"
-            )
+            raise ValueError(f"{key}: {m!r} is not three integers [h, k, l]")
         if not any(m):
-            raise ValueError("adsorption.miller_indices: (0, 0, 0) is not a surface")
+            raise ValueError(f"{key}: (0, 0, 0) is not a surface")
         out.append([int(i) for i in m])
     if len({tuple(m) for m in out}) != len(out):
-        raise ValueError(f"adsorption.miller_indices has duplicates: {out}")
+        raise ValueError(f"{key} has duplicates: {out}")
     if not out:
-        raise ValueError("adsorption.miller_indices: give at least one surface")
+        raise ValueError(f"{key}: give at least one surface")
     return out
 
 
