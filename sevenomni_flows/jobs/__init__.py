@@ -15,6 +15,7 @@ from .phonon import PhononMaker
 from .qha import QhaMaker
 from .relax import RelaxMaker, StaticMaker
 from .slab_convergence import SlabConvergenceMaker
+from .surface_energy import SurfaceEnergyMaker
 from .widom import WidomMaker
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "SlabAdsorptionMaker",
     "SlabConvergenceMaker",
     "StaticMaker",
+    "SurfaceEnergyMaker",
     "WidomMaker",
 ]
