@@ -182,9 +182,13 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if value != 0 and not 1e-3 <= abs(value) < 1e6:
+            return f"{value:.4e}"  # thermal expansion, Henry coefficients
         return f"{value:.4f}"
     if isinstance(value, list):
         return ";".join(_cell(v) for v in value) if value else "-"
+    if isinstance(value, dict):  # e.g. surface energies by facet
+        return "; ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "-"
     return str(value)
 
 
