@@ -245,8 +245,24 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         inside = insertion_energies(pot, task, host, guest, placed[~over])
         energies[~over] = inside - e_host - e_guest
         failed = np.isnan(energies)
+        evaluated = int((~over).sum())
+        if failed.sum() > MAX_FAILED * evaluated:
+            return self.failed(
+                target,
+                ctx,
+                f"{int(failed.sum())} of {evaluated} model evaluations of {name} "
+                f"failed (more than {MAX_FAILED:.0%}): the averages would rest "
+                "on the pores the model can evaluate",
+                error_type="EvaluationError",
+                n_insertions=len(placed),
+                n_overlapping=int(over.sum()),
+                n_failed=int(failed.sum()),
+            )
         unphysical = energies < self.min_energy
-        energies[failed | unphysical] = np.inf
+        energies[unphysical] = np.inf
+        # failed evaluations leave the sample (and the denominator): zero
+        # weight would bias K_H low by the fraction that failed
+        energies = energies[~failed]
         results = [averages(energies, t, density) for t in self.temperatures]
         accepted = energies[np.isfinite(energies)]
         plots = []
@@ -281,6 +297,11 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         )
 
 
+#: Most failed model evaluations, as a fraction of those made, before a
+#: Widom result is failed.
+MAX_FAILED = 0.01
+
+
 def _warnings(
     name: str, unphysical: int, failed: int, floor: float, results: list
 ) -> list[str]:
@@ -299,7 +320,10 @@ def _warnings(
             "(unphysical for physisorption) and were given zero weight"
         )
     if failed:
-        out.append(f"{failed} insertions of {name} could not be evaluated")
+        out.append(
+            f"{failed} insertions of {name} could not be evaluated; they are "
+            "left out of the averages"
+        )
     return out
 
 

@@ -367,7 +367,12 @@ class WidomDocument(ResultDocument):
     n_unphysical: int = Field(
         0, description="ΔE below min_energy: zero weight, excluded as artefacts"
     )
-    n_failed: int = Field(0, description="Insertions the model could not evaluate")
+    n_failed: int = Field(
+        0,
+        description="Insertions the model could not evaluate: left out of the "
+        "averages (and their denominator); above 1% of evaluations the result "
+        "is failed",
+    )
     lowest_energy: float | None = Field(None, description="Lowest accepted ΔE, eV")
     framework_density: float | None = Field(None, description="kg/m³")
     framework_energy: float | None = Field(None, description="Empty framework, eV")

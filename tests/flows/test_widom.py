@@ -256,3 +256,48 @@ def test_one_changed_setting_changes_the_key():
         item, pot3, task3
     )
     assert target.key != base.key
+
+
+def test_failed_evaluations_leave_the_denominator(tmp_path, monkeypatch):
+    """Insertions the model cannot evaluate are left out of the sample (zero
+    weight would bias K_H low): K_H equals the by-hand average over the rest.
+    More than 1% of evaluations failing fails the result, with the count."""
+    from ase import Atoms
+
+    import sevenomni_flows.jobs.widom as widom_job
+
+    framework = tmp_path / "sparse.cif"
+    grid = [[x, y, z] for x in (0, 6) for y in (0, 6) for z in (0, 6)]
+    write(framework, Atoms("Mg8", positions=grid, cell=[12.0] * 3, pbc=True))
+    real = widom_job.insertion_energies
+    n_bad = {"count": 0}
+
+    def flaky(pot, task, host, guest, placed):
+        out = real(pot, task, host, guest, placed)
+        out[: n_bad["count"]] = np.nan
+        return out
+
+    monkeypatch.setattr(widom_job, "insertion_energies", flaky)
+    maker = WidomMaker(settings=SETTINGS, guests=["CO2"], n_insertions=1000)
+    for count in (4, 30):
+        n_bad["count"] = count
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            [doc] = maker.run(str(framework), "sparse")
+        evaluated = doc.n_insertions - doc.n_overlapping
+        if count / evaluated > 0.01:
+            assert doc.state == "failed" and doc.error_type == "EvaluationError"
+            assert f"{count} of {evaluated} model evaluations" in doc.error
+            continue
+        assert doc.state == "completed" and doc.n_failed == count
+        zero_weight = doc.n_overlapping + doc.n_unphysical
+        sample = np.concatenate([doc.energies, np.full(zero_weight, np.inf)])
+        assert len(sample) == doc.n_insertions - count
+        by_hand = averages(sample, 298.0, doc.framework_density)
+        assert doc.henry_coefficient[0] == pytest.approx(by_hand.henry_coefficient)
+        with_zeros = averages(
+            np.concatenate([sample, np.full(count, np.inf)]),
+            298.0,
+            doc.framework_density,
+        )
+        assert doc.henry_coefficient[0] > with_zeros.henry_coefficient
