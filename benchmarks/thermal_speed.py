@@ -40,6 +40,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--model", default="7net-0")
+    parser.add_argument(
+        "--supercell", type=int, default=2, help="N for NxNxN supercells"
+    )
     parser.add_argument("--smoke", action="store_true", help="2 solids, 1 round")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -53,7 +56,7 @@ def main():
 
     solids = dict(list(SOLIDS.items())[:2]) if args.smoke else SOLIDS
     rounds = 1 if args.smoke else args.rounds
-    supercell = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    supercell = (np.eye(3, dtype=int) * args.supercell).tolist()
     maker = QhaMaker(
         settings=ModelSettings(args.model, device="cpu"),
         supercell=supercell,
@@ -85,7 +88,8 @@ def main():
     n_cells = len(solids) * maker.n_volumes
     print(
         f"{len(solids)} solids x {maker.n_volumes} volumes ({n_cells} phonon "
-        f"calculations, 2x2x2 supercells), {rounds} rounds, {args.threads} thread(s)"
+        f"calculations, {args.supercell}x{args.supercell}x{args.supercell} "
+        f"supercells), {rounds} rounds, {args.threads} thread(s)"
     )
     print(
         f"loop median {statistics.median(loop):.2f} s, ours "
@@ -110,6 +114,7 @@ def _profile(maker, structures, labels):
     parts = {
         "fixed-cell relaxations": "relax_groups",
         "batched forces (predict)": "predict",
+        "phonopy set-up (symmetry, displacements)": "phonopy",
         "phonopy (force constants, mesh, thermal)": "_finish",
         "PhonopyQHA": "__init__",
     }

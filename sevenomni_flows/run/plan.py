@@ -22,7 +22,7 @@ from ..jobs.base import Item, resolve_input
 from ..schemas import structure_id
 from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
-from .inputs import input_failure, input_key, new_names
+from .inputs import input_failure, new_names
 
 __all__ = ["Plan", "plan", "screening_from_spec"]
 
@@ -214,8 +214,14 @@ def plan(
             )
     reused = sum(1 for k in planned if state.get(k) == "completed")
     input_keys = {d.key for d in failures}
-    fixed_inputs = [input_key(label) for label in readable]
-    stale = list(lookup(results, fixed_inputs, properties=["key"]))
+    # failures of inputs that now read, under this or an older key scheme
+    stale = []
+    if readable:
+        old = results.query(
+            {"property": "input", "state": "failed"}, properties=["key", "label"]
+        )
+        now = set(readable)
+        stale = [d["key"] for d in old if d.get("label") in now]
     return Plan(
         flow=Flow(parts, name="sevenomni run") if parts else flow,
         planned=planned,
