@@ -217,9 +217,7 @@ def plan(
     # failures of inputs that now read, under this or an older key scheme
     stale = []
     if readable:
-        old = results.query(
-            {"property": "input", "state": "failed"}, properties=["key", "label"]
-        )
+        old = results.query({"property": "input"}, properties=["key", "label"])
         now = set(readable)
         stale = [d["key"] for d in old if d.get("label") in now]
     return Plan(
