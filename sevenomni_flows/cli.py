@@ -34,19 +34,6 @@ def _where(store: str | None, spec, base: Path) -> tuple[str, Path]:
 MAX_ROWS = 100
 
 
-def _key_at(path: str | Path, key: str) -> str:
-    """``path:line`` of a top-level key of a YAML file (``path`` if not found)."""
-    try:
-        node = yaml.compose(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return str(path)
-    if isinstance(node, yaml.MappingNode):
-        for name, _ in node.value:
-            if name.value == key:
-                return f"{path}:{name.start_mark.line + 1}"
-    return str(path)
-
-
 def _potential(settings, spec_path: str | Path):
     """The spec's model and task, loaded; a bad device names the spec's key.
 
@@ -58,13 +45,13 @@ def _potential(settings, spec_path: str | Path):
     """
     from sevenomni_core.model.potential import resolve_device
 
-    from .spec import SpecError
+    from .spec import SpecError, key_line
 
     try:
         resolve_device(settings.device)
     except ValueError as err:
         why = str(err).removeprefix("device ")
-        raise SpecError(f"{_key_at(spec_path, 'device')}: device: {why}") from None
+        raise SpecError(f"{key_line(spec_path, 'device')}: device: {why}") from None
     return settings.potential()
 
 

@@ -24,7 +24,14 @@ from .jobs.neb import KINDS
 from .jobs.registry import makers
 from .submit.resources import ClusterSettings
 
-__all__ = ["Input", "SpecError", "StructureEntry", "load_spec", "read_structures"]
+__all__ = [
+    "Input",
+    "SpecError",
+    "StructureEntry",
+    "key_line",
+    "load_spec",
+    "read_structures",
+]
 
 
 class SpecError(ValueError):
@@ -247,6 +254,15 @@ def _line_of(node: yaml.Node, loc: tuple) -> int | None:
         else:
             return line
     return line
+
+
+def key_line(path: str | Path, *loc) -> str:
+    """``path:line`` of the key at ``loc`` in a YAML file (``path`` if unreadable)."""
+    try:
+        node = yaml.compose(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return str(path)
+    return str(path) if node is None else f"{path}:{_line_of(node, loc)}"
 
 
 def load_spec(path: str | Path) -> tuple[RunSpec, Path]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
+import re
 from typing import Any
 
+from .jobs.base import reuse_key
 from .jobs.registry import documents
 from .schemas import unit_of
 
@@ -67,8 +68,6 @@ def _check_operators(node: Any, field: str | None = None) -> None:
     """Raise ValueError naming the first unknown ``$`` operator in a filter
     (and the field it applies to), or a logical one not given a list of
     filters, or a ``$regex`` or ``$mod`` the database would choke on."""
-    import re
-
     if isinstance(node, list):
         for item in node:
             _check_operators(item, field)
@@ -200,8 +199,7 @@ def _settings_id(protocol: dict | None) -> str | None:
     """A short hash of a row's result-changing settings (its property's)."""
     if not protocol or "settings" not in protocol:
         return None
-    text = json.dumps(protocol["settings"], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
+    return reuse_key(protocol["settings"])[:8]
 
 
 def _flat(row: dict) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from ..jobs import ModelSettings
 from ..schemas import Provenance, ResultDocument
 from ..stores.results import Publisher, lookup, replace, results_store
 
@@ -24,22 +23,22 @@ def input_key(label: str) -> str:
     return "input-" + hashlib.sha256(label.encode()).hexdigest()[:10]
 
 
-def input_failure(label: str, error: str, settings: ModelSettings):
+def input_failure(label: str, error: str, model: Provenance, source: str = ""):
     """A failed document for a structure source that could not be read."""
-    pot, task = settings.potential()
     key = input_key(label)
     identity = {
         "formula": "unknown",
         "structure_id": key,
         "label": label,
         "labels": [label],
+        "sources": [source] if source else [],
         "property": "input",
         "key": key,
         "protocol": {"property": "input", "on": label},
     }
     return ResultDocument.failed(
         identity,
-        Provenance.from_potential(pot, task),
+        model,
         error if error.startswith(label) else f"{label}: {error}",
         error_type="InputError",
     )

@@ -19,7 +19,7 @@ from jobflow import Flow
 from ..flows import ScreeningMaker
 from ..jobs import ModelSettings
 from ..jobs.base import Item, resolve_input
-from ..schemas import structure_id
+from ..schemas import Provenance, structure_id
 from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
 from .inputs import input_failure, new_names
@@ -111,13 +111,16 @@ def plan(
     """
     start = time.perf_counter()
     pot, task = settings.potential()
+    provenance = Provenance.from_potential(pot, task)
     screening = screening_from_spec(spec, settings, plots)
     results = results_store(store)
     materials, failures, readable = [], [], []
     names: dict[str, list[Input]] = {}  # structure id -> every input naming it
     for inp in read_structures(spec.structures, base):
         if isinstance(inp.structure, str):
-            failures.append(input_failure(inp.label, inp.structure, settings))
+            failures.append(
+                input_failure(inp.label, inp.structure, provenance, inp.source)
+            )
             continue
         readable.append(inp.label)
         inp.structure.properties["source"] = inp.source
@@ -162,7 +165,7 @@ def plan(
         band_keys = []
         for label, obj in described:
             if isinstance(obj, str):  # its structure could not be read
-                failures.append(input_failure(label, obj, settings))
+                failures.append(input_failure(label, obj, provenance))
                 planned[failures[-1].key] = (label, "input")
                 continue
             item = neb.resolve(obj, label)
@@ -225,11 +228,7 @@ def plan(
         planned=planned,
         reused=reused,
         kept_failures=len(kept),
-        to_compute=sum(
-            1
-            for k in planned
-            if not (state.get(k) == "completed" or k in kept or k in input_keys)
-        ),
+        to_compute=sum(1 for k in planned if not done([k]) and k not in input_keys),
         to_relax=len(materials) - len(relaxed),
         n_materials=len(materials),
         n_properties=len(screening.properties),
