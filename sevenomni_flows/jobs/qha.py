@@ -27,10 +27,6 @@ from .relax import inner_failure, relax_groups
 
 __all__ = ["QhaDocument", "QhaMaker"]
 
-#: phonopy's unit of free energies and the eV.
-KJ_PER_MOL_PER_EV = 96.48533212
-
-
 class QhaDocument(ResultDocument):
     """Quasi-harmonic V(T), thermal expansion, B_T(T), C_p(T) and G(T)."""
 

@@ -391,3 +391,35 @@ def test_maker_defaults_are_the_engine_defaults(section, engine, pairs):
     maker = makers()[section]()
     for field_name, argument in pairs.items():
         assert getattr(maker, field_name) == signature[argument].default
+
+
+@pytest.mark.parametrize("section", list(makers()))
+def test_one_changed_setting_changes_the_key(section):
+    """For every registered property, changing one setting of its spec
+    section (its force threshold, time step, displacement or insertion
+    count) gives new reuse keys, and the same settings the same keys."""
+    from ase.build import bulk
+
+    from sevenomni_core import load_model
+    from sevenomni_flows.jobs.base import maker_settings, resolve_input
+
+    default = RunSpec.model_validate({}).maker(section)
+    settings = maker_settings(default)
+    if not settings:  # e.g. static: nothing to change
+        return
+    name = next(
+        k for k in ("fmax", "timestep", "displacement", "n_insertions") if k in settings
+    )
+    value = settings[name]
+    changed_value = value * 2 if isinstance(value, int) else value * 1.5
+    changed = RunSpec.model_validate({section: {name: changed_value}}).maker(section)
+    assert maker_settings(changed) != settings
+    if makers()[section].stage != "material":
+        return  # frameworks and bands: their targets read files; settings differ
+    pot = load_model("7net-0", device="cpu")
+    item = resolve_input(bulk("Cu", "fcc", a=3.61), "Cu")
+    again = RunSpec.model_validate({}).maker(section)
+    old = {t.key for t in default.targets(item, pot, None)}
+    assert old == {t.key for t in again.targets(item, pot, None)}
+    new = {t.key for t in changed.targets(item, pot, None)}
+    assert old and new and not old & new, name

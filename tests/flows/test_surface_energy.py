@@ -87,3 +87,56 @@ def test_all_facets_up_to_max_index_and_bad_input():
     salt, metal = maker.run([nacl, cu], ["NaCl", "Cu"])
     assert salt.state == "failed" and "not stoichiometric" in salt.error
     assert metal.state == "completed"
+
+
+def test_surface_energy_through_the_cli_fails_reruns_and_recomputes(tmp_path, capsys):
+    """Through ``sevenomni run``: NaCl(111) is not stoichiometric and fails
+    alone (exit 1), one document per planned calculation; a rerun keeps
+    that deterministic failure and computes nothing; a changed facet setting
+    recomputes only the surface energies (new keys), and NaCl(100)
+    completes (exit 0)."""
+    import json
+
+    from sevenomni_flows.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    body = """
+model: 7net-0
+device: cpu
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.62}
+  - {bulk: NaCl, crystal: rocksalt, a: 5.64}
+properties: [relax, surface_energy]
+relax: {fmax: 0.05}
+surface_energy:
+  miller_indices: [[MILLER]]
+  slab: {layers: 3, fixed_layers: 0, supercell: [1, 1], vacuum: 12.0}
+"""
+    store = str(tmp_path / "results")
+
+    def run(miller):
+        spec.write_text(body.replace("MILLER", miller))
+        status = main(["run", str(spec), "--store", store])
+        return status, capsys.readouterr().out
+
+    def stored():
+        main(["query", "{}", "--store", store, "--format", "json"])
+        return json.loads(capsys.readouterr().out)
+
+    status, out = run("1, 1, 1")
+    assert status == 1 and "3 completed, 1 failed, 0 skipped, 0 missing" in out
+    docs = stored()
+    assert len(docs) == 4
+    salt = next(d for d in docs if d["label"] == "NaCl" and d["property"] != "relax")
+    assert salt["state"] == "failed" and "not stoichiometric" in salt["error"]
+    status, out = run("1, 1, 1")
+    assert status == 1 and "0 to compute" in out and "1 failures kept" in out
+    assert len(stored()) == 4
+    status, out = run("1, 0, 0")
+    assert status == 0 and "2 results reused, 2 to compute" in out
+    docs = stored()
+    now = [d for d in docs if d["property"] == "surface_energy"]
+    assert len(docs) == 6 and len(now) == 4  # the (111) documents are kept
+    assert {d["state"] for d in now if "1 0 0" in d["surface_energies"]} == {
+        "completed"
+    }
