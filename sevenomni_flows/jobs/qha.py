@@ -27,6 +27,7 @@ from .relax import inner_failure, relax_groups
 
 __all__ = ["QhaDocument", "QhaMaker"]
 
+
 class QhaDocument(ResultDocument):
     """Quasi-harmonic V(T), thermal expansion, B_T(T), C_p(T) and G(T)."""
 
