@@ -8,8 +8,11 @@ from typing import Any
 from jobflow import Flow, Maker
 
 from ..jobs import ModelSettings, RelaxMaker
+from ..jobs.base import as_structure
 from ..jobs.calculation import PropertyMaker, is_pick, pick
+from ..jobs.elements import is_reference
 from ..jobs.registry import makers as registered
+from ..schemas import structure_id
 
 __all__ = ["ScreeningMaker", "properties"]
 
@@ -78,6 +81,26 @@ class ScreeningMaker(Maker):
         """The job Maker of a property (``relax`` included)."""
         return self.relax_maker if prop == "relax" else self.makers[prop]
 
+    def inputs(
+        self, structures: list[Any], labels: list[str]
+    ) -> tuple[list[Any], list[str]]:
+        """The screened structures plus those a property needs beside them
+        (e.g. elemental references), which are relaxed but not screened.
+
+        Idempotent: an input already there, by label or as an identical
+        structure, is not added again.
+        """
+        structures, labels = list(structures), list(labels)
+        given = None
+        for maker in self.makers.values():
+            for label, structure in maker.extra_inputs(structures):
+                if given is None:
+                    given = {structure_id(as_structure(s)) for s in structures}
+                if label not in labels and structure_id(structure) not in given:
+                    structures.append(structure)
+                    labels.append(label)
+        return structures, labels
+
     def make(
         self,
         structures: list[Any],
@@ -106,6 +129,7 @@ class ScreeningMaker(Maker):
         relaxed = dict(relaxed or {})
         skip = skip or set()
         labels = labels or [f"material {i}" for i in range(len(structures))]
+        structures, labels = self.inputs(structures, labels)
         jobs, sources = [], {}
         todo = [i for i in range(len(structures)) if i not in relaxed]
         for c, chunk in enumerate(self._chunks(todo)):
@@ -122,11 +146,20 @@ class ScreeningMaker(Maker):
         for prop in self.properties:
             if prop == "relax":
                 continue
-            need = [i for i in range(len(structures)) if (i, prop) not in skip]
-            for chunk in self._chunks(need):
+            maker = self.makers[prop]
+            need = [
+                i
+                for i in range(len(structures))
+                if (i, prop) not in skip and not is_reference(labels[i])
+            ]
+            # a property of the set gets every input in one job
+            chunks = self._chunks(need)
+            if maker.aggregate:
+                chunks = [list(range(len(structures)))] if need else []
+            for chunk in chunks:
                 inputs = [relaxed[i] for i in chunk]
                 used = {x["source"] for x in inputs if is_pick(x)}
-                job = self.makers[prop].make(
+                job = maker.make(
                     inputs,
                     [labels[i] for i in chunk],
                     sources={c: sources[c] for c in sorted(used)},

@@ -15,6 +15,7 @@ from .phonon import PhononMaker
 from .qha import QhaMaker
 from .relax import RelaxMaker, StaticMaker
 from .slab_convergence import SlabConvergenceMaker
+from .stability import StabilityMaker
 from .surface_energy import SurfaceEnergyMaker
 from .widom import WidomMaker
 
@@ -30,6 +31,7 @@ __all__ = [
     "RelaxMaker",
     "SlabAdsorptionMaker",
     "SlabConvergenceMaker",
+    "StabilityMaker",
     "StaticMaker",
     "SurfaceEnergyMaker",
     "WidomMaker",

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Maker fields that do not change results (left out of the reuse key).
-NOT_SETTINGS = {"name", "settings", "plot_dir", "trajectory_dir"}
+NOT_SETTINGS = {"name", "settings", "plot_dir", "trajectory_dir", "spec_dir"}
 
 
 @dataclass

@@ -66,6 +66,9 @@ class PropertyMaker(Maker):
     section: ClassVar[str] = ""
     #: Where a spec runs it: material, framework or band ("" for none).
     stage: ClassVar[str] = ""
+    #: Whether a screening gives it one job over all materials (a property
+    #: of the set, e.g. the convex hull; see :meth:`over`).
+    aggregate: ClassVar[bool] = False
     #: Fields left out of its spec section, and those fixed there.
     spec_exclude: ClassVar[tuple[str, ...]] = ()
     spec_fixed: ClassVar[dict[str, Any]] = {}
@@ -103,6 +106,21 @@ class PropertyMaker(Maker):
     def resolve(self, obj: Any, label: str | None) -> Item:
         """The input as an :class:`~sevenomni_flows.jobs.base.Item`."""
         return resolve_input(obj, label)
+
+    def over(self, items: list[Item]) -> PropertyMaker:
+        """This Maker for the set ``items`` (itself, by default).
+
+        An ``aggregate`` Maker returns a copy whose settings identify the
+        set, so that its reuse keys do; the planner and the job call it on
+        the same items.
+        """
+        return self
+
+    def extra_inputs(self, structures: list) -> list[tuple[str, Any]]:
+        """Structures this property needs relaxed beside the screened ones,
+        as ``(label, structure)`` (none, by default; labels start with
+        :data:`~sevenomni_flows.jobs.elements.PREFIX`)."""
+        return []
 
     def targets(self, item: Item, pot, task) -> list[Target]:
         """The documents owed for ``item`` (one, by default)."""
@@ -148,7 +166,7 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
     pot, task = maker.settings.potential()
     ctx = Context(pot, task, Provenance.from_potential(pot, task), Publisher.current())
     labels = list(labels) if isinstance(labels, list) else [labels] * len(inputs)
-    items, owed = [], []
+    items = []
     for obj, label in zip(inputs, labels, strict=True):
         try:
             item = maker.resolve(obj, label)
@@ -156,7 +174,12 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
             item = Item("unknown", "unknown", label or "unknown", "unknown")
             item.error, item.error_type = _message(err), type(err).__name__
         items.append(item)
-        owed.append(maker.targets(item, pot, task))
+    try:
+        maker = maker.over(items)
+    except Exception as err:  # e.g. a file the set depends on cannot be read
+        for item in items:
+            item.error, item.error_type = _message(err), type(err).__name__
+    owed = [maker.targets(item, pot, task) for item in items]
     ready = [i for i, it in enumerate(items) if not (it.skip or it.error)]
     try:
         computed = maker.compute(

@@ -19,6 +19,7 @@ from jobflow import Flow
 from ..flows import ScreeningMaker
 from ..jobs import ModelSettings
 from ..jobs.base import Item, resolve_input
+from ..jobs.elements import is_reference
 from ..schemas import Provenance, structure_id
 from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
@@ -78,9 +79,13 @@ def _count(flow: Flow) -> int:
     return sum(_count(j) if isinstance(j, Flow) else 1 for j in flow.jobs)
 
 
-def screening_from_spec(spec: RunSpec, settings: ModelSettings, plots: str):
-    """The screening Maker a spec describes (all jobs on ``settings``)."""
+def screening_from_spec(
+    spec: RunSpec, settings: ModelSettings, plots: str, base: Path = Path(".")
+):
+    """The screening Maker a spec describes (all jobs on ``settings``; files
+    a section names are read relative to ``base``)."""
     extra = {
+        "spec_dir": str(base),
         "plot_dir": plots,
         "trajectory_dir": str(Path(plots).parent / "trajectories"),
         "settings": settings,
@@ -112,7 +117,7 @@ def plan(
     start = time.perf_counter()
     pot, task = settings.potential()
     provenance = Provenance.from_potential(pot, task)
-    screening = screening_from_spec(spec, settings, plots)
+    screening = screening_from_spec(spec, settings, plots, base)
     results = results_store(store)
     materials, failures, readable = [], [], []
     names: dict[str, list[Input]] = {}  # structure id -> every input naming it
@@ -130,22 +135,30 @@ def plan(
             materials.append((inp.label, inp.structure))
         names[sid].append(inp)
     planned: dict[str, tuple[str, str]] = {d.key: (d.label, "input") for d in failures}
+    structures, labels = screening.inputs(
+        [s for _, s in materials], [label for label, _ in materials]
+    )
     aliases: dict[str, list[Input]] = {}  # key -> the inputs that ask for it
-    owed: list[dict[str, list[str]]] = []  # per material: property -> keys
-    for label, structure in materials:
+    owed: list[dict[str, list[str]]] = []  # per input: property -> keys
+    on_relax = []
+    for label, structure in zip(labels, structures, strict=True):
         item = resolve_input(structure, label)
         relax_key = screening.relax_maker.targets(item, pot, task)[0].key
-        on_relax = Item(item.formula, item.structure_id, label, relax_key)
-        keys = {"relax": [relax_key]}
-        for prop in screening.properties:
-            if prop != "relax":
-                owes = screening.maker(prop).targets(on_relax, pot, task)
-                keys[prop] = [t.key for t in owes]
-        owed.append(keys)
-        planned.update({k: (label, p) for p, ks in keys.items() for k in ks})
-        aliases.update(
-            {k: names[item.structure_id] for ks in keys.values() for k in ks}
-        )
+        on_relax.append(Item(item.formula, item.structure_id, label, relax_key))
+        owed.append({"relax": [relax_key]})
+    for prop in screening.properties:
+        if prop == "relax":
+            continue
+        maker = screening.maker(prop).over(on_relax)
+        for item, keys in zip(on_relax, owed, strict=True):
+            if maker.aggregate or not is_reference(item.label):
+                keys[prop] = [t.key for t in maker.targets(item, pot, task)]
+    for item, keys in zip(on_relax, owed, strict=True):
+        planned.update({k: (item.label, p) for p, ks in keys.items() for k in ks})
+        if item.structure_id in names:  # not an input a property added
+            aliases.update(
+                {k: names[item.structure_id] for ks in keys.values() for k in ks}
+            )
     mofs = []
     for entry in spec.frameworks:
         label = entry.name or Path(entry.file).stem
@@ -194,17 +207,22 @@ def plan(
         for prop, ks in keys.items():
             if prop != "relax" and done(ks):
                 skip.add((i, prop))
+    # a property of the set that is not done needs every relaxed input
+    whole = any(
+        screening.maker(p).aggregate and (i, p) not in skip
+        for i, keys in enumerate(owed)
+        for p in keys
+        if p != "relax"
+    )
     needed = {
         relaxed[i]
         for i in relaxed
-        if any((i, p) not in skip for p in owed[i] if p != "relax")
+        if whole or any((i, p) not in skip for p in owed[i] if p != "relax")
     }
     stored = lookup(results, needed) if needed else {}
     # a reused relaxation's document is passed on only where a property needs it
     relaxed = {i: stored.get(k, k) for i, k in relaxed.items()}
-    flow = screening.make(
-        [s for _, s in materials], [label for label, _ in materials], relaxed, skip
-    )
+    flow = screening.make(structures, labels, relaxed, skip)
     parts = [flow] if flow.jobs else []
     for mof, path, label, keys in mofs:
         if not done(keys):
@@ -229,7 +247,7 @@ def plan(
         reused=reused,
         kept_failures=len(kept),
         to_compute=sum(1 for k in planned if not done([k]) and k not in input_keys),
-        to_relax=len(materials) - len(relaxed),
+        to_relax=len(structures) - len(relaxed),
         n_materials=len(materials),
         n_properties=len(screening.properties),
         input_failures=failures,

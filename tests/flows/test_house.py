@@ -394,10 +394,11 @@ def test_maker_defaults_are_the_engine_defaults(section, engine, pairs):
 
 
 @pytest.mark.parametrize("section", list(makers()))
-def test_one_changed_setting_changes_the_key(section):
+def test_one_changed_setting_changes_the_key(section, tmp_path):
     """For every registered property, changing one setting of its spec
-    section (its force threshold, time step, displacement or insertion
-    count) gives new reuse keys, and the same settings the same keys."""
+    section (its force threshold, time step, displacement, insertion count
+    or extra hull entries) gives new reuse keys, and the same settings the
+    same keys."""
     from ase.build import bulk
 
     from sevenomni_core import load_model
@@ -408,10 +409,16 @@ def test_one_changed_setting_changes_the_key(section):
     if not settings:  # e.g. static: nothing to change
         return
     name = next(
-        k for k in ("fmax", "timestep", "displacement", "n_insertions") if k in settings
+        k
+        for k in ("fmax", "timestep", "displacement", "n_insertions", "hull_entries")
+        if k in settings
     )
     value = settings[name]
-    changed_value = value * 2 if isinstance(value, int) else value * 1.5
+    if name == "hull_entries":
+        (tmp_path / "entries.json").write_text("[]")
+        changed_value = str(tmp_path / "entries.json")
+    else:
+        changed_value = value * 2 if isinstance(value, int) else value * 1.5
     changed = RunSpec.model_validate({section: {name: changed_value}}).maker(section)
     assert maker_settings(changed) != settings
     if makers()[section].stage != "material":

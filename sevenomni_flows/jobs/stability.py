@@ -1,0 +1,251 @@
+"""Thermodynamic stability: formation energy and energy above the convex hull.
+
+The hull is a property of the whole screened set, not of one material: it
+is built from every relaxed material of the screening, the elemental
+references (:mod:`.elements`, relaxed with the same model, task and
+settings, and stored and reused like any relaxation), and optionally the
+entries of a ``hull_entries`` file.  So the screening gives this property
+one job over all materials (``aggregate``), and its reuse key covers the
+set (``hull``): adding a material recomputes every material's hull, which
+is one batched static pass and pymatgen's ``PhaseDiagram``.
+
+Energies are static energies of the relaxed structures, evaluated in one
+batch.  Each material's hull is built in its own chemical system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import ClassVar
+
+from monty.serialization import loadfn
+from pydantic import Field
+from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
+from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from sevenomni_core.batch import predict
+
+from ..schemas import ResultDocument, quantity
+from .base import Item, Target, maker_settings, protocol
+from .calculation import PropertyMaker, model_title
+from .elements import SOURCE, is_reference, references
+
+__all__ = ["StabilityDocument", "StabilityMaker"]
+
+
+class StabilityDocument(ResultDocument):
+    """Formation energy, energy above the hull and decomposition products."""
+
+    property: str = "stability"
+    columns: ClassVar[tuple[str, ...]] = (
+        "formation_energy_per_atom",
+        "e_above_hull",
+        "hull_size",
+    )
+    energy_per_atom: float | None = quantity(
+        "Static energy of the relaxed structure", "eV/atom"
+    )
+    formation_energy_per_atom: float | None = quantity(
+        "Formation energy from the elemental references", "eV/atom"
+    )
+    e_above_hull: float | None = quantity("Energy above the convex hull", "eV/atom")
+    decomposition: dict[str, float] = Field(
+        default_factory=dict,
+        description="Hull phases it decomposes to: reduced formula -> fraction "
+        "(itself alone when on the hull)",
+    )
+    references: dict[str, dict] = Field(
+        default_factory=dict,
+        description="The elemental entry of each element the hull used: its "
+        "label and energy_per_atom (eV/atom)",
+    )
+    reference_source: str = Field(SOURCE, description="The shipped prototypes")
+    hull_size: int | None = Field(
+        None, description="Entries in its chemical system's hull"
+    )
+
+
+@dataclass
+class StabilityMaker(PropertyMaker):
+    """Formation energy and energy above the hull of every material of a set.
+
+    Parameters
+    ----------
+    hull_entries : str, optional
+        A JSON file (monty) of pymatgen ``ComputedEntry`` or
+        ``ComputedStructureEntry`` objects added to the hull, e.g. entries of
+        the Materials Project.  Their energies must be on this model's scale
+        (same functional, same corrections): the file is read as is.
+    plot_dir : str, optional
+        Folder for the phase-diagram PNG of binary and ternary materials.
+    spec_dir : str, optional
+        Folder a relative ``hull_entries`` is read from (the spec's).
+    hull : str
+        Set by :meth:`over`: the digest of the set the hull is built from
+        (part of the reuse key).
+    """
+
+    name: str = "stability"
+    hull_entries: str | None = None
+    plot_dir: str | None = None
+    spec_dir: str | None = None
+    hull: str = ""
+
+    property: ClassVar[str] = "stability"
+    document: ClassVar[type] = StabilityDocument
+    stage: ClassVar[str] = "material"
+    #: One job over every material of a screening (the hull is shared).
+    aggregate: ClassVar[bool] = True
+    spec_exclude: ClassVar[tuple[str, ...]] = ("hull",)
+
+    def entries_path(self) -> Path | None:
+        """The ``hull_entries`` file, relative to ``spec_dir``."""
+        if self.hull_entries is None:
+            return None
+        path = Path(self.hull_entries).expanduser()
+        return path if path.is_absolute() else Path(self.spec_dir or ".") / path
+
+    def extra_entries(self) -> list[ComputedEntry]:
+        """The entries of ``hull_entries`` (a clear error if unreadable)."""
+        path = self.entries_path()
+        if path is None:
+            return []
+        try:
+            entries = loadfn(path)
+        except Exception as err:  # any unreadable file
+            raise ValueError(
+                f"stability.hull_entries: cannot read {path}: {err}"
+            ) from None
+        entries = entries if isinstance(entries, list) else [entries]
+        bad = [type(e).__name__ for e in entries if not isinstance(e, ComputedEntry)]
+        if bad:
+            raise ValueError(
+                f"stability.hull_entries: {path} must hold pymatgen ComputedEntry "
+                f"or ComputedStructureEntry objects, found {bad[0]}"
+            )
+        return entries
+
+    def over(self, items: list[Item]) -> StabilityMaker:
+        """This Maker with ``hull`` set to the digest of the set ``items``
+        (their upstream keys, and the ``hull_entries`` file's bytes)."""
+        digest = hashlib.sha256()
+        for on in sorted({it.on for it in items}):
+            digest.update(on.encode())
+        path = self.entries_path()
+        if path is not None:
+            try:
+                digest.update(path.read_bytes())
+            except OSError as err:
+                raise ValueError(
+                    f"stability.hull_entries: cannot read {path}: {err}"
+                ) from None
+        return replace(self, hull=digest.hexdigest()[:16])
+
+    def extra_inputs(self, structures) -> list[tuple[str, object]]:
+        """The elemental reference of every element of ``structures``."""
+        return references(structures)
+
+    def targets(self, item: Item, pot, task) -> list[Target]:
+        """One document per material; none for the elemental references."""
+        if is_reference(item.label):
+            return []
+        proto = protocol(self.property, pot, task, maker_settings(self), item.on)
+        return [Target(item.formula, item.structure_id, item.label, proto)]
+
+    def compute(self, items, targets, ctx):
+        """Static energies of all items in one batch, then each material's hull."""
+        atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
+        preds = predict(atoms, model=ctx.pot, task=ctx.task) if atoms else []
+        entries = self.extra_entries()
+        mine = {}
+        for i, (it, pred) in enumerate(zip(items, preds, strict=True)):
+            if pred.ok:
+                mine[i] = ComputedStructureEntry(
+                    it.structure, float(pred.energy), entry_id=it.label
+                )
+                entries.append(mine[i])
+        diagrams: dict[tuple[str, ...], PhaseDiagram] = {}
+        out = []
+        for i, (owed, pred) in enumerate(zip(targets, preds, strict=True)):
+            if not owed:
+                out.append([])
+            elif i not in mine:
+                out.append([self.failed(t, ctx, pred.error) for t in owed])
+            else:
+                try:
+                    out.append([self._finish(mine[i], owed[0], ctx, entries, diagrams)])
+                except Exception as err:  # one material's hull fails alone
+                    out.append(err)
+        return out
+
+    def _finish(self, entry, target, ctx, entries, diagrams) -> StabilityDocument:
+        system = tuple(sorted(el.symbol for el in entry.composition))
+        elemental = {}
+        for e in entries:
+            if e.composition.is_element:
+                el = e.composition.elements[0].symbol
+                best = elemental.get(el)
+                if best is None or e.energy_per_atom < best.energy_per_atom:
+                    elemental[el] = e
+        missing = [el for el in system if el not in elemental]
+        if missing:
+            return self.failed(
+                target,
+                ctx,
+                f"no elemental reference for {', '.join(missing)}: the shipped "
+                f"prototypes ({SOURCE}) have none; add a structure of the element "
+                "to structures: or an entry to stability.hull_entries",
+                error_type="MissingReference",
+            )
+        if system not in diagrams:
+            inside = [
+                e
+                for e in entries
+                if {el.symbol for el in e.composition.elements} <= set(system)
+            ]
+            diagrams[system] = PhaseDiagram(inside)
+        diagram = diagrams[system]
+        decomp, e_hull = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+        fractions: dict[str, float] = {}
+        for phase, amount in decomp.items():
+            name = phase.composition.reduced_formula
+            fractions[name] = fractions.get(name, 0.0) + float(amount)
+        plots = []
+        if self.plot_dir and 2 <= len(system) <= 3:
+            plots = [self._plot(diagram, target, ctx)]
+        return self.doc(
+            target,
+            ctx,
+            state="completed",
+            energy_per_atom=float(entry.energy_per_atom),
+            formation_energy_per_atom=float(diagram.get_form_energy_per_atom(entry)),
+            e_above_hull=float(e_hull),
+            decomposition=fractions,
+            references={
+                el: {
+                    "label": elemental[el].entry_id,
+                    "energy_per_atom": float(elemental[el].energy_per_atom),
+                }
+                for el in system
+            },
+            hull_size=len(diagram.all_entries),
+            plots=plots,
+        )
+
+    def _plot(self, diagram: PhaseDiagram, target: Target, ctx) -> str:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        folder = Path(self.plot_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{target.formula}_{target.key}_hull.png"
+        ax = PDPlotter(diagram, backend="matplotlib").get_plot()
+        ax.set_title(f"{target.label}: convex hull, {model_title(ctx)}")
+        plt.savefig(path, dpi=120)
+        plt.close("all")
+        return str(path)

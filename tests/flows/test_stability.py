@@ -1,0 +1,168 @@
+"""Formation energies and energies above the hull against pymatgen's
+PhaseDiagram built by hand from sevenn's energies of the same relaxed
+structures; decompositions; one job over the set; missing references."""
+
+import json
+import textwrap
+
+import pytest
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from sevenomni_core import load_model
+from sevenomni_flows.cli import main
+from sevenomni_flows.jobs import StabilityMaker
+from sevenomni_flows.jobs.base import Item
+from sevenomni_flows.jobs.elements import prototype, references
+from sevenomni_flows.run.store import open_store
+from sevenomni_flows.stores.results import results_store
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SPEC = """
+model: 7net-0
+device: cpu
+relax: {fmax: 0.05, max_steps: 200}
+properties: [relax, stability]
+structures:
+  - {bulk: MgO, crystal: rocksalt, a: 4.21, name: rocksalt}
+  - {file: Mg2O.cif}
+  - {file: MgO_cscl.cif}
+  - {bulk: MgS, crystal: rocksalt, a: 5.2, name: MgS}
+"""
+
+
+def _inputs(folder):
+    """Mg2O (anti-fluorite, above the hull: Mg + MgO) and CsCl-type MgO."""
+    Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.0), ["O", "Mg"], [[0, 0, 0], [0.25] * 3]
+    ).to(filename=str(folder / "Mg2O.cif"))
+    Structure.from_spacegroup(
+        "Pm-3m", Lattice.cubic(2.6), ["Mg", "O"], [[0, 0, 0], [0.5] * 3]
+    ).to(filename=str(folder / "MgO_cscl.cif"))
+
+
+def test_hull_matches_phase_diagram_built_by_hand(tmp_path, capsys, sevenn_calculator):
+    """Every relaxed structure (references included) evaluated by sevenn's
+    calculator, a PhaseDiagram built by hand: the same formation energies
+    and e_above_hull to 1e-4 eV/atom.  Mg2O decomposes to MgO + Mg in the
+    lever-rule fractions, CsCl-type MgO to rocksalt MgO; MgS fails alone
+    for want of a sulfur reference, and the run exits 1."""
+    _inputs(tmp_path)
+    status, _, docs = _run_text(tmp_path, capsys, textwrap.dedent(SPEC))
+    assert status == 1
+    relaxed = {d["label"]: d for d in docs if d["property"] == "relax"}
+    assert {"reference:Mg", "reference:O"} <= set(relaxed)
+    assert "reference:S" not in relaxed  # none shipped
+    stab = {d["label"]: d for d in docs if d["property"] == "stability"}
+    assert set(stab) == {"rocksalt", "Mg2O.cif", "MgO_cscl.cif", "MgS"}
+    assert stab["MgS"]["state"] == "failed"
+    assert "no elemental reference for S" in stab["MgS"]["error"]
+    calc = sevenn_calculator(load_model("7net-0").path)
+    entries = {}
+    for label, doc in relaxed.items():
+        if label == "MgS":
+            continue
+        atoms = AseAtomsAdaptor.get_atoms(Structure.from_dict(doc["structure"]))
+        atoms.calc = calc
+        entries[label] = PDEntry(
+            Structure.from_dict(doc["structure"]).composition,
+            atoms.get_potential_energy(),
+        )
+    diagram = PhaseDiagram(list(entries.values()))
+    for label in ("rocksalt", "Mg2O.cif", "MgO_cscl.cif"):
+        doc, entry = stab[label], entries[label]
+        assert doc["state"] == "completed", doc["error"]
+        assert doc["formation_energy_per_atom"] == pytest.approx(
+            diagram.get_form_energy_per_atom(entry), abs=1e-4
+        )
+        assert doc["e_above_hull"] == pytest.approx(
+            diagram.get_e_above_hull(entry), abs=1e-4
+        )
+    assert stab["rocksalt"]["e_above_hull"] == pytest.approx(0.0, abs=1e-6)
+    assert stab["rocksalt"]["formation_energy_per_atom"] < -2.0
+    assert stab["MgO_cscl.cif"]["decomposition"] == pytest.approx({"MgO": 1.0})
+    # Mg2O (3 atoms) -> MgO (2 atoms) + Mg (1 atom)
+    assert stab["Mg2O.cif"]["decomposition"] == pytest.approx(
+        {"MgO": 2 / 3, "Mg": 1 / 3}, abs=1e-6
+    )
+    assert stab["Mg2O.cif"]["e_above_hull"] > 0.1
+    assert stab["Mg2O.cif"]["references"]["O"]["label"] == "reference:O"
+    assert stab["rocksalt"]["plots"]  # a binary's phase diagram
+
+
+def test_one_job_over_chunks_and_hull_entries(tmp_path, capsys):
+    """With two structures per job the hull is still one job over the whole
+    set (the same keys and numbers); a rerun reuses all; a hull_entries file
+    with a MgO entry 0.1 eV/atom below ours puts rocksalt MgO 0.1 eV/atom
+    above the hull, under new keys; an unreadable file is named."""
+    lean = "  - {bulk: MgO, crystal: rocksalt, a: 4.21, name: rocksalt}\n"
+    spec = textwrap.dedent(SPEC).split("structures:")[0] + "structures:\n" + lean
+    status, out, docs = _run_text(tmp_path, capsys, spec + _chunks())
+    assert status == 0, out
+    # two relaxation jobs (MgO and its two references), one hull job
+    assert "in 3 jobs" in out and "stability: 1 documents" in out
+    [first] = [d for d in docs if d["property"] == "stability"]
+    status, out, _ = _run_text(tmp_path, capsys, spec + _chunks())
+    assert status == 0 and "0 to compute" in out
+    energy = first["energy_per_atom"] - 0.1
+    mgo = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3]
+    )
+    (tmp_path / "mp.json").write_text(
+        json.dumps([ComputedEntry(mgo.composition, energy * len(mgo)).as_dict()])
+    )
+    status, out, docs = _run_text(
+        tmp_path, capsys, spec + _chunks() + "stability: {hull_entries: mp.json}\n"
+    )
+    assert status == 0, out
+    current = [
+        d for d in docs if d["property"] == "stability" and d["key"] != first["key"]
+    ]
+    [doc] = current
+    assert doc["e_above_hull"] == pytest.approx(0.1, abs=1e-4)
+    assert doc["decomposition"] == pytest.approx({"MgO": 1.0})
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(spec + "stability: {hull_entries: missing.json}\n")
+    assert main(["run", str(spec_path), "--store", str(tmp_path / "results")]) != 0
+    captured = capsys.readouterr()
+    assert "stability.hull_entries" in captured.out + captured.err
+
+
+def _chunks():
+    return "cluster: {structures_per_job: 2}\n"
+
+
+def _run_text(folder, capsys, text):
+    """Run a spec; its exit status, output and the current documents."""
+    spec = folder / "spec.yaml"
+    spec.write_text(text)
+    status = main(["run", str(spec), "--store", str(folder / "results")])
+    out = capsys.readouterr().out
+    assert main(["query", "--store", str(folder / "results"), "--format", "json"]) == 0
+    keys = {d["key"] for d in json.loads(capsys.readouterr().out)}
+    store = open_store(folder / "results")
+    docs = [d for d in results_store(store).query({}) if d["key"] in keys]
+    store.close()
+    return status, out, docs
+
+
+def test_keys_cover_the_set_and_references():
+    """The hull digest changes with the set and only with it; references
+    owe no document; the shipped table names its gaps."""
+    maker = StabilityMaker()
+    items = [Item("MgO", "a", "MgO", "k1"), Item("Mg", "b", "reference:Mg", "k2")]
+    one = maker.over(items).hull
+    assert maker.over(list(reversed(items))).hull == one
+    assert maker.over([*items, Item("Mg2O", "c", "Mg2O", "k3")]).hull != one
+    assert maker.targets(items[1], load_model("7net-0"), None) == []
+    assert prototype("Cu") is not None and prototype("S") is None
+    assert len(prototype("O")) == 2  # O2 in a box
+    mixed = [
+        prototype("Cu"),
+        Structure(Lattice.cubic(5), ["Mg", "S"], [[0] * 3, [0.5] * 3]),
+    ]
+    labels = [label for label, _ in references(mixed)]
+    assert labels == ["reference:Cu", "reference:Mg"]
