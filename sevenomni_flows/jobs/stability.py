@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from monty.serialization import loadfn
 from pydantic import Field
@@ -27,13 +27,52 @@ from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEn
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import predict
+from sevenomni_core.dispersion import functional_for_task
 
 from ..schemas import ResultDocument, quantity
 from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .elements import SOURCE, is_reference, references
 
-__all__ = ["StabilityDocument", "StabilityMaker"]
+__all__ = ["MP2020_TASKS", "StabilityDocument", "StabilityMaker", "mp2020"]
+
+#: Tasks trained on the Materials Project's PBE/PBE+U mixing (MPtrj, MPA,
+#: OMat24), the energies the MP2020 corrections were fitted to; None is a
+#: single-task model trained on MPtrj (7net-0, 7net-l3i5).
+MP2020_TASKS = (None, "pbe", "mpa", "omat24")
+
+
+def mp2020(entries: list[ComputedStructureEntry]) -> dict[int, str]:
+    """Apply the MP2020 corrections in place; the reason for each entry
+    (by index) that they do not cover.
+
+    Each entry is labelled as MP would run it: GGA+U with MP's U values for
+    oxides and fluorides of Co, Cr, Fe, Mn, Mo, Ni, V and W, else GGA.
+    """
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+    from pymatgen.io.vasp.sets import MPRelaxSet
+
+    values = MPRelaxSet.CONFIG["INCAR"]["LDAUU"]
+    compat = MaterialsProject2020Compatibility(check_potcar=False)
+    refused = {}
+    for i, entry in enumerate(entries):
+        symbols = {el.symbol for el in entry.composition}
+        anion = "F" if "F" in symbols else "O" if "O" in symbols else None
+        u = values[anion] if anion else {}
+        hubbards = {el: u[el] for el in sorted(symbols) if el in u}
+        entry.parameters = {
+            "run_type": "GGA+U" if hubbards else "GGA",
+            "hubbards": hubbards,
+        }
+        try:
+            done = compat.process_entry(entry)
+        except Exception as err:  # pymatgen refuses what it cannot correct
+            done, why = None, str(err)
+        else:
+            why = "MP2020 does not cover this composition"
+        if done is None:
+            refused[i] = why
+    return refused
 
 
 class StabilityDocument(ResultDocument):
@@ -66,6 +105,10 @@ class StabilityDocument(ResultDocument):
     hull_size: int | None = Field(
         None, description="Entries in its chemical system's hull"
     )
+    corrections: str = Field("none", description="Energy corrections applied")
+    correction_per_atom: float | None = quantity(
+        "Energy correction added (MP2020)", "eV/atom"
+    )
 
 
 @dataclass
@@ -79,6 +122,11 @@ class StabilityMaker(PropertyMaker):
         ``ComputedStructureEntry`` objects added to the hull, e.g. entries of
         the Materials Project.  Their energies must be on this model's scale
         (same functional, same corrections): the file is read as is.
+    corrections : {"none", "mp2020"}
+        ``mp2020``: pymatgen's ``MaterialsProject2020Compatibility`` (anion
+        and +U corrections fitted to experimental formation enthalpies) on
+        every computed energy; only for tasks trained on MP's PBE/PBE+U
+        energies (:data:`MP2020_TASKS`), refused elsewhere.
     plot_dir : str, optional
         Folder for the phase-diagram PNG of binary and ternary materials.
     spec_dir : str, optional
@@ -90,6 +138,7 @@ class StabilityMaker(PropertyMaker):
 
     name: str = "stability"
     hull_entries: str | None = None
+    corrections: Literal["none", "mp2020"] = "none"
     plot_dir: str | None = None
     spec_dir: str | None = None
     hull: str = ""
@@ -157,6 +206,7 @@ class StabilityMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Static energies of all items in one batch, then each material's hull."""
+        self._check_corrections(ctx)
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
         preds = predict(atoms, model=ctx.pot, task=ctx.task) if atoms else []
         entries = self.extra_entries()
@@ -166,20 +216,44 @@ class StabilityMaker(PropertyMaker):
                 mine[i] = ComputedStructureEntry(
                     it.structure, float(pred.energy), entry_id=it.label
                 )
-                entries.append(mine[i])
+        indices = list(mine)
+        refused = {}
+        if self.corrections == "mp2020":
+            refused = mp2020([mine[i] for i in indices])
+        why = {indices[k]: reason for k, reason in refused.items()}
+        for i in why:
+            del mine[i]
+        entries += list(mine.values())
         diagrams: dict[tuple[str, ...], PhaseDiagram] = {}
         out = []
         for i, (owed, pred) in enumerate(zip(targets, preds, strict=True)):
             if not owed:
                 out.append([])
             elif i not in mine:
-                out.append([self.failed(t, ctx, pred.error) for t in owed])
+                reason = pred.error if not pred.ok else why[i]
+                out.append([self.failed(t, ctx, reason) for t in owed])
             else:
                 try:
                     out.append([self._finish(mine[i], owed[0], ctx, entries, diagrams)])
                 except Exception as err:  # one material's hull fails alone
                     out.append(err)
         return out
+
+    def _check_corrections(self, ctx) -> None:
+        """Refuse MP2020 for a task not trained on MP's PBE/PBE+U energies."""
+        if self.corrections != "mp2020":
+            return
+        task = None if ctx.task is None else ctx.task.lower()
+        if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
+            raise ValueError(
+                f"stability.corrections: mp2020 was fitted to the Materials "
+                f"Project's PBE/PBE+U energies without dispersion; task "
+                f"{ctx.task!r}"
+                + (" with D3" if ctx.pot.dispersion is not None else "")
+                + f" ({functional_for_task(ctx.task, force=True)}) is not on that "
+                "scale. Use corrections: none, or a PBE task (7net-0, 7net-mf-0 "
+                "PBE, 7net-omni mpa or omat24)"
+            )
 
     def _finish(self, entry, target, ctx, entries, diagrams) -> StabilityDocument:
         system = tuple(sorted(el.symbol for el in entry.composition))
@@ -220,7 +294,9 @@ class StabilityMaker(PropertyMaker):
             target,
             ctx,
             state="completed",
-            energy_per_atom=float(entry.energy_per_atom),
+            energy_per_atom=float(entry.uncorrected_energy_per_atom),
+            corrections=self.corrections,
+            correction_per_atom=float(entry.correction_per_atom),
             formation_energy_per_atom=float(diagram.get_form_energy_per_atom(entry)),
             e_above_hull=float(e_hull),
             decomposition=fractions,

@@ -166,3 +166,46 @@ def test_keys_cover_the_set_and_references():
     ]
     labels = [label for label, _ in references(mixed)]
     assert labels == ["reference:Cu", "reference:Mg"]
+
+
+def test_mp2020_corrections_and_their_refusal():
+    """mp2020 adds pymatgen's MP2020 correction (the oxide anion correction
+    for MgO, GGA+U and its U correction for FeO, nothing for Mg), and is
+    refused by name for an r2SCAN task, failing its materials alone."""
+    from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.jobs.stability import mp2020
+
+    def rocksalt(metal):
+        return Structure.from_spacegroup(
+            "Fm-3m", Lattice.cubic(4.3), [metal, "O"], [[0, 0, 0], [0.5] * 3]
+        )
+
+    entries = [
+        ComputedStructureEntry(rocksalt("Mg"), -48.0),
+        ComputedStructureEntry(rocksalt("Fe"), -56.0),
+        ComputedStructureEntry(prototype("Mg"), -3.2),
+    ]
+    assert mp2020(entries) == {}
+    assert entries[1].parameters["run_type"] == "GGA+U"
+    compat = MaterialsProject2020Compatibility(check_potcar=False)
+    oracle = [
+        ComputedStructureEntry(rocksalt("Mg"), -48.0, parameters={"run_type": "GGA"}),
+        ComputedStructureEntry(
+            rocksalt("Fe"),
+            -56.0,
+            parameters={"run_type": "GGA+U", "hubbards": {"Fe": 5.3}},
+        ),
+    ]
+    for ours, theirs in zip(entries, oracle, strict=False):
+        assert ours.energy == pytest.approx(compat.process_entry(theirs).energy)
+    assert entries[0].correction < 0 and entries[2].correction == 0
+    maker = StabilityMaker(
+        settings=ModelSettings("7net-mf-0", task="R2SCAN", device="cpu"),
+        corrections="mp2020",
+    )
+    [doc] = maker.run([rocksalt("Mg")])
+    assert doc.state == "failed"
+    assert "stability.corrections: mp2020" in doc.error and "R2SCAN" in doc.error
