@@ -17,6 +17,7 @@ from .relax import RelaxMaker, StaticMaker
 from .slab_convergence import SlabConvergenceMaker
 from .stability import StabilityMaker
 from .surface_energy import SurfaceEnergyMaker
+from .thermal_conductivity import ThermalConductivityMaker
 from .widom import WidomMaker
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "StabilityMaker",
     "StaticMaker",
     "SurfaceEnergyMaker",
+    "ThermalConductivityMaker",
     "WidomMaker",
 ]
