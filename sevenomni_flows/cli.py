@@ -6,6 +6,7 @@ The core commands (``models``, ``eval``) come from :mod:`sevenomni_core.cli`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,24 @@ def _potential(settings, spec_path: str | Path):
     return settings.potential()
 
 
+def _task_settings(spec, spec_path) -> list:
+    """The model settings of each task of the spec; a list of tasks for a
+    single-task model is a spec error naming ``task``."""
+    from .spec import SpecError, key_line
+
+    tasks = spec.tasks()
+    if len(tasks) > 1:
+        untasked = dataclasses.replace(spec.model_settings(), task=None)
+        pot, _ = _potential(untasked, spec_path)
+        if not pot.tasks:
+            raise SpecError(
+                f"{key_line(spec_path, 'task')}: task: {pot.name} is a "
+                f"single-task model; a list of tasks {tasks} needs a multi-task "
+                "model (7net-mf-0, 7net-omni)"
+            )
+    return [spec.model_settings(t) for t in tasks]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .run import execute, open_store, plan, report, tally
     from .spec import load_spec
@@ -62,15 +81,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     spec, base = load_spec(args.spec)
     where, folder = _where(args.store, spec, base)
-    settings = spec.model_settings()
-    pot, task = _potential(settings, args.spec)
-    print(
-        f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
-        f"{settings.dtype}, {pot.device}"
-        + (f", dispersion {spec.dispersion}" if spec.dispersion else "")
-        + (f", backend {pot.backend}" if pot.backend != "e3nn" else "")
-        + f"); results in {where}"
-    )
+    settings = _task_settings(spec, args.spec)
+    for each in settings:
+        pot, task = _potential(each, args.spec)
+        print(
+            f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
+            f"{each.dtype}, {pot.device}"
+            + (f", dispersion {spec.dispersion}" if spec.dispersion else "")
+            + (f", backend {pot.backend}" if pot.backend != "e3nn" else "")
+            + f"); results in {where}"
+        )
     store = open_store(where)
     run = plan(spec, base, store, settings, str(folder / "plots"), args.retry_failed)
     kept = (
@@ -99,6 +119,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(format_rows(shown, "table"))
     if len(shown) < len(rows):
         print(f"\n({len(rows) - len(shown)} more rows: see `sevenomni query`)")
+    if len(settings) > 1:
+        print()
+        print(
+            format_rows(rows, "tasks")
+            if len(rows) <= MAX_ROWS
+            else "each task's values side by side: sevenomni query --format tasks"
+        )
     print(
         "\n{completed} completed, {failed} failed, {skipped} skipped, "
         "{missing} missing; {unconverged} relaxations unconverged".format(**counts)
@@ -158,13 +185,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         where, folder = _where(args.store, spec, base)
         store = open_store(where)
     plots = Path(args.plots) if args.plots else folder.resolve() / "plots"
-    settings = spec.model_settings()
-    pot, task = _potential(settings, args.spec)
-    print(
-        f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
-        f"{settings.dtype}, device {settings.device} on the workers); "
-        f"results in {where}"
-    )
+    settings = _task_settings(spec, args.spec)
+    for each in settings:
+        pot, task = _potential(each, args.spec)
+        print(
+            f"model {pot.name} (task {task or '-'}, sha256 {pot.sha256[:12]}, "
+            f"{each.dtype}, device {each.device} on the workers); "
+            f"results in {where}"
+        )
     run = plan(spec, base, store, settings, str(plots))
     print(
         f"{run.n_materials} materials x {run.n_properties} properties, "
@@ -356,7 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="read the jobstore of this jobflow-remote project instead",
     )
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "tasks"],
+        default="table",
+        help="tasks: each task's values side by side, with their difference",
+    )
     p.set_defaults(func=_cmd_query)
     return parser
 

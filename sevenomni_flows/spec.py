@@ -214,11 +214,32 @@ class _RunBase(_Strict):
         "structures_per_job)",
     )
 
-    def model_settings(self) -> ModelSettings:
-        """The model block (model, task, device, ...) as settings."""
-        return ModelSettings(
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)}
-        )
+    task: str | list[str] | None = Field(
+        None,
+        description="Task (fidelity); None: the default.  A list, e.g. [PBE, "
+        "R2SCAN], computes everything once per task (multi-task models only)",
+    )
+
+    @model_validator(mode="after")
+    def _task_list(self):
+        if isinstance(self.task, list) and (
+            not self.task or len(set(self.task)) != len(self.task)
+        ):
+            raise ValueError(f"task: give distinct task names, got {self.task}")
+        return self
+
+    def tasks(self) -> list[str | None]:
+        """The tasks a run computes at, in the spec's order."""
+        return list(self.task) if isinstance(self.task, list) else [self.task]
+
+    def model_settings(self, task: str | None = None) -> ModelSettings:
+        """The model block (model, task, device, ...) as settings, at ``task``
+        (default: the first of :meth:`tasks`)."""
+        values = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(ModelSettings)
+        }
+        values["task"] = task if task is not None else self.tasks()[0]
+        return ModelSettings(**values)
 
     def maker(self, name: str, **extra):
         """The Maker of spec section ``name``, configured by it."""
@@ -231,7 +252,7 @@ RunSpec = create_model(
     "RunSpec",
     __base__=_RunBase,
     __doc__="A screening run.",
-    **_fields(ModelSettings, set()),
+    **_fields(ModelSettings, {"task"}),  # task: one or a list (_RunBase)
     **{name: (model, Field(default_factory=model)) for name, model in SECTIONS.items()},
 )
 

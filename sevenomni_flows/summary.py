@@ -14,6 +14,7 @@ from .schemas import unit_of
 
 __all__ = [
     "COMMON",
+    "cross_task",
     "format_rows",
     "indexed_fields",
     "per_property",
@@ -238,8 +239,57 @@ def _columns(prop: str | None, rows: list[dict]) -> list[str]:
     return cols
 
 
+def cross_task(flat: list[dict]) -> str:
+    """One table per property with a row per material: each task's value of
+    every numeric summary column, and the difference of the last task from
+    the first (``Δ``).  Rows must share everything but the task to be set
+    side by side (their label, formula and structure); a material computed
+    at one task only shows ``-`` for the other."""
+    blocks = []
+    for prop in dict.fromkeys(r.get("property") for r in flat):
+        mine = [r for r in flat if r.get("property") == prop]
+        tasks = list(dict.fromkeys(r.get("task") for r in mine))
+        numeric = [  # measured values (not counts, flags or lists)
+            c
+            for c in per_property().get(prop, ())
+            if any(isinstance(r.get(c), float) for r in mine)
+        ]
+        if len(tasks) < 2 or not numeric:
+            continue
+        by_material: dict[tuple, dict] = {}
+        for r in mine:
+            at = by_material.setdefault(
+                (r.get("label"), r.get("formula"), r.get("structure_id")), {}
+            )
+            at[r.get("task")] = r
+        table = []
+        for (label, formula, _), at in by_material.items():
+            row = {"label": label, "formula": formula}
+            for c in numeric:
+                values = [(at.get(t) or {}).get(c) for t in tasks]
+                for t, v in zip(tasks, values, strict=True):
+                    row[f"{c} {t}"] = v
+                first, last = values[0], values[-1]
+                if isinstance(first, int | float) and isinstance(last, int | float):
+                    row[f"Δ{c}"] = last - first
+            table.append(row)
+        columns = ["label", "formula"]
+        for c in numeric:
+            columns += [f"{c} {t}" for t in tasks] + [f"Δ{c}"]
+        names = ", ".join(map(str, tasks))
+        title = f"{prop} by task ({names}; Δ: {tasks[-1]} − {tasks[0]})"
+        units = {col: unit(prop, col.split(" ")[0].lstrip("Δ")) for col in columns}
+        headers = {
+            col: f"{col} ({units[col]})" if units[col] else col for col in columns
+        }
+        renamed = [{headers[k]: v for k, v in r.items()} for r in table]
+        blocks.append(title + "\n" + _table(renamed, list(headers.values()), None))
+    return "\n\n".join(blocks) or "no property was computed at two or more tasks"
+
+
 def format_rows(rows: list[dict], fmt: str) -> str:
-    """Rows as JSON, CSV (all columns), or one table per property.
+    """Rows as JSON, CSV (all columns), one table per property, or (``tasks``)
+    one table per property with each task's values side by side.
 
     Each table has only its property's columns.  The protocol of its rows
     (model, task, dtype, dispersion, settings) is in its title where they
@@ -249,6 +299,8 @@ def format_rows(rows: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     flat = [_flat(r) for r in rows]
+    if fmt == "tasks":
+        return cross_task(flat)
     if fmt == "csv":
         columns = [c for c in COMMON if c not in ("model",)] + list(PROTOCOL)
         for r in flat:

@@ -25,7 +25,7 @@ from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
 from .inputs import input_failure, new_names
 
-__all__ = ["Plan", "plan", "screening_from_spec"]
+__all__ = ["Plan", "merge", "plan", "screening_from_spec"]
 
 
 @dataclass
@@ -99,21 +99,50 @@ def screening_from_spec(
     )
 
 
+def merge(plans: list[Plan]) -> Plan:
+    """One plan of several (one per task): their flows side by side."""
+    if len(plans) == 1:
+        return plans[0]
+    failures = {d.key: d for p in plans for d in p.input_failures}
+    flows = [p.flow for p in plans if p.flow.jobs]
+    return Plan(
+        flow=Flow(flows, name="sevenomni run"),
+        planned={k: v for p in plans for k, v in p.planned.items()},
+        reused=sum(p.reused for p in plans),
+        kept_failures=sum(p.kept_failures for p in plans),
+        to_compute=sum(p.to_compute for p in plans),
+        to_relax=sum(p.to_relax for p in plans),
+        n_materials=plans[0].n_materials,
+        n_properties=plans[0].n_properties,
+        input_failures=list(failures.values()),
+        stale_inputs=sorted({k for p in plans for k in p.stale_inputs}),
+        aliases={k: v for p in plans for k, v in p.aliases.items()},
+        seconds=sum(p.seconds for p in plans),
+    )
+
+
 def plan(
     spec: RunSpec,
     base: Path,
     store,
-    settings: ModelSettings,
+    settings: ModelSettings | list[ModelSettings],
     plots: str,
     retry_failed: bool = False,
 ) -> Plan:
     """The flow of what is not stored yet (results are reused by reuse key).
+
+    ``settings`` may be a list, one per task: every calculation is planned
+    at each task, with its own keys and documents (see :func:`merge`).
 
     A stored failure that a rerun cannot fix (``transient`` false: bad
     input, a guard, divergence, an unconverged step) is kept, not computed
     again, unless ``retry_failed``; transient failures (a crash, out of
     memory) and calculations with no document are computed.
     """
+    if isinstance(settings, list):
+        return merge(
+            [plan(spec, base, store, s, plots, retry_failed) for s in settings]
+        )
     start = time.perf_counter()
     pot, task = settings.potential()
     provenance = Provenance.from_potential(pot, task)

@@ -1,0 +1,119 @@
+"""``task: [PBE, R2SCAN]``: every calculation at each task, one document per
+task, each equal to a single-task run; the cross-task table; refusal by a
+single-task model."""
+
+import json
+import textwrap
+
+import pytest
+
+from sevenomni_flows.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+BODY = """
+model: 7net-mf-0
+device: cpu
+relax: {fmax: 0.05, max_steps: 200}
+properties: [relax, stability, eos]
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+structures:
+  - {bulk: MgO, crystal: rocksalt, a: 4.21}
+  - {bulk: CaO, crystal: rocksalt, a: 4.81}
+  - {bulk: MgO, crystal: cesiumchloride, a: 2.6, name: MgO (CsCl)}
+"""
+
+
+def _run(folder, capsys, task):
+    spec = folder / "spec.yaml"
+    spec.write_text(textwrap.dedent(BODY) + f"task: {task}\n")
+    status = main(["run", str(spec), "--store", str(folder / "results")])
+    out = capsys.readouterr()
+    return status, out.out + out.err
+
+
+def _docs(folder, capsys, query="{}"):
+    store = str(folder / "results")
+    assert main(["query", query, "--store", store, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _values(docs):
+    """(label, property, task) -> the summary's measured values."""
+    keep = ("energy_per_atom", "formation_energy_per_atom", "e_above_hull", "v0")
+    return {
+        (d["label"], d["property"], d["model"]["task"]): {
+            k: d[k] for k in keep if d.get(k) is not None
+        }
+        for d in docs
+    }
+
+
+def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
+    """A run at [PBE, R2SCAN] stores two documents per calculation, each
+    with its own task and key, equal to a run at that task alone; the run
+    ends with the cross-task table; query filters by model.task."""
+    both = tmp_path / "both"
+    both.mkdir()
+    status, out = _run(both, capsys, "[PBE, R2SCAN]")
+    assert status == 0, out
+    assert "stability by task (PBE, R2SCAN; Δ: R2SCAN − PBE)" in out
+    assert "Δformation_energy_per_atom (eV/atom)" in out
+    docs = _docs(both, capsys)
+    # 3 materials + 3 references relaxed, 3 stability, 3 EOS: at each task
+    assert len(docs) == 2 * (6 + 3 + 3)
+    pairs = {}
+    for d in docs:
+        pairs.setdefault((d["label"], d["property"]), []).append(d)
+    assert all(len(p) == 2 for p in pairs.values())
+    for p in pairs.values():
+        assert {d["model"]["task"] for d in p} == {"PBE", "R2SCAN"}
+        assert p[0]["key"] != p[1]["key"]
+    values = _values(docs)
+    for task in ("PBE", "R2SCAN"):
+        alone = tmp_path / task
+        alone.mkdir()
+        status, out = _run(alone, capsys, task)
+        assert status == 0, out
+        single = _values(_docs(alone, capsys))
+        assert {k for k in values if k[2] == task} == set(single)
+        for k, v in single.items():
+            assert values[k] == pytest.approx(v, abs=1e-5), k
+    r2scan = _docs(both, capsys, '{"model.task": "R2SCAN", "property": "stability"}')
+    assert len(r2scan) == 3 and {d["model"]["task"] for d in r2scan} == {"R2SCAN"}
+    # r2SCAN binds the oxides more strongly than PBE (PBE's O2 overbinding)
+    formation = {
+        (d["label"], d["model"]["task"]): d["formation_energy_per_atom"]
+        for d in docs
+        if d["property"] == "stability"
+    }
+    assert formation[("MgO", "R2SCAN")] < formation[("MgO", "PBE")] - 0.1
+    store = str(both / "results")
+    assert (
+        main(
+            [
+                "query",
+                '{"property": "stability"}',
+                "--store",
+                store,
+                "--format",
+                "tasks",
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert table.startswith("stability by task") and "MgO (CsCl)" in table
+
+
+def test_single_task_model_refuses_a_list(tmp_path, capsys):
+    """7net-0 has no tasks: a list is a spec error naming task and its line."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "model: 7net-0\ndevice: cpu\ntask: [PBE, R2SCAN]\n"
+        "structures:\n  - {bulk: Cu, crystal: fcc, a: 3.61}\n"
+    )
+    assert main(["run", str(spec), "--store", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr()
+    message = err.out + err.err
+    assert "spec.yaml:3: task: 7net-0 is a single-task model" in message
