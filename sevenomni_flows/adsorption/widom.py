@@ -14,24 +14,29 @@ enters Boltzmann averages at each temperature T (β = 1/k_B T):
 1107 (2008)), ρ_f being the framework density.  Q_st is the isosteric heat
 at infinite dilution, positive when the guest binds.
 
+Insertions may also be drawn from a biased proposal q and weighted by
+w = p_uniform/q (:mod:`~sevenomni_flows.adsorption.sampling`); every average
+below is then over w·exp(−βΔE), which is exact whatever q.
+
 Two rules keep a few insertions from ruining the averages:
 
 - **overlap**: a guest atom closer to a framework atom than
   :data:`HARD_CORE` times the sum of their covalent radii has zero weight,
   without a model call (its true energy is strongly repulsive; a model far
   from its data may say otherwise);
-- **unphysical**: an insertion with ΔE below ``min_energy`` (default
-  −2 eV, beyond any physisorption, including water on open metal sites at
-  about −0.8 eV) is excluded and counted: it is an artefact of the model,
-  whose weight exp(−βΔE) would otherwise dominate everything.
+- **unphysical**: an insertion with ΔE below a floor (set by the caller:
+  the Widom Maker puts it 10 kT below the lowest site relaxed with the
+  model) is excluded and counted: it is an artefact of the model, whose
+  weight exp(−βΔE) would otherwise dominate everything.
 
-Errors are block averages: the insertions are cut into :data:`BLOCKS`
-blocks, K_H and Q_st computed per block, and the standard error of their
-mean reported.  Block errors cannot see what the sample missed, so each
-temperature also reports the number of effective insertions (Kish's
-(Σw)²/Σw² of the Boltzmann weights w): when a handful of insertions carry
-the whole average (fewer than :data:`MIN_EFFECTIVE`), K_H and Q_st are not
-converged, whatever the block error says.
+Errors are Poisson-bootstrap standard errors over the insertions
+(:data:`BOOTSTRAP` resamples, seeded: deterministic).  A bootstrap cannot
+see what the sample missed, so each temperature also reports the number of
+effective insertions (Kish's (Σu)²/Σu² of the weights u = w·exp(−βΔE)):
+when a handful of insertions carry the whole average (fewer than
+:data:`MIN_EFFECTIVE`), K_H and Q_st are not converged, whatever the error
+says.  :mod:`~sevenomni_flows.adsorption.sampling_rounds` grows a sample
+until they are.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 __all__ = [
-    "BLOCKS",
+    "BOOTSTRAP",
     "HARD_CORE",
     "MIN_EFFECTIVE",
     "WidomAverages",
@@ -57,8 +62,8 @@ __all__ = [
 
 #: Overlap when a distance is below this fraction of the covalent radii sum.
 HARD_CORE = 0.65
-#: Blocks for the statistical errors.
-BLOCKS = 10
+#: Bootstrap resamples for the statistical errors.
+BOOTSTRAP = 200
 #: Fewer effective insertions than this: the averages are not converged.
 MIN_EFFECTIVE = 20
 #: Gas constant, J/(mol K), and k_B in eV/K; eV to kJ/mol.
@@ -129,16 +134,17 @@ class WidomAverages:
     temperature : float
         K.
     henry_coefficient, henry_coefficient_error : float
-        mol kg⁻¹ Pa⁻¹.
+        mol kg⁻¹ Pa⁻¹; the error is the bootstrap standard error.
     heat_of_adsorption, heat_of_adsorption_error : float or None
         Q_st at infinite dilution, kJ/mol, positive when binding; None when
         every insertion had zero weight.
     mean_energy : float or None
         Boltzmann-weighted ⟨ΔE⟩, eV.
     effective_insertions : float
-        Kish's effective sample size (Σw)²/Σw² of the Boltzmann weights: 1
-        when one insertion carries the whole average, the number of
-        non-overlapping insertions when all weigh the same; 0 without any.
+        Kish's effective sample size (Σu)²/Σu² of the weights u = w·exp(−βΔE)
+        (w the importance weights): 1 when one insertion carries the whole
+        average, the number of non-overlapping insertions when all weigh the
+        same; 0 without any.
     """
 
     temperature: float
@@ -150,58 +156,68 @@ class WidomAverages:
     effective_insertions: float
 
 
-def _block(delta_e: np.ndarray, beta: float, shift: float):
-    """Weight sum and weighted energy sum, relative to exp(−β shift)."""
-    finite = np.isfinite(delta_e)  # overlaps: zero weight
-    w = np.exp(-beta * (delta_e[finite] - shift))
-    return w.sum(), (w * delta_e[finite]).sum()
-
-
 def averages(
-    delta_e: np.ndarray, temperature: float, density: float, blocks: int = BLOCKS
+    delta_e: np.ndarray,
+    temperature: float,
+    density: float,
+    weights: np.ndarray | None = None,
+    bootstrap: int = BOOTSTRAP,
+    seed: int = 0,
 ) -> WidomAverages:
-    """K_H, Q_st and ⟨ΔE⟩ from insertion energies (eV; +inf for overlaps).
+    """K_H, Q_st and ⟨ΔE⟩ from insertion energies (eV; +inf for zero weight).
 
-    ``delta_e`` holds every insertion, overlaps as ``inf`` (zero weight), in
-    the order made, so that blocks are independent samples.
+    Parameters
+    ----------
+    delta_e : numpy.ndarray
+        Every insertion of the sample, zero-weight ones (overlaps, excluded)
+        as ``inf``.
+    temperature : float
+        K.
+    density : float
+        Framework density, kg/m³.
+    weights : numpy.ndarray, optional
+        Importance weights p_uniform/q of the insertions (default 1, the
+        uniform estimator); see :mod:`~sevenomni_flows.adsorption.sampling`.
+    bootstrap : int
+        Poisson-bootstrap resamples for the errors (0: no errors).
+    seed : int
+        Seeds the resampling (the errors are deterministic).
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 K, got {temperature}")
     delta_e = np.asarray(delta_e, dtype=float)
+    w = np.ones(len(delta_e)) if weights is None else np.asarray(weights, float)
     beta = 1.0 / (K_B * temperature)
-    finite = delta_e[np.isfinite(delta_e)]
-    shift = finite.min() if finite.size else 0.0  # keeps exp() in range
+    finite = np.isfinite(delta_e) & (w > 0)
+    e, w = delta_e[finite], w[finite]
+    shift = e.min() if e.size else 0.0  # keeps exp() in range
     scale = np.exp(-beta * shift) / (density * R * temperature)
-
-    def estimate(sample):
-        weights, weighted = _block(sample, beta, shift)
-        k_h = weights / len(sample) * scale
-        if weights == 0:
-            return k_h, None, None
-        mean = weighted / weights
-        q_st = (R * temperature / 1000.0) - mean * EV_TO_KJ_PER_MOL
-        return k_h, q_st, mean
-
-    k_h, q_st, mean = estimate(delta_e)
-    w = np.exp(-beta * (finite - shift))
-    effective = float(w.sum() ** 2 / (w**2).sum()) if finite.size else 0.0
-    parts = [estimate(b) for b in np.array_split(delta_e, blocks) if b.size]
-    k_err = _standard_error([p[0] for p in parts])
-    q_parts = [p[1] for p in parts if p[1] is not None]
-    q_err = _standard_error(q_parts) if len(q_parts) == len(parts) else None
+    u = w * np.exp(-beta * (e - shift))
+    n = max(len(delta_e), 1)
+    k_h = u.sum() / n * scale
+    effective = float(u.sum() ** 2 / (u**2).sum()) if e.size else 0.0
+    q_st = mean = q_err = None
+    k_err = 0.0
+    if e.size:
+        mean = float((u * e).sum() / u.sum())
+        q_st = R * temperature / 1000.0 - mean * EV_TO_KJ_PER_MOL
+    if bootstrap and e.size:
+        rng = np.random.default_rng(seed)
+        counts = rng.poisson(1.0, (bootstrap, e.size))
+        # the zero-weight insertions count in each resample's size
+        size = counts.sum(axis=1) + rng.poisson(n - e.size, bootstrap)
+        sums = counts @ u
+        k_err = float(np.std(sums / np.maximum(size, 1) * scale, ddof=1))
+        ok = sums > 0
+        if ok.sum() >= bootstrap // 2:
+            means = (counts[ok] @ (u * e)) / sums[ok]
+            q_err = float(np.std(means, ddof=1) * EV_TO_KJ_PER_MOL)
     return WidomAverages(
         temperature=float(temperature),
         henry_coefficient=float(k_h),
-        henry_coefficient_error=k_err,
+        henry_coefficient_error=k_err if bootstrap else float("nan"),
         heat_of_adsorption=None if q_st is None else float(q_st),
-        heat_of_adsorption_error=q_err if q_st is not None else None,
-        mean_energy=None if mean is None else float(mean),
+        heat_of_adsorption_error=q_err,
+        mean_energy=mean,
         effective_insertions=effective,
     )
-
-
-def _standard_error(values: list[float]) -> float:
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float("nan")
-    return float(values.std(ddof=1) / np.sqrt(len(values)))

@@ -1,19 +1,27 @@
 """Widom insertion in frameworks: Henry coefficients and heats of adsorption.
 
-The physics is in :mod:`sevenomni_flows.adsorption.widom`; this Maker reads
-the framework, relaxes each guest in the gas phase, evaluates every
-non-overlapping insertion in batched energy-only passes and stores one
-document per guest.
+The physics is in :mod:`sevenomni_flows.adsorption.widom` (averages),
+:mod:`~sevenomni_flows.adsorption.sampling` (biased proposals, exact
+weights), :mod:`~sevenomni_flows.adsorption.prescan` (model-free sites) and
+:mod:`~sevenomni_flows.adsorption.sampling_rounds` (rounds to convergence).
+This Maker reads the frameworks, relaxes each guest in the gas phase and
+each guest's strongest sites in each framework (one batch: the floor and
+more sites), then inserts in rounds: every framework × guest still
+sampling adds its round's insertions to one batched energy-only pass, until
+each is converged or spent.  One document per guest and framework.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+from ase import Atoms
+from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import relax
 from sevenomni_core.batch.predict import evaluate_graphs
@@ -21,12 +29,14 @@ from sevenomni_core.batch.sizing import plan_batches
 from sevenomni_core.data import atoms_to_graph
 
 from ..adsorption.adsorbates import get_adsorbate
+from ..adsorption.prescan import Sites, find_sites, linear_axis, symmetric_copies
+from ..adsorption.sampling import SAMPLINGS, MixtureProposal, place
+from ..adsorption.sampling_rounds import Targets, WidomSample
 from ..adsorption.widom import (
     HARD_CORE,
+    K_B,
     MIN_EFFECTIVE,
-    averages,
     framework_density,
-    insertions,
     overlapping,
 )
 from ..schemas import WidomDocument
@@ -34,10 +44,45 @@ from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker
 
-__all__ = ["WidomMaker", "insertion_energies"]
+__all__ = ["WidomMaker", "batched_energies", "insertion_energies"]
 
 #: Insertions whose graphs are built and evaluated together.
 CHUNK = 512
+#: Width (Å) of the biased proposal about each site centre, and spread
+#: (rad) of a linear guest's axis about the site axis.
+SITE_WIDTH = 0.4
+SITE_SPREAD = 0.35
+#: Top-weighted geometries kept in the data store.
+TOP = 5
+
+
+def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
+    """E(framework + guest), eV, of each placement of each job, in shared passes.
+
+    ``jobs`` holds ``(framework, guest, placed)`` triples, ``placed`` the
+    guest positions ``(n, len(guest), 3)``.  A placement the model could
+    not evaluate gets NaN.
+    """
+    _, task_index = pot.resolve_task(task)
+    out = [np.full(len(placed), np.nan) for _, _, placed in jobs]
+    todo = [(j, i) for j, (_, _, placed) in enumerate(jobs) for i in range(len(placed))]
+    combined = [framework + guest for framework, guest, _ in jobs]
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+        graphs = []
+        for j, i in chunk:
+            atoms = combined[j]
+            atoms.positions[len(jobs[j][0]) :] = jobs[j][2][i]
+            graphs.append(
+                atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, task_index)
+            )
+        for batch in plan_batches(graphs, pot.network, pot.device, batch_size):
+            preds = evaluate_graphs(pot, [graphs[b] for b in batch], forces=False)
+            for b, pred in zip(batch, preds, strict=True):
+                if pred.ok:
+                    j, i = chunk[b]
+                    out[j][i] = pred.energy
+    return out
 
 
 def insertion_energies(pot, task, framework, guest, placed, batch_size="auto"):
@@ -45,23 +90,27 @@ def insertion_energies(pot, task, framework, guest, placed, batch_size="auto"):
 
     A placement the model could not evaluate gets NaN.
     """
-    _, task_index = pot.resolve_task(task)
-    combined = framework + guest
-    n_host = len(framework)
-    out = np.full(len(placed), np.nan)
-    for start in range(0, len(placed), CHUNK):
-        graphs = []
-        for positions in placed[start : start + CHUNK]:
-            combined.positions[n_host:] = positions
-            graphs.append(
-                atoms_to_graph(combined, pot.cutoff, pot.network.z_to_index, task_index)
-            )
-        for batch in plan_batches(graphs, pot.network, pot.device, batch_size):
-            preds = evaluate_graphs(pot, [graphs[b] for b in batch], forces=False)
-            for b, pred in zip(batch, preds, strict=True):
-                if pred.ok:
-                    out[start + b] = pred.energy
-    return out
+    return batched_energies(pot, task, [(framework, guest, placed)], batch_size)[0]
+
+
+@dataclass
+class _Run:
+    """One guest in one framework while it samples."""
+
+    target: Target
+    host: Atoms
+    guest: Atoms
+    e_host: float
+    e_guest: float
+    rng: np.random.Generator
+    sites: Sites
+    sample: WidomSample
+    proposal: MixtureProposal | None = None
+    site_energies: list[float] = field(default_factory=list)
+    kept: list[np.ndarray] = field(default_factory=list)
+    evaluated: list[np.ndarray] = field(default_factory=list)
+    error: str | None = None
+    error_type: str | None = None
 
 
 @dataclass
@@ -72,10 +121,14 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     :class:`~sevenomni_flows.jobs.adsorption.MofAdsorptionMaker`.  The
     framework is rigid (as given, or first relaxed with the model with
     ``relax_framework``); each guest is rigid, relaxed in the gas phase with
-    the same model and task.  One document per guest, with K_H and Q_st at
-    every temperature, block-average errors, the overlap fraction, the
-    count of excluded unphysical insertions and, when several guests are
-    run, the selectivities (K_H ratios).
+    the same model and task.  Insertions are drawn uniformly or, by default,
+    from a mixture biased toward the guest's strong sites (open metals, a
+    Lennard-Jones pre-scan, and those sites relaxed with the model) and
+    reweighted exactly; they are made in rounds until K_H and Q_st are
+    converged.  One document per guest, with K_H and Q_st at every
+    temperature, bootstrap errors, the convergence history, the overlap
+    fraction, the excluded and failed counts, the top-weighted geometries
+    and, when several guests are run, the selectivities (K_H ratios).
 
     Parameters
     ----------
@@ -83,15 +136,37 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         Gas molecules, e.g. ``["CO2", "N2", "CH4", "H2O", "H2"]``.
     temperatures : list of float
         K, each > 0.
-    n_insertions : int
-        Random insertions per guest (positions and orientations uniform).
+    sampling : str
+        ``biased`` (mixture proposal near the sites, exact weights) or
+        ``uniform`` (the plain estimator).
+    target_error : float
+        Relative bootstrap error of K_H to reach at every temperature (> 0).
+    target_qst_error : float
+        Bootstrap error of Q_st to reach, kJ/mol (> 0).
+    max_insertions : int
+        Most model evaluations per guest and framework (overlapping
+        insertions cost none); reached unconverged, the document is
+        completed with ``converged: false`` and the reason.
+    n_insertions : int or None
+        A fixed number of insertions instead of rounds: one round of exactly
+        that many; the targets then only judge ``converged``.
     seed : int
         Seeds the insertions; each guest's stream depends on its name only.
     hard_core : float
         Overlap cut, as a fraction of covalent radii sums (zero weight, no
         model call).
-    min_energy : float
-        eV; an insertion with ΔE below it is unphysical: zero weight, counted.
+    floor_kt : float
+        The unphysical floor: ΔE below the lowest relaxed-site energy minus
+        ``floor_kt`` k_B T (the highest temperature) gets zero weight and is
+        counted.
+    site_relaxations : int
+        Strongest site poses per guest and framework relaxed with the model
+        (framework fixed) for the floor and as more proposal sites; 0 turns
+        the floor off.
+    site_fmax, site_max_steps
+        Those relaxations' force threshold (eV/Å) and step limit.
+    mixing : float
+        The biased proposal's share of draws near the sites, in [0, 1).
     relax_framework : bool
         Relax the framework's positions first (fixed cell).
     framework_fmax, framework_max_steps
@@ -103,7 +178,11 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     name: str = "widom"
     guests: list[str] = field(default_factory=lambda: ["CO2", "N2"])
     temperatures: list[float] = field(default_factory=lambda: [298.0])
-    n_insertions: int = 10000
+    sampling: str = "biased"
+    target_error: float = 0.1
+    target_qst_error: float = 1.0
+    max_insertions: int = 20000
+    n_insertions: int | None = None
     seed: int = 0
     relax_framework: bool = False
     framework_fmax: float = 0.05
@@ -112,7 +191,11 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     guest_max_steps: int = 500
     min_length: float = 12.0
     hard_core: float = HARD_CORE
-    min_energy: float = -2.0
+    floor_kt: float = 10.0
+    site_relaxations: int = 4
+    site_fmax: float = 0.05
+    site_max_steps: int = 100
+    mixing: float = 0.5
     plot_dir: str | None = None
 
     property: ClassVar[str] = "widom"
@@ -130,17 +213,36 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             raise ValueError(
                 f"widom.temperatures must be > 0 K, got {self.temperatures}"
             )
-        if self.n_insertions < 10:
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(
+                f"widom.sampling must be one of {', '.join(SAMPLINGS)}, "
+                f"got {self.sampling!r}"
+            )
+        for key in ("target_error", "target_qst_error"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"widom.{key} must be > 0, got {getattr(self, key)}")
+        if self.n_insertions is not None and self.n_insertions < 10:
             raise ValueError(
                 f"widom.n_insertions must be >= 10, got {self.n_insertions}"
+            )
+        if self.max_insertions < 10:
+            raise ValueError(
+                f"widom.max_insertions must be >= 10, got {self.max_insertions}"
             )
         if not 0 < self.hard_core < 1.5:
             raise ValueError(
                 f"widom.hard_core must lie in (0, 1.5), got {self.hard_core}"
             )
-        if self.min_energy >= 0:
-            raise ValueError(f"widom.min_energy must be < 0 eV, got {self.min_energy}")
+        if not 0 <= self.mixing < 1:
+            raise ValueError(f"widom.mixing must lie in [0, 1), got {self.mixing}")
+        if self.site_relaxations < 0:
+            raise ValueError(
+                f"widom.site_relaxations must be >= 0, got {self.site_relaxations}"
+            )
         for key in (
+            "floor_kt",
+            "site_fmax",
+            "site_max_steps",
             "framework_fmax",
             "framework_max_steps",
             "guest_fmax",
@@ -164,18 +266,48 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         ]
 
     def compute(self, items, targets, ctx):
-        """Each framework's guests in turn; a failing framework fails alone."""
-        out = []
-        for item, owed in zip(items, targets, strict=True):
+        """Every framework and guest sampled together; a framework fails alone."""
+        pot, task = ctx.pot, ctx.task
+        gas = relax(
+            [gas_molecule(name) for name in self.guests],
+            model=pot,
+            task=task,
+            fmax=self.guest_fmax,
+            max_steps=self.guest_max_steps,
+        )
+        out: list = []
+        runs: list[_Run] = []
+        docs: dict[int, list] = {}
+        for k, (item, owed) in enumerate(zip(items, targets, strict=True)):
             try:
-                out.append(self.framework(item, owed, ctx))
+                host, e_host = self._host(item, pot, task)
             except Exception as err:  # this framework fails alone
                 out.append(err)
+                continue
+            out.append(None)
+            docs[k] = []
+            for target, name, res in zip(owed, self.guests, gas, strict=True):
+                if res.error or not res.converged:
+                    docs[k].append(
+                        self.failed(
+                            target,
+                            ctx,
+                            f"gas-phase {name}: {res.error or 'unconverged'}",
+                        )
+                    )
+                    continue
+                runs.append(self._run(target, host, e_host, res.atoms, res.energy))
+                docs[k].append(runs[-1])
+        self._relax_sites(runs, pot, task)
+        self._rounds(runs, pot, task)
+        for k, made in docs.items():
+            done = [self._document(r, ctx) if isinstance(r, _Run) else r for r in made]
+            _selectivities(done)
+            out[k] = done
         return out
 
-    def framework(self, item, targets, ctx) -> list[WidomDocument]:
-        """All guests in one framework."""
-        pot, task = ctx.pot, ctx.task
+    def _host(self, item, pot, task) -> tuple[Atoms, float]:
+        """The rigid framework (relaxed if asked) and its energy, eV."""
         _, task_index = pot.resolve_task(task)
         host = item.source.copy()
         host.set_constraint()
@@ -191,13 +323,6 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 raise RuntimeError(f"framework relaxation failed: {res.error}")
             host = res.atoms.copy()
             host.calc = None
-        gas = relax(
-            [gas_molecule(name) for name in self.guests],
-            model=pot,
-            task=task,
-            fmax=self.guest_fmax,
-            max_steps=self.guest_max_steps,
-        )
         [empty] = evaluate_graphs(
             pot,
             [atoms_to_graph(host, pot.cutoff, pot.network.z_to_index, task_index)],
@@ -205,95 +330,208 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         )
         if not empty.ok:
             raise RuntimeError(f"the empty framework: {empty.error}")
-        e_host = empty.energy
-        density = framework_density(host)
-        docs = []
-        for target, name, res in zip(targets, self.guests, gas, strict=True):
-            if res.error or not res.converged:
-                docs.append(
-                    self.failed(
-                        target, ctx, f"gas-phase {name}: {res.error or 'unconverged'}"
-                    )
-                )
-                continue
-            guest = res.atoms.copy()
-            docs.append(
-                self.guest(
-                    target, ctx, host, guest, res.energy, e_host, density, pot, task
-                )
-            )
-        _selectivities(docs)
-        return docs
+        return host, float(empty.energy)
 
-    def guest(self, target, ctx, host, guest, e_guest, e_host, density, pot, task):
-        """One guest's insertions and averages."""
+    def _run(self, target, host, e_host, relaxed, e_guest) -> _Run:
+        """A guest's sample in a framework, with its model-free sites."""
         name = target.extra["guest"]
+        guest = relaxed.copy()
+        guest.calc = None
+        guest.pbc = False
         stream = np.random.SeedSequence([self.seed, zlib.crc32(name.encode())])
-        placed = insertions(
-            host, guest, self.n_insertions, np.random.default_rng(stream)
+        rng = np.random.default_rng(stream)
+        sites = find_sites(
+            host, get_adsorbate(name), guest, rng, hard_core=self.hard_core
         )
-        over = overlapping(host, guest.numbers, placed, self.hard_core)
-        if over.all():
-            return self.failed(
-                target,
-                ctx,
-                f"no insertion of {name} out of {len(placed)} avoided overlap with "
-                f"the framework (hard core {self.hard_core:g} of covalent radii): "
-                "no pore accessible to this guest",
+        targets = Targets(
+            error=self.target_error,
+            qst_error=self.target_qst_error,
+            max_evaluations=self.max_insertions,
+            fixed=self.n_insertions,
+        )
+        sample = WidomSample(list(self.temperatures), framework_density(host), targets)
+        return _Run(target, host, guest, e_host, float(e_guest), rng, sites, sample)
+
+    def _relax_sites(self, runs: list[_Run], pot, task) -> None:
+        """Relax the strongest site poses (framework fixed): floor and sites."""
+        starts, owners = [], []
+        for r in runs:
+            order = _strongest(r.sites, self.site_relaxations)
+            for i in order:
+                atoms = r.host + r.guest
+                atoms.positions[len(r.host) :] = r.sites.poses[i]
+                starts.append(atoms)
+                owners.append(r)
+        results = []
+        if starts:
+            results = relax(
+                starts,
+                model=pot,
+                task=task,
+                fmax=self.site_fmax,
+                max_steps=self.site_max_steps,
+                fixed=[list(range(len(o.host))) for o in owners],
             )
-        energies = np.full(len(placed), np.inf)
-        inside = insertion_energies(pot, task, host, guest, placed[~over])
-        energies[~over] = inside - e_host - e_guest
-        failed = np.isnan(energies)
-        evaluated = int((~over).sum())
-        if failed.sum() > MAX_FAILED * evaluated:
-            return self.failed(
-                target,
-                ctx,
-                f"{int(failed.sum())} of {evaluated} model evaluations of {name} "
+        relaxed: dict[int, list] = {}
+        for r, res in zip(owners, results, strict=True):
+            if res.error or res.energy is None or not np.isfinite(res.energy):
+                continue
+            r.site_energies.append(res.energy - r.e_host - r.e_guest)
+            relaxed.setdefault(id(r), []).append(res.atoms.positions[len(r.host) :])
+        t_max = max(self.temperatures)
+        for r in runs:
+            if r.site_energies:
+                r.sample.floor = min(r.site_energies) - self.floor_kt * K_B * t_max
+            r.proposal = self._proposal(r, relaxed.get(id(r), []))
+
+    def _proposal(self, r: _Run, relaxed: list[np.ndarray]) -> MixtureProposal:
+        """Uniform, or the mixture over the model-free and relaxed sites.
+
+        The relaxed sites (the model's own minima) are copied by the
+        framework's symmetry and get half the site draws.
+        """
+        cell = r.host.cell.array
+        if self.sampling == "uniform":
+            return MixtureProposal(cell)
+        masses = r.guest.get_masses()
+        body = linear_axis(r.guest)
+        groups = [(r.sites.centres, r.sites.axes)]
+        if relaxed:
+            centres = np.array([masses @ p / masses.sum() for p in relaxed])
+            axes = None
+            if body is not None:
+                axes = np.array(
+                    [_axis_or(Atoms(r.guest.numbers, p), body) for p in relaxed]
+                )
+            groups.append(symmetric_copies(r.host, centres, axes))
+        all_c, all_a, shares = [], [], []
+        for centres, axes in groups:
+            if body is not None:  # both ends of a linear guest can bind
+                centres = np.concatenate([centres, centres])
+                axes = np.concatenate([axes, -axes])
+                all_a.append(axes)
+            all_c.append(centres)
+            shares.append(np.full(len(centres), 1.0 / max(len(centres), 1)))
+        return MixtureProposal(
+            cell,
+            np.concatenate(all_c),
+            np.concatenate(all_a) if body is not None else None,
+            body,
+            mixing=self.mixing,
+            width=SITE_WIDTH,
+            spread=SITE_SPREAD,
+            shares=np.concatenate(shares),
+        )
+
+    def _rounds(self, runs: list[_Run], pot, task) -> None:
+        """Rounds of shared batched evaluations until every sample is done."""
+        active = [r for r in runs if not r.error]
+        while active:
+            jobs, plans = [], []
+            for r in active:
+                plan = self._draw(r)
+                plans.append(plan)
+                jobs.append((r.host, r.guest, plan["placed"][~plan["over"]]))
+            energies = batched_energies(pot, task, jobs)
+            for r, plan, e in zip(active, plans, energies, strict=True):
+                delta = np.full(len(plan["placed"]), np.inf)
+                delta[~plan["over"]] = e - r.e_host - r.e_guest
+                keep = r.sample.add(delta, plan["weights"])
+                evaluated = ~plan["over"][keep]
+                r.kept.append(plan["placed"][keep][evaluated])
+                r.evaluated.append(evaluated)
+                self._guard(r)
+                if not r.error:
+                    r.sample.check()
+            active = [r for r in active if not (r.error or r.sample.done)]
+
+    def _draw(self, r: _Run) -> dict:
+        """One round's insertions of one run: placements, overlaps, weights."""
+        s = r.sample
+        want = s.wanted()
+        centred = r.guest.positions - r.guest.get_center_of_mass()
+        n = want if s.targets.fixed else math.ceil(want / s.accept_rate() * 1.1)
+        centres, rotations = r.proposal.sample(n, r.rng)
+        placed = place(centred, centres, rotations)
+        over = overlapping(r.host, r.guest.numbers, placed, self.hard_core)
+        if not s.targets.fixed:
+            room = s.targets.max_evaluations - s.evaluations
+            cut = np.searchsorted(np.cumsum(~over), room, side="right")
+            if cut < n:  # at the maximum: draws up to the last one it affords
+                placed, over = placed[:cut], over[:cut]
+                centres, rotations = centres[:cut], rotations[:cut]
+        weights = r.proposal.weights(centres, rotations)
+        return {"placed": placed, "over": over, "weights": weights}
+
+    def _guard(self, r: _Run) -> None:
+        """No pore, or too many failed evaluations: the run fails."""
+        s = r.sample
+        name = r.target.extra["guest"]
+        if s.evaluations == 0:
+            r.error = (
+                f"no insertion of {name} out of {s.n_insertions} avoided overlap "
+                f"with the framework (hard core {self.hard_core:g} of covalent "
+                "radii): no pore accessible to this guest"
+            )
+        elif s.n_failed > MAX_FAILED * s.evaluations:
+            r.error = (
+                f"{s.n_failed} of {s.evaluations} model evaluations of {name} "
                 f"failed (more than {MAX_FAILED:.0%}): the averages would rest "
-                "on the pores the model can evaluate",
-                error_type="EvaluationError",
-                n_insertions=len(placed),
-                n_overlapping=int(over.sum()),
-                n_failed=int(failed.sum()),
+                "on the pores the model can evaluate"
             )
-        unphysical = energies < self.min_energy
-        energies[unphysical] = np.inf
-        # failed evaluations leave the sample (and the denominator): zero
-        # weight would bias K_H low by the fraction that failed
-        energies = energies[~failed]
-        results = [averages(energies, t, density) for t in self.temperatures]
-        accepted = energies[np.isfinite(energies)]
+            r.error_type = "EvaluationError"
+
+    def _document(self, r: _Run, ctx) -> WidomDocument:
+        """The document of one run."""
+        s = r.sample
+        counts = {
+            "n_insertions": s.n_insertions + s.n_failed,
+            "n_overlapping": s.n_overlapping,
+            "n_failed": s.n_failed,
+            "evaluations": s.evaluations,
+            "sampling": self.sampling,
+        }
+        if r.error:
+            return self.failed(
+                r.target, ctx, r.error, error_type=r.error_type, **counts
+            )
+        energies, weights = s.sample()
+        accepted = np.isfinite(energies)
+        results = s.results
+        top = _top(r, energies, weights, self.temperatures[0])
         plots = []
         if self.plot_dir:
-            plots = [_plot(energies, results[0], density, self.plot_dir, target)]
+            plots = [_plot(energies, weights, results[0], s, self.plot_dir, r.target)]
         return self.doc(
-            target,
+            r.target,
             ctx,
             state="completed",
             temperature=list(self.temperatures),
             dispersion=self.settings.dispersion,
-            henry_coefficient=[r.henry_coefficient for r in results],
-            henry_coefficient_error=[r.henry_coefficient_error for r in results],
-            heat_of_adsorption=[r.heat_of_adsorption for r in results],
-            heat_of_adsorption_error=[r.heat_of_adsorption_error for r in results],
-            mean_energy=[r.mean_energy for r in results],
-            effective_insertions=[r.effective_insertions for r in results],
-            n_insertions=len(placed),
-            n_overlapping=int(over.sum()),
-            overlap_fraction=float(over.mean()),
-            n_unphysical=int(unphysical.sum()),
-            n_failed=int(failed.sum()),
-            lowest_energy=float(accepted.min()) if accepted.size else None,
-            framework_density=density,
-            framework_energy=float(e_host),
-            guest_energy=float(e_guest),
-            energies=[float(e) for e in accepted],
+            henry_coefficient=[x.henry_coefficient for x in results],
+            henry_coefficient_error=[x.henry_coefficient_error for x in results],
+            heat_of_adsorption=[x.heat_of_adsorption for x in results],
+            heat_of_adsorption_error=[x.heat_of_adsorption_error for x in results],
+            mean_energy=[x.mean_energy for x in results],
+            effective_insertions=[x.effective_insertions for x in results],
+            converged=s.converged,
+            unconverged_reason=s.reason,
+            history=s.history,
+            overlap_fraction=s.n_overlapping / max(s.n_insertions, 1),
+            n_unphysical=s.n_unphysical,
+            energy_floor=None if math.isinf(s.floor) else float(s.floor),
+            site_energies=[float(e) for e in r.site_energies],
+            lowest_energy=float(energies[accepted].min()) if accepted.any() else None,
+            framework_density=s.density,
+            framework_energy=r.e_host,
+            guest_energy=r.e_guest,
+            energies=[float(e) for e in energies[accepted]],
+            importance_weights=[float(w) for w in weights[accepted]],
+            top_energies=top[0],
+            top_geometries=top[1],
             plots=plots,
-            warnings=_warnings(
-                name, unphysical.sum(), failed.sum(), self.min_energy, results
-            ),
+            warnings=_warnings(r, results),
+            **counts,
         )
 
 
@@ -302,26 +540,65 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 MAX_FAILED = 0.01
 
 
-def _warnings(
-    name: str, unphysical: int, failed: int, floor: float, results: list
-) -> list[str]:
+def _axis_or(atoms: Atoms, body: np.ndarray) -> np.ndarray:
+    """The principal axis of a (relaxed, nearly linear) guest."""
+    centred = atoms.positions - atoms.positions.mean(axis=0)
+    return np.linalg.svd(centred)[2][0] if len(atoms) > 1 else body
+
+
+def _strongest(sites: Sites, n: int) -> list[int]:
+    """Site poses to relax: the open-metal ones first (two at most), then
+    the lowest Lennard-Jones ones, ``n`` in all."""
+    metal = [i for i, lab in enumerate(sites.labels) if lab == "open-metal"][:2]
+    rest = [i for i in np.argsort(sites.energies) if i not in metal]
+    return (metal + [int(i) for i in rest])[:n]
+
+
+def _top(r: _Run, energies, weights, temperature: float):
+    """ΔE (eV) and structures of the :data:`TOP` heaviest insertions."""
+    finite = np.isfinite(energies)
+    if not finite.any():
+        return [], []
+    kept = np.concatenate(r.kept)
+    row = np.cumsum(np.concatenate(r.evaluated)) - 1  # sample entry -> kept row
+    beta = 1.0 / (K_B * temperature)
+    u = np.zeros(len(energies))
+    low = energies[finite].min()
+    u[finite] = weights[finite] * np.exp(-beta * (energies[finite] - low))
+    order = [int(i) for i in np.argsort(-u)[:TOP] if u[i] > 0]
+    structures = []
+    for i in order:
+        atoms = r.host + r.guest
+        atoms.positions[len(r.host) :] = kept[row[i]]
+        atoms.wrap()
+        structures.append(AseAtomsAdaptor.get_structure(atoms))
+    return [float(energies[i]) for i in order], structures
+
+
+def _warnings(r: _Run, results: list) -> list[str]:
+    s, name = r.sample, r.target.extra["guest"]
     out = []
-    for r in results:
-        if r.effective_insertions < MIN_EFFECTIVE:
+    if s.reason:
+        out.append(f"{name}: {s.reason}")
+    for x in results:
+        if x.effective_insertions < MIN_EFFECTIVE:
             out.append(
-                f"at {r.temperature:g} K the averages for {name} rest on "
-                f"{r.effective_insertions:.1f} effective insertions (fewer than "
+                f"at {x.temperature:g} K the averages for {name} rest on "
+                f"{x.effective_insertions:.1f} effective insertions (fewer than "
                 f"{MIN_EFFECTIVE}): K_H and Q_st are not converged, whatever "
-                "their block errors say; insert more"
+                "their errors say; insert more"
             )
-    if unphysical:
+    if s.n_unphysical:
         out.append(
-            f"{unphysical} insertions of {name} had ΔE below {floor:g} eV "
-            "(unphysical for physisorption) and were given zero weight"
+            f"{s.n_unphysical} insertions of {name} had ΔE below the floor "
+            f"{s.floor:.3f} eV (the lowest relaxed site minus the floor's kT) "
+            "and were given zero weight"
         )
-    if failed:
+    if not r.site_energies:
+        out.append(f"no site of {name} was relaxed: no floor on ΔE")
+    if s.n_failed:
         out.append(
-            f"{failed} insertions of {name} could not be evaluated; they are "
+            f"{s.n_failed} insertions of {name} could not be evaluated; they are "
             "left out of the averages"
         )
     return out
@@ -343,8 +620,8 @@ def _selectivities(docs: list[WidomDocument]) -> None:
         }
 
 
-def _plot(energies, result, density: float, folder: str, target: Target) -> str:
-    """ΔE histogram and the running Q_st at the first temperature."""
+def _plot(energies, weights, result, sample, folder: str, target: Target) -> str:
+    """ΔE histogram and the convergence history of K_H at the first temperature."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,19 +632,19 @@ def _plot(energies, result, density: float, folder: str, target: Target) -> str:
     safe = "".join(c if c.isalnum() else "_" for c in f"{host}_{guest}")
     path = Path(folder) / f"{safe}_{target.structure_id}_widom.png"
     t = result.temperature
-    counts = np.unique(np.geomspace(10, len(energies), 30).astype(int))
-    running = [averages(energies[:n], t, density, blocks=1) for n in counts]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.hist(energies[np.isfinite(energies)], bins=60)
+    finite = np.isfinite(energies)
+    left.hist(energies[finite], bins=60, weights=weights[finite])
     left.set_xlabel("ΔE (eV)")
-    left.set_ylabel("insertions")
-    left.set_title(
-        f"{host}: {guest}, {np.mean(~np.isfinite(energies)):.0%} zero weight"
-    )
-    right.plot(counts, [r.heat_of_adsorption for r in running], "o-", ms=3)
+    left.set_ylabel("insertions (importance-weighted)")
+    left.set_title(f"{host}: {guest}, {np.mean(~finite):.0%} zero weight")
+    n = [h["evaluations"] for h in sample.history]
+    k = [h["henry_coefficient"][0] for h in sample.history]
+    err = [h["henry_coefficient_error"][0] for h in sample.history]
+    right.errorbar(n, k, yerr=err, fmt="o-", ms=3)
     right.set_xscale("log")
-    right.set_xlabel("insertions")
-    right.set_ylabel(f"Q_st at {t:g} K (kJ/mol)")
+    right.set_xlabel("model evaluations")
+    right.set_ylabel(f"K_H at {t:g} K (mol/kg/Pa)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

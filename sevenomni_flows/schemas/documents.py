@@ -335,6 +335,8 @@ class WidomDocument(ResultDocument):
         "henry_coefficient",
         "heat_of_adsorption",
         "effective_insertions",
+        "converged",
+        "evaluations",
         "dispersion",
     )
     host: str = Field(description="The framework's name")
@@ -345,27 +347,71 @@ class WidomDocument(ResultDocument):
     dispersion: str | None = Field(None, description="D3 damping added, if any")
     henry_coefficient: list[float] | None = quantity("K_H per temperature", "mol/kg/Pa")
     henry_coefficient_error: list[float] | None = Field(
-        None, description="Block-average standard error of K_H, mol kg⁻¹ Pa⁻¹"
+        None, description="Bootstrap standard error of K_H, mol kg⁻¹ Pa⁻¹"
     )
     heat_of_adsorption: list[float | None] | None = quantity(
         "Q_st at infinite dilution per temperature, positive when binding", "kJ/mol"
     )
     heat_of_adsorption_error: list[float | None] | None = Field(
-        None, description="Block-average standard error of Q_st, kJ/mol"
+        None, description="Bootstrap standard error of Q_st, kJ/mol"
     )
     mean_energy: list[float | None] | None = Field(
         None, description="Boltzmann-weighted <ΔE> per temperature, eV"
     )
     effective_insertions: list[float] | None = Field(
         None,
-        description="Kish effective insertions (Σw)²/Σw² per temperature; "
-        "below 20 the averages are not converged",
+        description="Kish effective insertions (Σu)²/Σu² of the importance × "
+        "Boltzmann weights per temperature; below 20 the averages are not "
+        "converged",
+    )
+    sampling: str | None = Field(
+        None, description="biased (mixture proposal near sites, reweighted) or uniform"
+    )
+    evaluations: int = Field(
+        0, description="Model evaluations of insertions (overlaps cost none)"
+    )
+    converged: bool | None = Field(
+        None,
+        description="Whether K_H and Q_st reached their error targets (with "
+        "enough effective insertions and a stable K_H) at every temperature",
+    )
+    unconverged_reason: str | None = Field(
+        None, description="Why the sample is not converged (None when it is)"
+    )
+    history: list[dict] = Field(
+        default_factory=list,
+        description="Per round: evaluations, insertions, and per temperature "
+        "K_H and its error (mol/kg/Pa), Q_st and its error (kJ/mol), effective "
+        "insertions",
+    )
+    energy_floor: float | None = Field(
+        None,
+        description="ΔE below it is unphysical (zero weight), eV: the lowest "
+        "relaxed-site energy minus floor_kt k_B T",
+    )
+    site_energies: list[float] = Field(
+        default_factory=list,
+        description="ΔE of the guest's sites relaxed with the model "
+        "(framework fixed), eV",
+    )
+    importance_weights: list[float] | None = Field(
+        None,
+        description="p_uniform/q of each accepted insertion, in the order of "
+        "energies (1 for uniform sampling), unitless",
+    )
+    top_energies: list[float] = Field(
+        default_factory=list,
+        description="ΔE of the top-weighted insertions at the first "
+        "temperature, eV, heaviest first",
+    )
+    top_geometries: list[Structure] | None = bulky(
+        "Framework + guest of the top-weighted insertions, heaviest first"
     )
     n_insertions: int = Field(0, description="Insertions made")
     n_overlapping: int = Field(0, description="Inside the hard core: zero weight")
     overlap_fraction: float | None = Field(None, description="n_overlapping / n")
     n_unphysical: int = Field(
-        0, description="ΔE below min_energy: zero weight, excluded as artefacts"
+        0, description="ΔE below energy_floor: zero weight, excluded as artefacts"
     )
     n_failed: int = Field(
         0,

@@ -40,7 +40,7 @@ def test_boltzmann_averages_by_hand():
     k_h = sum(w) / 4 / (density * R * 300.0)
     mean = (-0.3 * w[0] - 0.1 * w[1]) / sum(w)
     q_st = R * 300.0 / 1000 - mean * EV_TO_KJ_PER_MOL
-    got = averages(delta_e, 300.0, density, blocks=2)
+    got = averages(delta_e, 300.0, density)
     assert got.henry_coefficient == pytest.approx(k_h, rel=1e-12)
     assert got.mean_energy == pytest.approx(mean, rel=1e-12)
     assert got.heat_of_adsorption == pytest.approx(q_st, rel=1e-12)
@@ -127,6 +127,8 @@ def mof_widom(tmp_path_factory):
         guests=["CO2", "N2"],
         temperatures=[298.0, 300.0],
         n_insertions=300,
+        site_relaxations=2,
+        site_max_steps=40,
         plot_dir=str(folder),
     )
     with warnings.catch_warnings():
@@ -154,11 +156,58 @@ def test_co2_and_n2_in_mg_mof_74(mof_widom):
         # fewer at the lower temperature, and a warning exactly when few
         n_eff = doc.effective_insertions
         assert 1 <= n_eff[1] and n_eff[0] < n_eff[1] <= len(doc.energies)
-        few = any("effective insertions" in w for w in doc.warnings)
+        few = any("effective insertions <" in w for w in doc.warnings)
         assert few == (n_eff[0] < MIN_EFFECTIVE)
+        # biased by default; a fixed count is judged, not extended
+        assert doc.sampling == "biased" and len(doc.history) == 1
+        assert doc.evaluations == 300 - doc.n_overlapping
+        assert doc.converged == (doc.unconverged_reason is None)
+        if not doc.converged:
+            assert "after a fixed 300 insertions" in doc.unconverged_reason
+        # the floor sits 10 kT (at 300 K) below the lowest relaxed site
+        assert len(doc.site_energies) == 2
+        floor = min(doc.site_energies) - 10 * K_B * 300.0
+        assert doc.energy_floor == pytest.approx(floor)
+        assert min(doc.energies) >= floor
+        # the top-weighted geometries: framework + guest, heaviest first
+        assert len(doc.top_geometries) == 5
+        assert len(doc.top_geometries[0]) == 108 + {"CO2": 3, "N2": 2}[doc.guest]
+        beta = 1 / (K_B * 298.0)
+        w = dict(zip(doc.energies, doc.importance_weights, strict=False))
+        u = [w[e] * math.exp(-beta * e) for e in doc.top_energies]
+        assert u == sorted(u, reverse=True)
     assert co2.selectivity["N2"][0] == pytest.approx(
         co2.henry_coefficient[0] / n2.henry_coefficient[0]
     )
+
+
+def test_targets_must_be_positive():
+    """A convergence target of 0 or below is refused, naming its key."""
+    with pytest.raises(ValueError, match=r"widom.target_error must be > 0"):
+        WidomMaker(target_error=0.0)
+    with pytest.raises(ValueError, match=r"widom.target_qst_error must be > 0"):
+        WidomMaker(target_qst_error=-1.0)
+    with pytest.raises(ValueError, match=r"widom.sampling must be one of"):
+        WidomMaker(sampling="smart")
+
+
+def test_unconverged_at_a_tiny_maximum_is_completed_with_its_reason():
+    """Rounds stop at max_insertions model evaluations: completed, converged
+    false, the reason named; the history has the round."""
+    maker = WidomMaker(
+        settings=SETTINGS,
+        guests=["CO2"],
+        max_insertions=40,
+        site_relaxations=1,
+        site_max_steps=10,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        [doc] = maker.run(str(MOF / "Mg-MOF-74.cif"), "Mg-MOF-74")
+    assert doc.state == "completed" and doc.converged is False
+    assert doc.evaluations == 40 and doc.history[-1]["evaluations"] == 40
+    assert "at the maximum of 40 model evaluations" in doc.unconverged_reason
+    assert any("not converged" in w for w in doc.warnings)
 
 
 def test_bad_input_fails_alone(tmp_path):
@@ -179,7 +228,9 @@ def test_bad_input_fails_alone(tmp_path):
     s.to(filename=str(disordered))
     dense = tmp_path / "copper.cif"
     write(dense, bulk("Cu", "fcc", a=3.61, cubic=True))
-    maker = WidomMaker(settings=SETTINGS, guests=["CO2"], n_insertions=20)
+    maker = WidomMaker(
+        settings=SETTINGS, guests=["CO2"], n_insertions=20, site_relaxations=1
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         docs = [
@@ -243,7 +294,10 @@ def test_one_changed_setting_changes_the_key():
         {"temperatures": [300.0]},
         {"hard_core": 0.8},
         {"seed": 1},
-        {"min_energy": -1.0},
+        {"floor_kt": 5.0},
+        {"sampling": "uniform"},
+        {"target_error": 0.05},
+        {"max_insertions": 5000},
     ):
         other = WidomMaker(
             settings=SETTINGS, guests=["N2"], **({"n_insertions": 20} | change)
@@ -269,16 +323,18 @@ def test_failed_evaluations_leave_the_denominator(tmp_path, monkeypatch):
     framework = tmp_path / "sparse.cif"
     grid = [[x, y, z] for x in (0, 6) for y in (0, 6) for z in (0, 6)]
     write(framework, Atoms("Mg8", positions=grid, cell=[12.0] * 3, pbc=True))
-    real = widom_job.insertion_energies
+    real = widom_job.batched_energies
     n_bad = {"count": 0}
 
-    def flaky(pot, task, host, guest, placed):
-        out = real(pot, task, host, guest, placed)
-        out[: n_bad["count"]] = np.nan
+    def flaky(pot, task, jobs):
+        out = real(pot, task, jobs)
+        out[0][: n_bad["count"]] = np.nan
         return out
 
-    monkeypatch.setattr(widom_job, "insertion_energies", flaky)
-    maker = WidomMaker(settings=SETTINGS, guests=["CO2"], n_insertions=1000)
+    monkeypatch.setattr(widom_job, "batched_energies", flaky)
+    maker = WidomMaker(
+        settings=SETTINGS, guests=["CO2"], n_insertions=1000, site_relaxations=0
+    )
     for count in (4, 30):
         n_bad["count"] = count
         with warnings.catch_warnings():
@@ -292,12 +348,14 @@ def test_failed_evaluations_leave_the_denominator(tmp_path, monkeypatch):
         assert doc.state == "completed" and doc.n_failed == count
         zero_weight = doc.n_overlapping + doc.n_unphysical
         sample = np.concatenate([doc.energies, np.full(zero_weight, np.inf)])
+        weights = np.concatenate([doc.importance_weights, np.ones(zero_weight)])
         assert len(sample) == doc.n_insertions - count
-        by_hand = averages(sample, 298.0, doc.framework_density)
+        by_hand = averages(sample, 298.0, doc.framework_density, weights)
         assert doc.henry_coefficient[0] == pytest.approx(by_hand.henry_coefficient)
         with_zeros = averages(
             np.concatenate([sample, np.full(count, np.inf)]),
             298.0,
             doc.framework_density,
+            np.concatenate([weights, np.ones(count)]),
         )
         assert doc.henry_coefficient[0] > with_zeros.henry_coefficient

@@ -1,0 +1,160 @@
+"""Biased Widom sampling against an analytic potential whose K_H is a quadrature.
+
+A point-like linear guest in a periodic 10 Å box with two Gaussian wells
+that bind it only along z:
+
+    E(x, u) = −A Σ_k exp(−|x − c_k|² / 2a²) · u_z²,   u = R e_z
+
+The orientation average of exp(−βE) at a point is ∫₀¹ exp(b t²) dt =
+e^b D(√b)/√b (D: Dawson's function), so ⟨exp(−βE)⟩ and ⟨exp(−2βE)⟩ are
+3D grid quadratures (spectrally accurate for a smooth periodic integrand).
+Pure numpy, no model.
+"""
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from scipy.special import dawsn
+
+from sevenomni_flows.adsorption.sampling import MixtureProposal, axis_density
+from sevenomni_flows.adsorption.sampling_rounds import Targets, WidomSample
+from sevenomni_flows.adsorption.widom import K_B, R, averages
+
+L = 10.0
+CELL = np.eye(3) * L
+WELLS = np.array([[2.0, 3.0, 4.0], [7.0, 6.5, 2.5]])
+DEPTH, WIDTH, T = 0.25, 0.5, 300.0
+BETA = 1.0 / (K_B * T)
+#: With this density, K_H = ⟨exp(−βE)⟩ / (ρ R T) equals ⟨exp(−βE)⟩.
+DENSITY = 1.0 / (R * T)
+
+
+def _wells(x: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(x))
+    for c in WELLS:
+        d = x - c
+        d -= L * np.round(d / L)
+        out += np.exp(-(d**2).sum(axis=-1) / (2 * WIDTH**2))
+    return out
+
+
+def energy(x: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """eV, for centres ``(n, 3)`` and rotations ``(n, 3, 3)``."""
+    return -DEPTH * _wells(x) * rotations[:, 2, 2] ** 2
+
+
+def _orientation_mean(b: np.ndarray) -> np.ndarray:
+    root = np.sqrt(np.maximum(b, 1e-300))
+    return np.where(b < 1e-10, 1.0, np.exp(b) * dawsn(root) / root)
+
+
+@pytest.fixture(scope="module")
+def exact() -> tuple[float, float]:
+    """⟨exp(−βE)⟩ and ⟨exp(−2βE)⟩ over positions and orientations."""
+    n = 120
+    axis = (np.arange(n) + 0.5) * L / n
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    b = BETA * DEPTH * _wells(grid)
+    return float(_orientation_mean(b).mean()), float(_orientation_mean(2 * b).mean())
+
+
+def biased(rng: np.random.Generator) -> MixtureProposal:
+    """Sites near (not at) the wells, both axis signs; half the draws there."""
+    centres = WELLS + rng.normal(scale=0.2, size=WELLS.shape)
+    return MixtureProposal(
+        CELL,
+        np.concatenate([centres, centres]),
+        np.array([[0, 0, 1.0]] * 2 + [[0, 0, -1.0]] * 2),
+        np.array([0, 0, 1.0]),
+        mixing=0.5,
+        width=0.4,
+        spread=0.35,
+    )
+
+
+def test_exact_reference_is_converged(exact):
+    """The grid quadrature is converged: a coarser grid gives the same value."""
+    axis = (np.arange(80) + 0.5) * L / 80
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    coarse = _orientation_mean(BETA * DEPTH * _wells(grid)).mean()
+    assert coarse == pytest.approx(exact[0], rel=1e-8)
+    assert exact[0] > 1.1  # the wells carry a good share of K_H
+
+
+def test_axis_density_is_normalised():
+    """The von Mises-Fisher axis density averages to 1 over the sphere."""
+    cos = np.linspace(-1, 1, 200001)
+    for spread in (0.2, 0.35, 1.0):
+        assert np.trapezoid(axis_density(cos, spread), cos) / 2 == pytest.approx(
+            1, rel=1e-6
+        )
+
+
+def test_biased_is_unbiased_and_ten_times_less_variable(exact):
+    """Over 16 seeds at N = 3000: every biased estimate lies within 4 of its
+    bootstrap errors of the exact value, their mean within 3 standard errors,
+    the z-scores are sane, and the variance at equal N is at least 10x below
+    the uniform estimator's, both its exact variance (quadrature) and its
+    spread over the same seeds."""
+    k_exact, second = exact
+    n, seeds = 3000, 16
+    found = {"biased": [], "uniform": []}
+    z = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        for kind, proposal in (("biased", biased(rng)), ("uniform", None)):
+            proposal = proposal or MixtureProposal(CELL)
+            x, rot = proposal.sample(n, rng)
+            w = proposal.weights(x, rot)
+            got = averages(energy(x, rot), T, DENSITY, w)
+            found[kind].append(got.henry_coefficient)
+            if kind == "biased":
+                z.append(
+                    (got.henry_coefficient - k_exact) / got.henry_coefficient_error
+                )
+    est = np.array(found["biased"])
+    z = np.array(z)
+    assert np.abs(z).max() < 4
+    assert abs(est.mean() - k_exact) < 3 * est.std(ddof=1) / np.sqrt(seeds)
+    assert abs(z.mean()) < 1 and 0.5 < z.std(ddof=1) < 2
+    var_biased = est.var(ddof=1)
+    var_uniform_exact = (second - k_exact**2) / n
+    var_uniform_seen = np.var(found["uniform"], ddof=1)
+    assert var_uniform_exact / var_biased > 10
+    assert var_uniform_seen / var_biased > 10
+
+
+def test_rounds_converge_to_the_exact_value(exact):
+    """Rounds double until 5% on K_H and 0.5 kJ/mol on Q_st: the estimate then
+    lies within 3 errors of the exact value, with a history per round."""
+    rng = np.random.default_rng(7)
+    proposal = biased(rng)
+    sample = WidomSample(
+        [T], DENSITY, Targets(error=0.05, qst_error=0.5, max_evaluations=40000)
+    )
+    while not sample.done:
+        x, rot = proposal.sample(sample.wanted(), rng)
+        sample.add(energy(x, rot), proposal.weights(x, rot))
+        sample.check()
+    assert sample.converged and sample.reason is None
+    [r] = sample.results
+    assert abs(r.henry_coefficient - exact[0]) < 3 * r.henry_coefficient_error
+    assert r.henry_coefficient_error / r.henry_coefficient <= 0.05
+    evaluations = [h["evaluations"] for h in sample.history]
+    assert evaluations[0] == 500 and evaluations == sorted(evaluations)
+    assert all(b == 2 * a for a, b in pairwise(evaluations))
+
+
+def test_unconverged_at_the_maximum_says_why():
+    """The uniform estimator stops at its maximum, not converged, with the reason."""
+    rng = np.random.default_rng(0)
+    proposal = MixtureProposal(CELL)
+    sample = WidomSample([T], DENSITY, Targets(error=1e-4, max_evaluations=800))
+    while not sample.done:
+        x, rot = proposal.sample(sample.wanted(), rng)
+        sample.add(energy(x, rot), proposal.weights(x, rot))
+        sample.check()
+    assert not sample.converged and sample.evaluations == 800
+    assert "at the maximum of 800 model evaluations" in sample.reason
+    assert "K_H error" in sample.reason
