@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     print(
         f"{run.n_materials} materials x {run.n_properties} properties, "
-        f"{len(spec.frameworks)} frameworks: {len(run.planned)} calculations, "
+        f"{run.n_frameworks} frameworks: {len(run.planned)} calculations, "
         f"{run.reused} results reused, {run.to_compute} to compute "
         f"({run.to_relax} structures to relax) in {run.n_jobs} jobs "
         f"(planned in {run.seconds:.2f} s){kept}"
@@ -196,7 +196,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     run = plan(spec, base, store, settings, str(plots))
     print(
         f"{run.n_materials} materials x {run.n_properties} properties, "
-        f"{len(spec.frameworks)} frameworks: "
+        f"{run.n_frameworks} frameworks: "
         f"{run.reused} results reused, {run.n_jobs} jobs to submit"
     )
     record_inputs(run, store)

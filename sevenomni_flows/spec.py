@@ -15,9 +15,11 @@ from pydantic import (
     Field,
     ValidationError,
     create_model,
+    field_validator,
     model_validator,
 )
 
+from .adsorption import core_mof as core_mof_db
 from .jobs.adsorption import check_adsorbates
 from .jobs.base import NOT_SETTINGS, ModelSettings
 from .jobs.neb import KINDS
@@ -172,14 +174,61 @@ class BandEntry(_Strict):
 
 
 class FrameworkEntry(_Strict):
-    """A metal-organic framework and its guests."""
+    """Metal-organic frameworks and their guests: a CIF, a glob of CIFs, or
+    entries of the CoRE MOF database (see :mod:`sevenomni_flows.run.frameworks`).
+    """
 
-    file: str = Field(description="CIF of the framework")
-    name: str | None = Field(None, description="Label, e.g. Mg-MOF-74")
+    file: str | None = Field(None, description="CIF of the framework")
+    glob: str | None = Field(None, description="Glob of CIFs, e.g. cifs/*.cif")
+    core_mof: Literal[core_mof_db.DATASETS] | None = Field(
+        None, description="CoRE MOF data set (pip install core-mof), e.g. 2019-ASR"
+    )
+    filter: dict[str, Any] = Field(
+        {},
+        description="core_mof: conditions on its columns, e.g. {Has_OMS: true, "
+        "PLD: {$gt: 3.5}} (PLD, LCD in Å)",
+    )
+    limit: int | None = Field(
+        None, ge=1, description="core_mof: at most this many, by refcode"
+    )
+    name: str | None = Field(None, description="Label, e.g. Mg-MOF-74 (file only)")
+    pld: float | None = Field(
+        None,
+        gt=0,
+        description="Pore-limiting diameter, Å (file and glob; core_mof uses "
+        "its PLD): larger guests fail as pore-blocked",
+    )
     guests: list[str] = ["CO2", "H2O", "N2"]
+
+    @field_validator("core_mof", mode="before")
+    @classmethod
+    def _installed(cls, value):
+        if value in core_mof_db.DATASETS:
+            try:
+                core_mof_db.require()
+            except ImportError as err:
+                raise ValueError(str(err)) from err
+        return value
+
+    @field_validator("filter")
+    @classmethod
+    def _known_columns(cls, value, info):
+        dataset = info.data.get("core_mof")
+        if value and dataset is not None:
+            return core_mof_db.check_filter(dataset, value)
+        return value
 
     @model_validator(mode="after")
     def _known_guests(self):
+        given = [k for k in ("file", "glob", "core_mof") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'file', 'glob' or 'core_mof'")
+        if self.core_mof is None and (self.filter or self.limit is not None):
+            raise ValueError("'filter' and 'limit' go with 'core_mof'")
+        if self.core_mof is not None and self.pld is not None:
+            raise ValueError("'pld' goes with 'file' or 'glob' (core_mof has its own)")
+        if self.name is not None and self.file is None:
+            raise ValueError("'name' goes with 'file' (the others use file names)")
         self.guests = check_adsorbates(self.guests, "guests")
         return self
 

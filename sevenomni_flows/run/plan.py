@@ -21,8 +21,9 @@ from ..jobs import ModelSettings
 from ..jobs.base import Item, resolve_input
 from ..jobs.elements import is_reference
 from ..schemas import Provenance, structure_id
-from ..spec import FRAMEWORK_PROPERTIES, Input, RunSpec, read_structures
+from ..spec import Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
+from .frameworks import PORE_BLOCKED, plan_frameworks
 from .inputs import input_failure, new_names
 
 __all__ = ["Plan", "merge", "plan", "screening_from_spec"]
@@ -64,6 +65,7 @@ class Plan:
     to_relax: int = 0
     n_materials: int = 0
     n_properties: int = 0
+    n_frameworks: int = 0
     input_failures: list = field(default_factory=list)
     stale_inputs: list = field(default_factory=list)
     aliases: dict = field(default_factory=dict)
@@ -114,6 +116,7 @@ def merge(plans: list[Plan]) -> Plan:
         to_relax=sum(p.to_relax for p in plans),
         n_materials=plans[0].n_materials,
         n_properties=plans[0].n_properties,
+        n_frameworks=plans[0].n_frameworks,
         input_failures=list(failures.values()),
         stale_inputs=sorted({k for p in plans for k in p.stale_inputs}),
         aliases={k: v for p in plans for k, v in p.aliases.items()},
@@ -189,16 +192,11 @@ def plan(
                 {k: names[item.structure_id] for ks in keys.values() for k in ks}
             )
     mofs = []
-    for entry in spec.frameworks:
-        label = entry.name or Path(entry.file).stem
-        for prop in spec.framework_properties:
-            name = FRAMEWORK_PROPERTIES[prop]
-            guests = {"guests": entry.guests} if name == "mof" else {}
-            mof = spec.maker(name, plot_dir=plots, settings=settings, **guests)
-            framework = mof.resolve(base / entry.file, label)
-            keys = [t.key for t in mof.targets(framework, pot, task)]
-            planned.update({k: (label, prop) for k in keys})
-            mofs.append((mof, str(base / entry.file), label, keys))
+    fws = plan_frameworks(spec, base, settings, pot, task, plots)
+    mofs.append(fws)  # batched jobs over the frameworks
+    failures += fws.failures
+    planned.update(fws.planned)
+    readable += fws.readable
     if spec.bands:
         neb = spec.maker("neb", plot_dir=plots, settings=settings)
         described = [entry.describe(base) for entry in spec.bands]
@@ -215,7 +213,9 @@ def plan(
             planned.update({k: (label, "neb") for k in keys})
             band_keys += keys
     stored_state = lookup(
-        results, planned, properties=["key", "state", "transient", "label", "labels"]
+        results,
+        planned,
+        properties=["key", "state", "transient", "label", "labels", "error_type"],
     )
     state = {k: d.get("state") for k, d in stored_state.items()}
     kept = set()
@@ -225,6 +225,13 @@ def plan(
             for k, d in stored_state.items()
             if d.get("state") == "failed" and d.get("transient") is False
         }
+    # a guest pore-blocked before that fits now is computed
+    blocked = {d.key for fws in mofs for d in fws.failures}
+    kept = {
+        k
+        for k in kept
+        if stored_state[k].get("error_type") != PORE_BLOCKED or k in blocked
+    }
 
     def done(keys: list[str]) -> bool:
         return all(state.get(k) == "completed" or k in kept for k in keys)
@@ -253,9 +260,8 @@ def plan(
     relaxed = {i: stored.get(k, k) for i, k in relaxed.items()}
     flow = screening.make(structures, labels, relaxed, skip)
     parts = [flow] if flow.jobs else []
-    for mof, path, label, keys in mofs:
-        if not done(keys):
-            parts.append(mof.make(path, label))
+    for fws in mofs:
+        parts += fws.jobs(done, spec.cluster.structures_per_job)
     if spec.bands and not done(band_keys):
         good = [i for i, obj in enumerate(band_inputs) if isinstance(obj, dict)]
         if good:
@@ -279,6 +285,7 @@ def plan(
         to_relax=len(structures) - len(relaxed),
         n_materials=len(materials),
         n_properties=len(screening.properties),
+        n_frameworks=len(mofs[0].frameworks) if mofs else 0,
         input_failures=failures,
         stale_inputs=stale,
         aliases=new_names(aliases, stored_state),

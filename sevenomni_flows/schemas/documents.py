@@ -334,6 +334,7 @@ class WidomDocument(ResultDocument):
         "temperature",
         "henry_coefficient",
         "heat_of_adsorption",
+        "selectivity",
         "effective_insertions",
         "converged",
         "evaluations",

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from sevenomni_flows.cli import main
+from sevenomni_flows.run.frameworks import read_frameworks
 from sevenomni_flows.spec import load_spec, read_structures
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
@@ -18,8 +19,8 @@ def test_example_specs_validate_and_their_files_exist(path):
     spec, base = load_spec(path)
     for label, item, _ in read_structures(spec.structures, base):
         assert not isinstance(item, str), f"{label}: {item}"
-    for entry in spec.frameworks:
-        assert (base / entry.file).is_file()
+    for framework in read_frameworks(spec.frameworks, base):
+        assert framework.error is None and Path(framework.path).is_file()
 
 
 def test_quickstart_smoke(tmp_path, capsys):
