@@ -127,3 +127,9 @@ def test_thermal_speed_smoke():
     """The QHA benchmark runs both sides and prints the ratio and the profile."""
     out = _smoke("thermal_speed.py")
     assert "ratio loop / ours" in out and "where our time goes" in out
+
+
+def test_mof_screen_speed_smoke():
+    """The CoRE MOF throughput benchmark runs both sides and prints the ratio."""
+    out = _smoke("mof_screen_speed.py")
+    assert "shared / loop throughput ratio" in out
