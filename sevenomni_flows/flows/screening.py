@@ -107,6 +107,7 @@ class ScreeningMaker(Maker):
         labels: list[str] | None = None,
         relaxed: dict[int, Any] | None = None,
         skip: set[tuple[int, str]] | None = None,
+        tasks: list[str | None] | None = None,
     ) -> Flow:
         """The screening flow: a few batched jobs, not one per material.
 
@@ -125,16 +126,29 @@ class ScreeningMaker(Maker):
             relaxing again.
         skip : set of (index, property), optional
             Calculations already stored, left out.
+        tasks : list, optional
+            The task of each structure, extra inputs included (default: the
+            Makers' ``settings.task``); a structure listed once per task is
+            computed at each, the tasks sharing the batches of each job.
         """
         relaxed = dict(relaxed or {})
         skip = skip or set()
         labels = labels or [f"material {i}" for i in range(len(structures))]
         structures, labels = self.inputs(structures, labels)
+        if tasks is None:
+            tasks = [self.relax_maker.settings.task] * len(structures)
+        if len(tasks) != len(structures):
+            raise ValueError(
+                f"tasks: {len(tasks)} for {len(structures)} structures (extra "
+                "inputs included: list each structure once per task)"
+            )
         jobs, sources = [], {}
         todo = [i for i in range(len(structures)) if i not in relaxed]
         for c, chunk in enumerate(self._chunks(todo)):
             relax_job = self.relax_maker.make(
-                [structures[i] for i in chunk], [labels[i] for i in chunk]
+                [structures[i] for i in chunk],
+                [labels[i] for i in chunk],
+                tasks=[tasks[i] for i in chunk],
             )
             relax_job.name = f"relax ({len(chunk)} structures)"
             jobs.append(relax_job)
@@ -163,6 +177,7 @@ class ScreeningMaker(Maker):
                     inputs,
                     [labels[i] for i in chunk],
                     sources={c: sources[c] for c in sorted(used)},
+                    tasks=[tasks[i] for i in chunk],
                 )
                 job.name = f"{prop} ({len(chunk)} structures)"
                 jobs.append(job)

@@ -252,13 +252,13 @@ class FrameworkInput:
 
     min_length: float
 
-    def make(self, frameworks, labels=None, sources=None):
+    def make(self, frameworks, labels=None, sources=None, tasks=None):
         """One batched job for all frameworks; one document per guest."""
         if isinstance(frameworks, list):
             frameworks = [str(f) for f in frameworks]
         else:
             frameworks = str(frameworks)
-        return super().make(frameworks, labels, sources)
+        return super().make(frameworks, labels, sources, tasks)
 
     def resolve(self, path, label) -> Item:
         """The framework read from its file (repeated to ``min_length``)."""
@@ -451,12 +451,13 @@ class SlabAdsorptionMaker(PropertyMaker):
                 )
         check_optimizer(self.optimizer, "adsorption.optimizer")
 
-    def make(self, bulk, labels=None, sources=None):
+    def make(self, bulk, labels=None, sources=None, tasks=None):
         """Bulk relaxation (with ``relax_bulk``), then the surfaces' job."""
         if not self.relax_bulk:
-            return super().make(bulk, labels, sources)
-        rj = RelaxMaker(settings=self.settings, fmax=self.bulk_fmax).make(bulk, labels)
-        ads = super().make(rj.output, labels)
+            return super().make(bulk, labels, sources, tasks)
+        relaxer = RelaxMaker(settings=self.settings, fmax=self.bulk_fmax)
+        rj = relaxer.make(bulk, labels, tasks=tasks)
+        ads = super().make(rj.output, labels, tasks=tasks)
         return Flow([rj, ads], name=self.name)
 
     def targets(self, item, pot, task):

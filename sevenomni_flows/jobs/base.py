@@ -191,7 +191,8 @@ class Item:
 
     ``on`` is what the calculation is computed on (a structure id or an
     upstream key); ``skip`` says why it cannot run (an unusable upstream
-    result); ``error`` why the input itself is bad.
+    result); ``error`` why the input itself is bad; ``task`` is the
+    (resolved) task it is computed at.
     """
 
     formula: str
@@ -204,6 +205,7 @@ class Item:
     error_type: str | None = None
     source: Any = None
     sources: list[str] = field(default_factory=list)
+    task: str | None = None
 
 
 def as_structure(structure: Any) -> Structure:

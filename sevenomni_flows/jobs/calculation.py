@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from jobflow import Job, Maker
@@ -36,12 +36,21 @@ JOB_DONE = "sevenomni_job_done"
 
 @dataclass(frozen=True)
 class Context:
-    """What a job computes with: the model, its task, and their provenance."""
+    """What a job computes with: the model, its task, and their provenance.
+
+    A job mixing tasks (see :attr:`PropertyMaker.mixes_tasks`) has the
+    context of each task in ``by_task``; each item's task is ``Item.task``.
+    """
 
     pot: Any
     task: str | None
     provenance: Provenance
     publisher: Publisher
+    by_task: dict = field(default_factory=dict)
+
+    def at(self, task: str | None) -> Context:
+        """The context of ``task`` (this one if the job has one task)."""
+        return self.by_task.get(task, self)
 
 
 @dataclass
@@ -66,6 +75,10 @@ class PropertyMaker(Maker):
     section: ClassVar[str] = ""
     #: Where a spec runs it: material, framework or band ("" for none).
     stage: ClassVar[str] = ""
+    #: Whether its ``compute`` takes items of several tasks at once (each
+    #: item's ``task``), evaluating them in shared batches; others are
+    #: computed once per task.
+    mixes_tasks: ClassVar[bool] = False
     #: Whether a screening gives it one job over all materials (a property
     #: of the set, e.g. the convex hull; see :meth:`over`).
     aggregate: ClassVar[bool] = False
@@ -79,29 +92,34 @@ class PropertyMaker(Maker):
             register(cls)
 
     def make(
-        self, structures, labels: list[str] | str | None = None, sources=None
+        self,
+        structures,
+        labels: list[str] | str | None = None,
+        sources=None,
+        tasks: list[str | None] | None = None,
     ) -> Job:
         """A job computing this property of one input or a list of them.
 
         Returns one document for one input and a list for a list (more with
         :meth:`targets` that owe several).  ``sources`` maps names to the
         outputs of batched jobs, which inputs made by :func:`pick` index.
+        ``tasks`` gives each input's task (default: ``settings.task``).
         """
         many = isinstance(structures, list)
         return Job(
             calculate,
-            function_args=(self, structures, labels, sources),
+            function_args=(self, structures, labels, sources, tasks),
             name=f"{self.name} ({len(structures)})" if many else self.name,
             config=JobConfig(expose_store=True),
             data=list(bulky_fields()),  # bulky fields go to the data store
         )
 
-    def run(self, structures, labels=None) -> list[ResultDocument]:
+    def run(self, structures, labels=None, tasks=None) -> list[ResultDocument]:
         """The calculation without a workflow engine (the same documents)."""
         many = isinstance(structures, list)
         if not many:
             structures, labels = [structures], [labels] if labels else None
-        return settle(self, structures, labels)
+        return settle(self, structures, labels, tasks)
 
     def resolve(self, obj: Any, label: str | None) -> Item:
         """The input as an :class:`~sevenomni_flows.jobs.base.Item`."""
@@ -134,8 +152,9 @@ class PropertyMaker(Maker):
         raise NotImplementedError
 
     def doc(self, target: Target, ctx: Context, **values) -> ResultDocument:
-        """A document of this property for ``target``."""
-        return self.document(**target.fields(), model=ctx.provenance, **values)
+        """A document of this property for ``target`` (at its task)."""
+        at = ctx.at(target.protocol.get("task"))
+        return self.document(**target.fields(), model=at.provenance, **values)
 
     def failed(
         self, target: Target, ctx: Context, err: BaseException | str, **values
@@ -144,14 +163,17 @@ class PropertyMaker(Maker):
 
         ``values`` may hold ``error_type`` and fields known despite the failure.
         """
-        return self.document.failed(target.fields(), ctx.provenance, err, **values)
+        at = ctx.at(target.protocol.get("task"))
+        return self.document.failed(target.fields(), at.provenance, err, **values)
 
 
 def _message(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocument]:
+def settle(
+    maker: PropertyMaker, inputs: list, labels=None, tasks=None
+) -> list[ResultDocument]:
     """Run ``maker`` on ``inputs``: exactly one document per target, always.
 
     Parameters
@@ -162,37 +184,47 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
         Structures, upstream results, or what the Maker's ``resolve`` takes.
     labels : list of str, optional
         Where each input came from (for documents and error messages).
+    tasks : list, optional
+        Each input's task (default: the Maker's ``settings.task``).  A
+        Maker that :attr:`~PropertyMaker.mixes_tasks` evaluates them in
+        shared batches; others once per task.
     """
-    pot, task = maker.settings.potential()
-    ctx = Context(pot, task, Provenance.from_potential(pot, task), Publisher.current())
+    publisher = Publisher.current()
+    tasks = list(tasks) if tasks is not None else [maker.settings.task] * len(inputs)
+    contexts: dict = {}
+    for t in dict.fromkeys(tasks):
+        pot, task = replace(maker.settings, task=t).potential()
+        provenance = Provenance.from_potential(pot, task)
+        contexts[t] = Context(pot, task, provenance, publisher)
+    by_task = {c.task: c for c in contexts.values()}
+    first = next(iter(contexts.values()))
+    ctx = replace(first, by_task=by_task)
+    if len(by_task) > 1:
+        ctx = replace(ctx, task=None)
     labels = list(labels) if isinstance(labels, list) else [labels] * len(inputs)
     items = []
-    for obj, label in zip(inputs, labels, strict=True):
+    for obj, label, t in zip(inputs, labels, tasks, strict=True):
         try:
             item = maker.resolve(obj, label)
         except Exception as err:  # a Maker's resolve may raise
             item = Item("unknown", "unknown", label or "unknown", "unknown")
             item.error, item.error_type = _message(err), type(err).__name__
+        item.task = contexts[t].task
         items.append(item)
     try:
         maker = maker.over(items)
     except Exception as err:  # e.g. a file the set depends on cannot be read
         for item in items:
             item.error, item.error_type = _message(err), type(err).__name__
-    owed = [maker.targets(item, pot, task) for item in items]
+    owed = [maker.targets(item, first.pot, item.task) for item in items]
     ready = [i for i, it in enumerate(items) if not (it.skip or it.error)]
-    try:
-        computed = maker.compute(
-            [items[i] for i in ready], [owed[i] for i in ready], ctx
-        )
-        if len(computed) != len(ready):
-            raise RuntimeError(
-                f"{type(maker).__name__}.compute returned {len(computed)} results "
-                f"for {len(ready)} inputs"
-            )
-    except Exception as err:  # the boundary: the whole batch failed
-        computed = [err] * len(ready)
-    results = dict(zip(ready, computed, strict=True))
+    groups = [ready]
+    if len(by_task) > 1 and not maker.mixes_tasks:  # once per task
+        groups = [[i for i in ready if items[i].task == t] for t in by_task]
+    results = {}
+    for group in groups:
+        here = ctx if len(groups) == 1 else ctx.at(items[group[0]].task)
+        results.update(_compute(maker, items, owed, group, here) if group else {})
     docs = []
     for i, (item, targets) in enumerate(zip(items, owed, strict=True)):
         mine = _one_each(maker, item, targets, results.get(i), ctx)
@@ -210,6 +242,22 @@ def settle(maker: PropertyMaker, inputs: list, labels=None) -> list[ResultDocume
         extra={JOB_DONE: maker.name},
     )
     return docs
+
+
+def _compute(maker, items, owed, group, ctx) -> dict:
+    """The Maker's results for the items ``group`` (by index)."""
+    try:
+        computed = maker.compute(
+            [items[i] for i in group], [owed[i] for i in group], ctx
+        )
+        if len(computed) != len(group):
+            raise RuntimeError(
+                f"{type(maker).__name__}.compute returned {len(computed)} results "
+                f"for {len(group)} inputs"
+            )
+    except Exception as err:  # the boundary: the whole batch failed
+        computed = [err] * len(group)
+    return dict(zip(group, computed, strict=True))
 
 
 def _one_each(maker, item: Item, targets, result, ctx) -> list[ResultDocument]:
@@ -246,7 +294,7 @@ def is_pick(obj) -> bool:
     return isinstance(obj, dict) and obj.get("pick") is True and "source" in obj
 
 
-def calculate(maker: PropertyMaker, structures, labels=None, sources=None):
+def calculate(maker: PropertyMaker, structures, labels=None, sources=None, tasks=None):
     """The job of :meth:`PropertyMaker.make`: :meth:`PropertyMaker.run`.
 
     Inputs made by :func:`pick` are taken from ``sources``, the resolved
@@ -256,7 +304,7 @@ def calculate(maker: PropertyMaker, structures, labels=None, sources=None):
         structures = [
             sources[x["source"]][x["index"]] if is_pick(x) else x for x in structures
         ]
-    docs = maker.run(structures, labels)
+    docs = maker.run(structures, labels, tasks)
     return docs if isinstance(structures, list) or len(docs) != 1 else docs[0]
 
 

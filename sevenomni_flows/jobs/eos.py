@@ -157,7 +157,7 @@ class EosMaker(PropertyMaker):
 
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.structure_id}_eos.png"
+        path = folder / f"{target.formula}_{target.key}_eos.png"
         fig, ax = plt.subplots(figsize=(5, 4))
         fit.plot(ax=ax)
         ax.set_title(f"{target.label}: equation of state, {model_title(ctx)}")

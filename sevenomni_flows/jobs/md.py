@@ -253,9 +253,7 @@ class MDMaker(PropertyMaker):
 
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = (
-            folder / f"{target.formula}_{target.structure_id}_md_{temperature:g}K.png"
-        )
+        path = folder / f"{target.formula}_{target.key}_md_{temperature:g}K.png"
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
         top.plot(run.time / 1000, run.temperature, lw=1)
         top.axhline(temperature, color="k", ls="--", lw=0.8)

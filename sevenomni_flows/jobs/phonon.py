@@ -195,7 +195,7 @@ class PhononMaker(PropertyMaker):
         matplotlib.use("Agg")
         folder = Path(self.plot_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.structure_id}_phonon.png"
+        path = folder / f"{target.formula}_{target.key}_phonon.png"
         plt = phonon.plot_band_structure_and_dos()
         fig = plt.gcf()
         fig.axes[0].set_ylabel("frequency (THz)")

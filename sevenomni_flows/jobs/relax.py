@@ -143,6 +143,7 @@ class RelaxMaker(PropertyMaker):
     property: ClassVar[str] = "relax"
     document: ClassVar[type] = RelaxDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.fmax <= 0:
@@ -172,7 +173,7 @@ class RelaxMaker(PropertyMaker):
         relax(
             [labelled_atoms(it) for it in items],
             model=ctx.pot,
-            task=ctx.task,
+            task=[it.task for it in items],
             fmax=self.fmax,
             max_steps=self.max_steps,
             relax_cell=self.relax_cell,
@@ -224,11 +225,14 @@ class StaticMaker(PropertyMaker):
     property: ClassVar[str] = "static"
     document: ClassVar[type] = StaticDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def compute(self, items, targets, ctx):
         """One batched prediction; a bad structure fails alone."""
         preds = predict(
-            [labelled_atoms(it) for it in items], model=ctx.pot, task=ctx.task
+            [labelled_atoms(it) for it in items],
+            model=ctx.pot,
+            task=[it.task for it in items],
         )
         out = []
         for it, (target,), p in zip(items, targets, preds, strict=True):

@@ -16,7 +16,7 @@ batch.  Each material's hull is built in its own chemical system.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -131,9 +131,9 @@ class StabilityMaker(PropertyMaker):
         Folder for the phase-diagram PNG of binary and ternary materials.
     spec_dir : str, optional
         Folder a relative ``hull_entries`` is read from (the spec's).
-    hull : str
-        Set by :meth:`over`: the digest of the set the hull is built from
-        (part of the reuse key).
+    hull : dict
+        Set by :meth:`over`: the digest of the set each task's hull is built
+        from (part of that task's reuse keys).
     """
 
     name: str = "stability"
@@ -141,13 +141,14 @@ class StabilityMaker(PropertyMaker):
     corrections: Literal["none", "mp2020"] = "none"
     plot_dir: str | None = None
     spec_dir: str | None = None
-    hull: str = ""
+    hull: dict[str, str] = field(default_factory=dict)
 
     property: ClassVar[str] = "stability"
     document: ClassVar[type] = StabilityDocument
     stage: ClassVar[str] = "material"
     #: One job over every material of a screening (the hull is shared).
     aggregate: ClassVar[bool] = True
+    mixes_tasks: ClassVar[bool] = True
     spec_exclude: ClassVar[tuple[str, ...]] = ("hull",)
 
     def entries_path(self) -> Path | None:
@@ -178,20 +179,24 @@ class StabilityMaker(PropertyMaker):
         return entries
 
     def over(self, items: list[Item]) -> StabilityMaker:
-        """This Maker with ``hull`` set to the digest of the set ``items``
-        (their upstream keys, and the ``hull_entries`` file's bytes)."""
-        digest = hashlib.sha256()
-        for on in sorted({it.on for it in items}):
-            digest.update(on.encode())
+        """This Maker with ``hull`` set to the digest of the set ``items`` at
+        each task (their upstream keys, and the ``hull_entries`` file's
+        bytes): a task's hull is built from its own items only."""
         path = self.entries_path()
-        if path is not None:
-            try:
-                digest.update(path.read_bytes())
-            except OSError as err:
-                raise ValueError(
-                    f"stability.hull_entries: cannot read {path}: {err}"
-                ) from None
-        return replace(self, hull=digest.hexdigest()[:16])
+        try:
+            extra = path.read_bytes() if path is not None else b""
+        except OSError as err:
+            raise ValueError(
+                f"stability.hull_entries: cannot read {path}: {err}"
+            ) from None
+        hull = {}
+        for task in dict.fromkeys(it.task for it in items):
+            digest = hashlib.sha256()
+            for on in sorted({it.on for it in items if it.task == task}):
+                digest.update(on.encode())
+            digest.update(extra)
+            hull[str(task)] = digest.hexdigest()[:16]
+        return replace(self, hull=hull)
 
     def extra_inputs(self, structures) -> list[tuple[str, object]]:
         """The elemental reference of every element of ``structures``."""
@@ -201,51 +206,66 @@ class StabilityMaker(PropertyMaker):
         """One document per material; none for the elemental references."""
         if is_reference(item.label):
             return []
-        proto = protocol(self.property, pot, task, maker_settings(self), item.on)
+        settings = maker_settings(self)
+        hull = settings.pop("hull").get(str(task), "")
+        proto = protocol(self.property, pot, task, settings, item.on, {"hull": hull})
         return [Target(item.formula, item.structure_id, item.label, proto)]
 
     def compute(self, items, targets, ctx):
-        """Static energies of all items in one batch, then each material's hull."""
-        self._check_corrections(ctx)
+        """Static energies of all items (of every task) in one batch, then
+        each material's hull, from the entries of its own task."""
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
-        preds = predict(atoms, model=ctx.pot, task=ctx.task) if atoms else []
-        entries = self.extra_entries()
+        tasks = [it.task for it in items]
+        preds = predict(atoms, model=ctx.pot, task=tasks) if atoms else []
+        extra = self.extra_entries()
+        entries: dict = {t: list(extra) for t in dict.fromkeys(tasks)}
+        why: dict[int, str] = {}
         mine = {}
         for i, (it, pred) in enumerate(zip(items, preds, strict=True)):
             if pred.ok:
                 mine[i] = ComputedStructureEntry(
                     it.structure, float(pred.energy), entry_id=it.label
                 )
-        indices = list(mine)
-        refused = {}
+            else:
+                why[i] = pred.error
         if self.corrections == "mp2020":
-            refused = mp2020([mine[i] for i in indices])
-        why = {indices[k]: reason for k, reason in refused.items()}
-        for i in why:
-            del mine[i]
-        entries += list(mine.values())
-        diagrams: dict[tuple[str, ...], PhaseDiagram] = {}
+            for task in entries:
+                refusal = self.refusal(ctx.at(task))
+                here = [i for i in mine if items[i].task == task]
+                if refusal:
+                    why.update(dict.fromkeys(here, refusal))
+                    continue
+                refused = mp2020([mine[i] for i in here])
+                why.update({here[k]: reason for k, reason in refused.items()})
+        for i, entry in mine.items():
+            if i not in why:
+                entries[items[i].task].append(entry)
+        diagrams: dict[tuple, PhaseDiagram] = {}
         out = []
-        for i, (owed, pred) in enumerate(zip(targets, preds, strict=True)):
+        for i, (it, owed) in enumerate(zip(items, targets, strict=True)):
             if not owed:
                 out.append([])
-            elif i not in mine:
-                reason = pred.error if not pred.ok else why[i]
-                out.append([self.failed(t, ctx, reason) for t in owed])
+            elif i in why:
+                out.append([self.failed(t, ctx, why[i]) for t in owed])
             else:
                 try:
-                    out.append([self._finish(mine[i], owed[0], ctx, entries, diagrams)])
+                    out.append(
+                        [
+                            self._finish(
+                                mine[i], owed[0], ctx.at(it.task), entries, diagrams
+                            )
+                        ]
+                    )
                 except Exception as err:  # one material's hull fails alone
                     out.append(err)
         return out
 
-    def _check_corrections(self, ctx) -> None:
-        """Refuse MP2020 for a task not trained on MP's PBE/PBE+U energies."""
-        if self.corrections != "mp2020":
-            return
+    def refusal(self, ctx) -> str | None:
+        """Why MP2020 does not apply at ctx's task (not trained on MP's
+        PBE/PBE+U energies, or with D3), or None."""
         task = None if ctx.task is None else ctx.task.lower()
         if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
-            raise ValueError(
+            return (
                 f"stability.corrections: mp2020 was fitted to the Materials "
                 f"Project's PBE/PBE+U energies without dispersion; task "
                 f"{ctx.task!r}"
@@ -254,8 +274,10 @@ class StabilityMaker(PropertyMaker):
                 "scale. Use corrections: none, or a PBE task (7net-0, 7net-mf-0 "
                 "PBE, 7net-omni mpa or omat24)"
             )
+        return None
 
-    def _finish(self, entry, target, ctx, entries, diagrams) -> StabilityDocument:
+    def _finish(self, entry, target, ctx, by_task, diagrams) -> StabilityDocument:
+        entries = by_task[ctx.task]
         system = tuple(sorted(el.symbol for el in entry.composition))
         elemental = {}
         for e in entries:
@@ -274,14 +296,14 @@ class StabilityMaker(PropertyMaker):
                 "to structures: or an entry to stability.hull_entries",
                 error_type="MissingReference",
             )
-        if system not in diagrams:
+        if (ctx.task, system) not in diagrams:
             inside = [
                 e
                 for e in entries
                 if {el.symbol for el in e.composition.elements} <= set(system)
             ]
-            diagrams[system] = PhaseDiagram(inside)
-        diagram = diagrams[system]
+            diagrams[ctx.task, system] = PhaseDiagram(inside)
+        diagram = diagrams[ctx.task, system]
         decomp, e_hull = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
         fractions: dict[str, float] = {}
         for phase, amount in decomp.items():

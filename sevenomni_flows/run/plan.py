@@ -26,7 +26,7 @@ from ..stores.results import lookup, results_store
 from .frameworks import PORE_BLOCKED, plan_frameworks
 from .inputs import input_failure, new_names
 
-__all__ = ["Plan", "merge", "plan", "screening_from_spec"]
+__all__ = ["Plan", "plan", "screening_from_spec"]
 
 
 @dataclass
@@ -101,29 +101,6 @@ def screening_from_spec(
     )
 
 
-def merge(plans: list[Plan]) -> Plan:
-    """One plan of several (one per task): their flows side by side."""
-    if len(plans) == 1:
-        return plans[0]
-    failures = {d.key: d for p in plans for d in p.input_failures}
-    flows = [p.flow for p in plans if p.flow.jobs]
-    return Plan(
-        flow=Flow(flows, name="sevenomni run"),
-        planned={k: v for p in plans for k, v in p.planned.items()},
-        reused=sum(p.reused for p in plans),
-        kept_failures=sum(p.kept_failures for p in plans),
-        to_compute=sum(p.to_compute for p in plans),
-        to_relax=sum(p.to_relax for p in plans),
-        n_materials=plans[0].n_materials,
-        n_properties=plans[0].n_properties,
-        n_frameworks=plans[0].n_frameworks,
-        input_failures=list(failures.values()),
-        stale_inputs=sorted({k for p in plans for k in p.stale_inputs}),
-        aliases={k: v for p in plans for k, v in p.aliases.items()},
-        seconds=sum(p.seconds for p in plans),
-    )
-
-
 def plan(
     spec: RunSpec,
     base: Path,
@@ -135,19 +112,20 @@ def plan(
     """The flow of what is not stored yet (results are reused by reuse key).
 
     ``settings`` may be a list, one per task: every calculation is planned
-    at each task, with its own keys and documents (see :func:`merge`).
+    at each task, with its own keys and documents; the materials' jobs mix
+    the tasks in their batches.
 
     A stored failure that a rerun cannot fix (``transient`` false: bad
     input, a guard, divergence, an unconverged step) is kept, not computed
     again, unless ``retry_failed``; transient failures (a crash, out of
     memory) and calculations with no document are computed.
     """
-    if isinstance(settings, list):
-        return merge(
-            [plan(spec, base, store, s, plots, retry_failed) for s in settings]
-        )
     start = time.perf_counter()
-    pot, task = settings.potential()
+    every = settings if isinstance(settings, list) else [settings]
+    settings = every[0]
+    loaded = [s.potential() for s in every]  # the model is loaded once
+    pot, task = loaded[0]
+    tasks = [t for _, t in loaded]
     provenance = Provenance.from_potential(pot, task)
     screening = screening_from_spec(spec, settings, plots, base)
     results = results_store(store)
@@ -170,13 +148,17 @@ def plan(
     structures, labels = screening.inputs(
         [s for _, s in materials], [label for label, _ in materials]
     )
+    # every input at every task: the jobs mix the tasks in their batches
+    input_tasks = [t for t in tasks for _ in structures]
+    structures, labels = structures * len(tasks), labels * len(tasks)
     aliases: dict[str, list[Input]] = {}  # key -> the inputs that ask for it
     owed: list[dict[str, list[str]]] = []  # per input: property -> keys
     on_relax = []
-    for label, structure in zip(labels, structures, strict=True):
+    for label, structure, t in zip(labels, structures, input_tasks, strict=True):
         item = resolve_input(structure, label)
-        relax_key = screening.relax_maker.targets(item, pot, task)[0].key
-        on_relax.append(Item(item.formula, item.structure_id, label, relax_key))
+        relax_key = screening.relax_maker.targets(item, pot, t)[0].key
+        on = Item(item.formula, item.structure_id, label, relax_key, task=t)
+        on_relax.append(on)
         owed.append({"relax": [relax_key]})
     for prop in screening.properties:
         if prop == "relax":
@@ -184,7 +166,7 @@ def plan(
         maker = screening.maker(prop).over(on_relax)
         for item, keys in zip(on_relax, owed, strict=True):
             if maker.aggregate or not is_reference(item.label):
-                keys[prop] = [t.key for t in maker.targets(item, pot, task)]
+                keys[prop] = [t.key for t in maker.targets(item, pot, item.task)]
     for item, keys in zip(on_relax, owed, strict=True):
         planned.update({k: (item.label, p) for p, ks in keys.items() for k in ks})
         if item.structure_id in names:  # not an input a property added
@@ -192,26 +174,27 @@ def plan(
                 {k: names[item.structure_id] for ks in keys.values() for k in ks}
             )
     mofs = []
-    fws = plan_frameworks(spec, base, settings, pot, task, plots)
-    mofs.append(fws)  # batched jobs over the frameworks
-    failures += fws.failures
-    planned.update(fws.planned)
-    readable += fws.readable
-    if spec.bands:
-        neb = spec.maker("neb", plot_dir=plots, settings=settings)
-        described = [entry.describe(base) for entry in spec.bands]
-        band_labels = [label for label, _ in described]
-        band_inputs = [obj for _, obj in described]
-        band_keys = []
-        for label, obj in described:
-            if isinstance(obj, str):  # its structure could not be read
-                failures.append(input_failure(label, obj, provenance))
-                planned[failures[-1].key] = (label, "input")
-                continue
-            item = neb.resolve(obj, label)
-            keys = [t.key for t in neb.targets(item, pot, task)]
-            planned.update({k: (label, "neb") for k in keys})
-            band_keys += keys
+    band_parts = []
+    for settings, (pot, task) in zip(every, loaded, strict=True):
+        fws = plan_frameworks(spec, base, settings, pot, task, plots)
+        mofs.append(fws)  # batched jobs over the frameworks
+        failures += fws.failures
+        planned.update(fws.planned)
+        readable += fws.readable
+        if spec.bands:
+            neb = spec.maker("neb", plot_dir=plots, settings=settings)
+            described = [entry.describe(base) for entry in spec.bands]
+            band_keys = []
+            for label, obj in described:
+                if isinstance(obj, str):  # its structure could not be read
+                    failures.append(input_failure(label, obj, provenance))
+                    planned[failures[-1].key] = (label, "input")
+                    continue
+                item = neb.resolve(obj, label)
+                keys = [t.key for t in neb.targets(item, pot, task)]
+                planned.update({k: (label, "neb") for k in keys})
+                band_keys += keys
+            band_parts.append((neb, described, band_keys))
     stored_state = lookup(
         results,
         planned,
@@ -258,16 +241,14 @@ def plan(
     stored = lookup(results, needed) if needed else {}
     # a reused relaxation's document is passed on only where a property needs it
     relaxed = {i: stored.get(k, k) for i, k in relaxed.items()}
-    flow = screening.make(structures, labels, relaxed, skip)
+    flow = screening.make(structures, labels, relaxed, skip, input_tasks)
     parts = [flow] if flow.jobs else []
     for fws in mofs:
         parts += fws.jobs(done, spec.cluster.structures_per_job)
-    if spec.bands and not done(band_keys):
-        good = [i for i, obj in enumerate(band_inputs) if isinstance(obj, dict)]
-        if good:
-            parts.append(
-                neb.make([band_inputs[i] for i in good], [band_labels[i] for i in good])
-            )
+    for neb, described, band_keys in band_parts:
+        good = [(label, obj) for label, obj in described if isinstance(obj, dict)]
+        if good and not done(band_keys):
+            parts.append(neb.make([o for _, o in good], [label for label, _ in good]))
     reused = sum(1 for k in planned if state.get(k) == "completed")
     input_keys = {d.key for d in failures}
     # failures of inputs that now read, under this or an older key scheme

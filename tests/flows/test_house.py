@@ -396,7 +396,7 @@ def test_maker_defaults_are_the_engine_defaults(section, engine, pairs):
 @pytest.mark.parametrize("section", list(makers()))
 def test_one_changed_setting_changes_the_key(section, tmp_path):
     """For every registered property, changing one setting of its spec
-    section (its force threshold, time step, displacement, insertion count
+    section (its force threshold, time step, displacement, most insertions
     or extra hull entries) gives new reuse keys, and the same settings the
     same keys."""
     from ase.build import bulk
@@ -410,7 +410,7 @@ def test_one_changed_setting_changes_the_key(section, tmp_path):
         return
     name = next(
         k
-        for k in ("fmax", "timestep", "displacement", "n_insertions", "hull_entries")
+        for k in ("fmax", "timestep", "displacement", "max_insertions", "hull_entries")
         if k in settings
     )
     value = settings[name]

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 BODY = """
 model: 7net-mf-0
 device: cpu
+dtype: float64
 relax: {fmax: 0.05, max_steps: 200}
 properties: [relax, stability, eos]
 eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
@@ -50,13 +51,17 @@ def _values(docs):
 
 
 def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
-    """A run at [PBE, R2SCAN] stores two documents per calculation, each
-    with its own task and key, equal to a run at that task alone; the run
-    ends with the cross-task table; query filters by model.task."""
+    """A run at [PBE, R2SCAN] evaluates both tasks in shared batches and
+    stores two documents per calculation, each with its own task and key,
+    equal (float64) to a run at that task alone; the run ends with the
+    cross-task table; query filters by model.task; no plot is overwritten."""
     both = tmp_path / "both"
     both.mkdir()
     status, out = _run(both, capsys, "[PBE, R2SCAN]")
     assert status == 0, out
+    # one relaxation job over both tasks (3 materials + 3 references, twice),
+    # one hull job over both, and one EOS job (computed once per task)
+    assert "in 3 jobs" in out and "relax: 12 structures started" in out
     assert "stability by task (PBE, R2SCAN; Δ: R2SCAN − PBE)" in out
     assert "Δformation_energy_per_atom (eV/atom)" in out
     docs = _docs(both, capsys)
@@ -78,7 +83,9 @@ def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
         single = _values(_docs(alone, capsys))
         assert {k for k in values if k[2] == task} == set(single)
         for k, v in single.items():
-            assert values[k] == pytest.approx(v, abs=1e-5), k
+            assert values[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
+    plots = [p for d in docs for p in d.get("plots") or []]
+    assert len(plots) == len(set(plots)) > 0
     r2scan = _docs(both, capsys, '{"model.task": "R2SCAN", "property": "stability"}')
     assert len(r2scan) == 3 and {d["model"]["task"] for d in r2scan} == {"R2SCAN"}
     # r2SCAN binds the oxides more strongly than PBE (PBE's O2 overbinding)
