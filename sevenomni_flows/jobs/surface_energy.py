@@ -85,9 +85,14 @@ class SurfaceEnergyDocument(ResultDocument):
     )
     slabs: list[dict] = Field(
         default_factory=list,
-        description="Per facet: miller, layers, fixed_layers, n_atoms, area (Å²), "
+        description="Per slab: miller, layers, fixed_layers, n_atoms, area (Å²), "
         "energy (eV, relaxed), unrelaxed_energy (eV, with fixed layers), "
         "converged",
+    )
+    convergence: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='With surface_convergence: per facet "h k l", the surface '
+        "energy (J/m²) at each layer count",
     )
 
 
@@ -106,6 +111,11 @@ class SurfaceEnergyMaker(PropertyMaker):
         How each slab is built (the adsorption flow's protocol); default 6
         layers, all relaxed, 1x1 in-plane, 15 Å vacuum.  With fixed bottom
         layers only the top face relaxes (see :func:`surface_energy`).
+    surface_convergence : list of int, optional
+        Layer counts at which every facet's γ is also computed (the slab
+        protocol otherwise unchanged), in the same batch: γ against the
+        layer count, as ``slab_convergence`` gives adsorption energies.
+        The Wulff shape uses ``slab.layers``.
     fmax, max_steps
         The slab and bulk relaxations (positions; the slab's cell is kept).
     plot_dir : str, optional
@@ -120,6 +130,7 @@ class SurfaceEnergyMaker(PropertyMaker):
             layers=6, fixed_layers=0, supercell=(1, 1), vacuum=15.0
         )
     )
+    surface_convergence: list[int] | None = None
     fmax: float = 0.02
     max_steps: int = 300
     plot_dir: str | None = None
@@ -138,6 +149,14 @@ class SurfaceEnergyMaker(PropertyMaker):
                 f"surface_energy.max_index must be 1, 2 or 3, got {self.max_index}"
             )
         self.slab = SlabProtocol.checked(self.slab, "surface_energy.slab")
+        for n in self.surface_convergence or []:
+            fixed = self.slab.fixed_layers or 0
+            if not isinstance(n, int) or n < 2 or n <= fixed:
+                raise ValueError(
+                    "surface_energy.surface_convergence: layer counts must be "
+                    f"integers >= 2 and above slab.fixed_layers ({fixed}), got "
+                    f"{self.surface_convergence}"
+                )
         if self.fmax <= 0 or self.max_steps < 1:
             raise ValueError(
                 "surface_energy.fmax must be > 0 and surface_energy.max_steps >= 1"
@@ -158,9 +177,13 @@ class SurfaceEnergyMaker(PropertyMaker):
         slabs, owners, out = [], [], []
         for k, it in enumerate(items):
             try:
+                extra = [
+                    n for n in self.surface_convergence or [] if n != self.slab.layers
+                ]
                 mine = [
-                    (hkl, self._slab(it.structure, hkl))
+                    (hkl, self._slab(it.structure, hkl, n))
                     for hkl in self.facets(it.structure)
+                    for n in [None, *sorted(set(extra))]
                 ]
             except Exception as err:  # this material's slabs fail alone
                 out.append(err)
@@ -199,8 +222,14 @@ class SurfaceEnergyMaker(PropertyMaker):
                 out[k] = err
         return out
 
-    def _slab(self, structure, hkl):
-        atoms = build_slab(structure, tuple(hkl), self.slab)
+    def _slab(self, structure, hkl, layers: int | None = None):
+        """The slab of facet ``hkl`` (with ``layers`` instead of the
+        protocol's: a convergence slab, left out of the Wulff shape)."""
+        protocol = self.slab
+        if layers is not None:
+            protocol = protocol.model_copy(update={"layers": layers})
+        atoms = build_slab(structure, tuple(hkl), protocol)
+        atoms.info["convergence"] = layers is not None
         slab = Composition(atoms.get_chemical_formula()).reduced_composition
         if slab != structure.composition.reduced_composition:
             raise ValueError(
@@ -214,13 +243,17 @@ class SurfaceEnergyMaker(PropertyMaker):
         if failed:
             raise RuntimeError(f"a relaxation failed: {failed[0]}")
         e_bulk = bulk.energy / len(bulk.atoms)
-        energies, rows = {}, []
+        energies, rows, convergence = {}, [], {}
         for hkl, atoms, r in mine:
             cell = atoms.cell.array
             area = float(np.linalg.norm(np.cross(cell[0], cell[1])))
             start = unrelaxed.get(id(atoms))
             key = " ".join(map(str, hkl))
-            energies[key] = surface_energy(r.energy, len(atoms), e_bulk, area, start)
+            gamma = surface_energy(r.energy, len(atoms), e_bulk, area, start)
+            layers = atoms.info["slab"]["layers"]
+            convergence.setdefault(key, {})[str(layers)] = gamma
+            if not atoms.info["convergence"]:
+                energies[key] = gamma
             rows.append(
                 {
                     "miller": hkl,
@@ -241,8 +274,8 @@ class SurfaceEnergyMaker(PropertyMaker):
             )
         wulff = WulffShape(
             conventional(item.structure).lattice,
-            [tuple(row["miller"]) for row in rows],
-            [energies[" ".join(map(str, row["miller"]))] for row in rows],
+            [tuple(map(int, k.split())) for k in energies],
+            list(energies.values()),
         )
         fractions = {
             " ".join(map(str, hkl)): float(f)
@@ -259,6 +292,7 @@ class SurfaceEnergyMaker(PropertyMaker):
             wulff_fractions=fractions,
             bulk_energy_per_atom=e_bulk,
             slabs=rows,
+            convergence=convergence if self.surface_convergence else {},
             plots=plots,
         )
 

@@ -140,3 +140,33 @@ surface_energy:
     assert {d["state"] for d in now if "1 0 0" in d["surface_energies"]} == {
         "completed"
     }
+
+
+def test_surface_convergence_matches_ase_slabs_at_each_layer_count(sevenn_calculator):
+    """surface_convergence gives γ(111) and γ(100) of Cu at 4 and 6 layers
+    in one batch, each equal to the ASE slab of that thickness; the Wulff
+    shape keeps the protocol's 6 layers; a count not above fixed_layers is
+    refused by name."""
+    maker = SurfaceEnergyMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        miller_indices=[[1, 1, 1], [1, 0, 0]],
+        slab={"layers": 6, "fixed_layers": 0, "supercell": [1, 1], "vacuum": 15.0},
+        surface_convergence=[4, 6],
+    )
+    [doc] = maker.run([AseAtomsAdaptor.get_structure(bulk("Cu", "fcc", a=A))], ["Cu"])
+    assert doc.state == "completed", doc.error
+    calc = sevenn_calculator(load_model("7net-0").path)
+    for facet in ("1 1 1", "1 0 0"):
+        assert set(doc.convergence[facet]) == {"4", "6"}
+        for layers in (4, 6):
+            reference = _ase_gamma(BUILDERS[facet], calc, 0, layers=layers)
+            assert doc.convergence[facet][str(layers)] == pytest.approx(
+                reference, abs=0.005
+            )
+        assert doc.surface_energies[facet] == doc.convergence[facet]["6"]
+    assert len(doc.slabs) == 4
+    with pytest.raises(ValueError, match=r"surface_energy\.surface_convergence"):
+        SurfaceEnergyMaker(
+            slab={"layers": 6, "fixed_layers": 2, "supercell": [1, 1], "vacuum": 15.0},
+            surface_convergence=[2],
+        )
