@@ -306,32 +306,33 @@ class ThermalConductivityMaker(PropertyMaker):
         for it, (target,), ph3, (fc3, fc2) in zip(
             items, targets, setups, cells, strict=True
         ):
-            mine = preds[start : start + len(fc3) + len(fc2)]
+            preds3 = preds[start : start + len(fc3)]
+            preds2 = preds[start + len(fc3) : start + len(fc3) + len(fc2)]
             start += len(fc3) + len(fc2)
             if isinstance(ph3, Exception):
                 out.append(ph3)
                 continue
             try:
+                self._force_constants(ph3, preds3, preds2)
                 out.append(
-                    [
-                        self._finish(
-                            it, target, ctx, ph3, mine[: len(fc3)], mine[len(fc3) :]
-                        )
-                    ]
+                    [self._finish(it, target, ctx, ph3, len(preds3) + len(preds2))]
                 )
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
         return out
 
-    def _finish(self, item, target, ctx, ph3: Phono3py, preds3, preds2):
+    def _force_constants(self, ph3: Phono3py, preds3, preds2) -> None:
+        """Compact fc3 (and fc2) from the forces of the displaced supercells."""
         included = [c is not None for c in ph3.supercells_with_displacements]
         forces = np.zeros((len(included), len(ph3.supercell), 3))
         forces[np.flatnonzero(included)] = _drift_free(preds3)
         ph3.forces = forces  # pairs beyond the cutoff keep zero forces
         ph3.produce_fc3(symmetrize_fc3r=self.symmetrize, is_compact_fc=True)
-        if preds2:
+        if preds2:  # fc2 from its own supercell (else produce_fc3 made it)
             ph3.phonon_forces = _drift_free(preds2)
             ph3.produce_fc2(symmetrize_fc2=self.symmetrize, is_compact_fc=True)
+
+    def _finish(self, item, target, ctx, ph3: Phono3py, n_supercells: int):
         ph3.mesh_numbers = self.mesh
         quiet = io.StringIO()  # phono3py prints its warnings
         with contextlib.redirect_stdout(quiet):
@@ -351,7 +352,7 @@ class ThermalConductivityMaker(PropertyMaker):
             if ph3.phonon_supercell_matrix is None
             else np.asarray(ph3.phonon_supercell_matrix).astype(int).tolist(),
             "primitive_matrix": np.asarray(ph3.primitive_matrix).round(10).tolist(),
-            "n_supercells": int(sum(included)) + len(preds2),
+            "n_supercells": n_supercells,
             "min_frequency": float(freqs.min()),
             "fc2": pack_array(ph3.fc2, "float64"),
             "fc3": fc3 if fc3_bytes <= MAX_PACKED_BYTES else None,
