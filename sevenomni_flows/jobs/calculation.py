@@ -308,7 +308,10 @@ def calculate(maker: PropertyMaker, structures, labels=None, sources=None, tasks
     return docs if isinstance(structures, list) or len(docs) != 1 else docs[0]
 
 
-def model_title(ctx: Context) -> str:
-    """The resolved model and task, for plot titles: ``7net-mf-0, task PBE``."""
+def model_title(ctx: Context, target: Target | None = None) -> str:
+    """The resolved model and task, for plot titles: ``7net-mf-0, task PBE``
+    (the task of ``target`` in a job mixing tasks)."""
+    if target is not None:
+        ctx = ctx.at(target.protocol.get("task"))
     name = ctx.provenance.name
     return f"{name}, task {ctx.task}" if ctx.task else name

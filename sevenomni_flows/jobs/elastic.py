@@ -60,6 +60,7 @@ class ElasticMaker(PropertyMaker):
     property: ClassVar[str] = "elastic"
     document: ClassVar[type] = ElasticDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         mags = list(self.strain_magnitudes)
@@ -90,7 +91,8 @@ class ElasticMaker(PropertyMaker):
             for it in items
         ]
         out = []
-        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps)
+        tasks = [it.task for it in items]
+        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps, tasks)
         for it, (target,), results in zip(items, targets, relaxed, strict=True):
             try:
                 out.append([self._fit(it, target, ctx, strains, results)])

@@ -78,6 +78,7 @@ class EosMaker(PropertyMaker):
     property: ClassVar[str] = "eos"
     document: ClassVar[type] = EosDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         from pymatgen.analysis.eos import EOS as EOS_
@@ -101,7 +102,8 @@ class EosMaker(PropertyMaker):
         """Scale every item, relax all cells in one batch, fit each E(V)."""
         scaled = [scaled_structures(it.structure, self.linear_strains) for it in items]
         groups = [[AseAtomsAdaptor.get_atoms(s) for s in group] for group in scaled]
-        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps)
+        tasks = [it.task for it in items]
+        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps, tasks)
         out = []
         for it, (target,), cells, results in zip(
             items, targets, scaled, relaxed, strict=True
@@ -160,7 +162,7 @@ class EosMaker(PropertyMaker):
         path = folder / f"{target.formula}_{target.key}_eos.png"
         fig, ax = plt.subplots(figsize=(5, 4))
         fit.plot(ax=ax)
-        ax.set_title(f"{target.label}: equation of state, {model_title(ctx)}")
+        ax.set_title(f"{target.label}: equation of state, {model_title(ctx, target)}")
         ax.set_xlabel("volume (Å³/atom)", fontsize=11)
         ax.set_ylabel("energy (eV/atom)", fontsize=11)
         ax.tick_params(labelsize=9)

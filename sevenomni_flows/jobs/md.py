@@ -260,7 +260,7 @@ class MDMaker(PropertyMaker):
         top.set_ylabel("temperature (K)")
         top.set_title(
             f"{target.label}: {self.ensemble.upper()} at {temperature:g} K, "
-            f"{model_title(ctx)}",
+            f"{model_title(ctx, target)}",
             fontsize=10,
         )
         n = run.positions.shape[1]

@@ -276,7 +276,7 @@ class NebMaker(PropertyMaker):
         ax.plot(range(len(profile)), profile, "o-")
         ax.set_xlabel("image")
         ax.set_ylabel("energy (eV)")
-        ax.set_title(f"{target.label}: {model_title(ctx)}", fontsize=10)
+        ax.set_title(f"{target.label}: {model_title(ctx, target)}", fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
         plt.close(fig)

@@ -14,6 +14,7 @@ from sevenomni_core.batch import predict
 
 from ..schemas import PhononDocument
 from .calculation import PropertyMaker, model_title
+from .relax import per_cell
 
 __all__ = [
     "PhononMaker",
@@ -97,6 +98,7 @@ class PhononMaker(PropertyMaker):
     property: ClassVar[str] = "phonon"
     document: ClassVar[type] = PhononDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.supercell is not None:
@@ -116,7 +118,8 @@ class PhononMaker(PropertyMaker):
                 phonons.append(err)
         cells = [displaced_atoms(p) if isinstance(p, Phonopy) else [] for p in phonons]
         flat = [a for group in cells for a in group]
-        preds = predict(flat, model=ctx.pot, task=ctx.task) if flat else []
+        tasks = per_cell(cells, [it.task for it in items])
+        preds = predict(flat, model=ctx.pot, task=tasks) if flat else []
         out, start = [], 0
         for it, (target,), phonon, group in zip(
             items, targets, phonons, cells, strict=True
@@ -200,7 +203,7 @@ class PhononMaker(PropertyMaker):
         fig = plt.gcf()
         fig.axes[0].set_ylabel("frequency (THz)")
         fig.axes[-1].set_xlabel("DOS (states/THz)")
-        plt.suptitle(f"{target.label}: phonons, {model_title(ctx)}")
+        plt.suptitle(f"{target.label}: phonons, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)
         plt.close("all")
         return str(path)

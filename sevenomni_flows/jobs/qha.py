@@ -23,7 +23,7 @@ from ..schemas import ResultDocument, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import PhononMaker, check_supercell, displaced_atoms, set_forces
-from .relax import inner_failure, relax_groups
+from .relax import inner_failure, per_cell, relax_groups
 
 __all__ = ["QhaDocument", "QhaMaker"]
 
@@ -119,6 +119,7 @@ class QhaMaker(PropertyMaker):
     property: ClassVar[str] = "qha"
     document: ClassVar[type] = QhaDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         low, high = self.linear_strain
@@ -180,7 +181,8 @@ class QhaMaker(PropertyMaker):
                 scaled.scale_lattice(it.structure.volume * (1.0 + eps) ** 3)
                 group.append(AseAtomsAdaptor.get_atoms(scaled))
             cells.append(group)
-        relaxed = relax_groups(cells, ctx, self.fmax, self.max_steps)
+        tasks = [it.task for it in items]
+        relaxed = relax_groups(cells, ctx, self.fmax, self.max_steps, tasks)
         phonons: list[list[Phonopy] | str] = []
         for results in relaxed:
             why = inner_failure(results, self.fmax, self.max_steps, "volumes")
@@ -201,7 +203,15 @@ class QhaMaker(PropertyMaker):
             for p in group
             for atoms in displaced_atoms(p)
         ]
-        preds = predict(flat, model=ctx.pot, task=ctx.task) if flat else []
+        shown = [  # the displaced cells of each item, for their tasks
+            [a for p in group for a in displaced_atoms(p)]
+            if not isinstance(group, str)
+            else []
+            for group in phonons
+        ]
+        preds = (
+            predict(flat, model=ctx.pot, task=per_cell(shown, tasks)) if flat else []
+        )
         out, start = [], 0
         for it, owed, group, results in zip(
             items, targets, phonons, relaxed, strict=True
@@ -328,7 +338,8 @@ class QhaMaker(PropertyMaker):
         ax2.set_xlabel("temperature (K)")
         ax2.set_ylabel("volumetric expansion (10⁻⁶/K)")
         fig.suptitle(
-            f"{target.label}: QHA at {target.extra['pressure']} GPa, {model_title(ctx)}"
+            f"{target.label}: QHA at {target.extra['pressure']} GPa, "
+            f"{model_title(ctx, target)}"
         )
         fig.tight_layout()
         fig.savefig(path, dpi=120)

@@ -256,14 +256,23 @@ class StaticMaker(PropertyMaker):
         return out
 
 
-def relax_groups(groups: list[list], ctx, fmax: float, max_steps: int) -> list[list]:
+def per_cell(groups: list[list], tasks: list) -> list:
+    """The task of every cell of ``groups``, from the task of each group."""
+    return [task for group, task in zip(groups, tasks, strict=True) for _ in group]
+
+
+def relax_groups(
+    groups: list[list], ctx, fmax: float, max_steps: int, tasks: list | None = None
+) -> list[list]:
     """Relax the cells of many materials at fixed cell in one batch, per group.
 
-    Used by the elastic and EOS Makers: the deformed cells of every material
-    of a job share the batched forward passes.
+    Used by the elastic, EOS and QHA Makers: the deformed cells of every
+    material of a job share the batched forward passes.  ``tasks`` gives
+    each group's task (default: the job's).
     """
     flat = [atoms for group in groups for atoms in group]
-    results = relax(flat, model=ctx.pot, task=ctx.task, fmax=fmax, max_steps=max_steps)
+    task = ctx.task if tasks is None else per_cell(groups, tasks)
+    results = relax(flat, model=ctx.pot, task=task, fmax=fmax, max_steps=max_steps)
     out, start = [], 0
     for group in groups:
         out.append(results[start : start + len(group)])

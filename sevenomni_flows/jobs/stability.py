@@ -343,7 +343,7 @@ class StabilityMaker(PropertyMaker):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{target.formula}_{target.key}_hull.png"
         ax = PDPlotter(diagram, backend="matplotlib").get_plot()
-        ax.set_title(f"{target.label}: convex hull, {model_title(ctx)}")
+        ax.set_title(f"{target.label}: convex hull, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)
         plt.close("all")
         return str(path)

@@ -306,7 +306,7 @@ class SurfaceEnergyMaker(PropertyMaker):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{target.formula}_{target.key}_wulff.png"
         wulff.get_plot()
-        plt.gcf().suptitle(f"{target.label}: Wulff shape, {model_title(ctx)}")
+        plt.gcf().suptitle(f"{target.label}: Wulff shape, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)
         plt.close("all")
         return str(path)

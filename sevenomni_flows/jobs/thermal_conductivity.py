@@ -40,6 +40,7 @@ from ..schemas import ResultDocument, bulky, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import PhononMaker, check_supercell, supercell_matrix
+from .relax import per_cell
 
 __all__ = [
     "FC3_ZERO",
@@ -205,6 +206,7 @@ class ThermalConductivityMaker(PropertyMaker):
     property: ClassVar[str] = "thermal_conductivity"
     document: ClassVar[type] = ThermalConductivityDocument
     stage: ClassVar[str] = "material"
+    mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
         key = "thermal_conductivity"
@@ -301,7 +303,9 @@ class ThermalConductivityMaker(PropertyMaker):
                 setups.append(err)
         cells = [_displaced(p) if isinstance(p, Phono3py) else ([], []) for p in setups]
         flat = [a for fc3, fc2 in cells for a in (*fc3, *fc2)]
-        preds = predict(flat, model=ctx.pot, task=ctx.task) if flat else []
+        groups = [[*fc3, *fc2] for fc3, fc2 in cells]
+        tasks = per_cell(groups, [it.task for it in items])
+        preds = predict(flat, model=ctx.pot, task=tasks) if flat else []
         out, start = [], 0
         for it, (target,), ph3, (fc3, fc2) in zip(
             items, targets, setups, cells, strict=True
@@ -424,7 +428,7 @@ class ThermalConductivityMaker(PropertyMaker):
         ax.set_yscale("log")
         ax.legend(fontsize=8)
         ax.set_title(
-            f"{target.label}: κ ({self.method.upper()}), {model_title(ctx)}",
+            f"{target.label}: κ ({self.method.upper()}), {model_title(ctx, target)}",
             fontsize=9,
         )
         fig.tight_layout()

@@ -16,8 +16,9 @@ model: 7net-mf-0
 device: cpu
 dtype: float64
 relax: {fmax: 0.05, max_steps: 200}
-properties: [relax, stability, eos]
+properties: [relax, stability, eos, elastic]
 eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+elastic: {strain_magnitudes: [-0.01, 0.01], fmax: 0.05}
 structures:
   - {bulk: MgO, crystal: rocksalt, a: 4.21}
   - {bulk: CaO, crystal: rocksalt, a: 4.81}
@@ -41,7 +42,13 @@ def _docs(folder, capsys, query="{}"):
 
 def _values(docs):
     """(label, property, task) -> the summary's measured values."""
-    keep = ("energy_per_atom", "formation_energy_per_atom", "e_above_hull", "v0")
+    keep = (
+        "energy_per_atom",
+        "formation_energy_per_atom",
+        "e_above_hull",
+        "v0",
+        "bulk_modulus_vrh",
+    )
     return {
         (d["label"], d["property"], d["model"]["task"]): {
             k: d[k] for k in keep if d.get(k) is not None
@@ -59,14 +66,15 @@ def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
     both.mkdir()
     status, out = _run(both, capsys, "[PBE, R2SCAN]")
     assert status == 0, out
-    # one relaxation job over both tasks (3 materials + 3 references, twice),
-    # one hull job over both, and one EOS job (computed once per task)
-    assert "in 3 jobs" in out and "relax: 12 structures started" in out
+    # one job per property over both tasks: relaxation (3 materials + 3
+    # references, twice), hull, EOS and elastic
+    assert "in 4 jobs" in out and "relax: 12 structures started" in out
     assert "stability by task (PBE, R2SCAN; Δ: R2SCAN − PBE)" in out
     assert "Δformation_energy_per_atom (eV/atom)" in out
     docs = _docs(both, capsys)
-    # 3 materials + 3 references relaxed, 3 stability, 3 EOS: at each task
-    assert len(docs) == 2 * (6 + 3 + 3)
+    # 3 materials + 3 references relaxed, 3 each of stability, EOS and
+    # elastic: at each task
+    assert len(docs) == 2 * (6 + 3 + 3 + 3)
     pairs = {}
     for d in docs:
         pairs.setdefault((d["label"], d["property"]), []).append(d)
