@@ -12,10 +12,19 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from .adsorbates import Adsorbate, oriented
 
-__all__ = ["MIN_GUEST_DISTANCE", "guest_placements", "read_framework"]
+__all__ = [
+    "MIN_GUEST_DISTANCE",
+    "OPEN_METAL_DISTANCE",
+    "bound_at",
+    "guest_placements",
+    "open_metals",
+    "read_framework",
+]
 
 #: Guest atoms closer than this (Å) to a framework atom are rejected.
 MIN_GUEST_DISTANCE = 2.0
+#: Metal to binding-atom distance of a guest placed at an open metal, Å.
+OPEN_METAL_DISTANCE = 2.3
 
 
 def read_framework(path: str, min_length: float = 12.0) -> Atoms:
@@ -64,6 +73,36 @@ def _random_rotation(rng) -> np.ndarray:
     return q if np.linalg.det(q) > 0 else -q
 
 
+def open_metals(framework: Atoms) -> list[tuple[int, np.ndarray]]:
+    """The open metal sites of a framework: ``(atom index, outward unit
+    vector)`` for every metal with 1-5 neighbours within 2.6 Å whose
+    neighbours leave a side open (the vector points away from their
+    centroid)."""
+    out = []
+    for i, symbol in enumerate(framework.get_chemical_symbols()):
+        if not Element(symbol).is_metal:
+            continue
+        vec, d = get_distances(
+            framework.positions[i], framework.positions, cell=framework.cell, pbc=True
+        )
+        near = np.where((d[0] > 0.1) & (d[0] < 2.6))[0]
+        if len(near) == 0 or len(near) >= 6:
+            continue  # not open
+        direction = -vec[0, near].mean(axis=0)
+        if np.linalg.norm(direction) < 0.3:
+            continue
+        out.append((i, direction / np.linalg.norm(direction)))
+    return out
+
+
+def bound_at(ads, metal: np.ndarray, direction: np.ndarray) -> Atoms:
+    """The guest bound end-on at a metal position: its binding atom
+    :data:`OPEN_METAL_DISTANCE` Å out along ``direction``."""
+    guest = oriented(ads, direction)
+    guest.positions += metal + OPEN_METAL_DISTANCE * direction
+    return guest
+
+
 def guest_placements(
     framework: Atoms,
     ads: Adsorbate,
@@ -75,37 +114,17 @@ def guest_placements(
 ) -> list[tuple[str, Atoms]]:
     """Candidate placements of a guest: at open metal sites, and random in pores.
 
-    Open metal sites: the binding atom 2.3 Å from a metal, opposite the
-    centroid of its neighbours.  Random: uniform positions and orientations,
-    rejected when any guest atom is within :data:`MIN_GUEST_DISTANCE` of the
-    framework.  Returns ``(site label, guest atoms)`` pairs.
+    Open metal sites (:func:`open_metals`): the binding atom 2.3 Å from a
+    metal, opposite the centroid of its neighbours.  Random: uniform
+    positions and orientations, rejected when any guest atom is within
+    :data:`MIN_GUEST_DISTANCE` of the framework.  Returns ``(site label,
+    guest atoms)`` pairs.
     """
     rng = np.random.default_rng(seed)
     out: list[tuple[str, Atoms]] = []
     if open_metal_sites:
-        metals = [
-            i
-            for i, s in enumerate(framework.get_chemical_symbols())
-            if Element(s).is_metal
-        ]
-        for i in metals:
-            if len([p for p in out if p[0] == "open-metal"]) >= max_metal_sites:
-                break
-            vec, d = get_distances(
-                framework.positions[i],
-                framework.positions,
-                cell=framework.cell,
-                pbc=True,
-            )
-            near = np.where((d[0] > 0.1) & (d[0] < 2.6))[0]
-            if len(near) == 0 or len(near) >= 6:
-                continue  # not open
-            direction = -vec[0, near].mean(axis=0)
-            if np.linalg.norm(direction) < 0.3:
-                continue
-            direction /= np.linalg.norm(direction)
-            guest = oriented(ads, direction)
-            guest.positions += framework.positions[i] + 2.3 * direction
+        for i, direction in open_metals(framework)[:max_metal_sites]:
+            guest = bound_at(ads, framework.positions[i], direction)
             out.append(("open-metal", guest))
     tries = 0
     while sum(p[0] == "random" for p in out) < n_random and tries < max_tries:

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import get_distances
-from pymatgen.core import Element
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from .adsorbates import Adsorbate, oriented
+from .mofs import bound_at, open_metals
 from .widom import overlapping
 
 __all__ = [
@@ -152,22 +151,8 @@ def open_metal_poses(framework: Atoms, ads: Adsorbate, guest: Atoms) -> list:
     atom).
     """
     out = []
-    symbols = framework.get_chemical_symbols()
-    for i, symbol in enumerate(symbols):
-        if not Element(symbol).is_metal:
-            continue
-        vec, d = get_distances(
-            framework.positions[i], framework.positions, cell=framework.cell, pbc=True
-        )
-        near = np.where((d[0] > 0.1) & (d[0] < 2.6))[0]
-        if len(near) == 0 or len(near) >= 6:
-            continue  # not open
-        direction = -vec[0, near].mean(axis=0)
-        if np.linalg.norm(direction) < 0.3:
-            continue
-        direction /= np.linalg.norm(direction)
-        placed = oriented(ads, direction)
-        placed.positions += framework.positions[i] + 2.3 * direction
+    for i, direction in open_metals(framework):
+        placed = bound_at(ads, framework.positions[i], direction)
         centre = (placed.positions * guest.get_masses()[:, None]).sum(axis=0)
         out.append((centre / guest.get_masses().sum(), direction))
     return out
