@@ -244,7 +244,7 @@ def plan_frameworks(spec, base: Path, settings, pot, task, plots: str):
             blocked = blocked_guests(maker.guests, fw.pld, fw.pld_source)
             for target in maker.targets(item, pot, task):
                 why = blocked.get(_guest(target))
-                if why is not None:
+                if why is not None and target.key not in out.planned:
                     out.failures.append(
                         maker.document.failed(
                             target.fields(),
@@ -263,6 +263,8 @@ def plan_frameworks(spec, base: Path, settings, pot, task, plots: str):
             keys = [t.key for t in maker.targets(item, pot, task)]
             if all(k in out.planned for k in keys):
                 continue  # the same framework named twice: computed once
+            # computed here, so not pore-blocked (the same CIF given a smaller pld)
+            out.failures = [d for d in out.failures if d.key not in keys]
             group = out.groups.setdefault((prop, tuple(fits)), FrameworkGroup(maker))
             group.paths.append(fw.path)
             group.labels.append(fw.label)
