@@ -91,3 +91,34 @@ def test_a_structure_that_raises_fails_alone(pot, monkeypatch):
         assert p.error is None and r.error is None and m.error is None
         assert p.energy == pytest.approx(alone[i].energy, abs=1e-9)
         assert r.energy == pytest.approx(alone_relax[i].energy, abs=1e-8)
+
+
+def test_odd_structures_at_mixed_tasks_batch_alike():
+    """Odd structures and crystals at two tasks of one model in one pass
+    (predict and relax, as a two-fidelity screening runs them): each equals
+    its own single-structure result at its task; a structure asking for a
+    task the model lacks fails alone."""
+    mf = load_model("7net-mf-0", device="cpu", dtype="float64")
+    structures = list(odd_structures().values())
+    for i, atoms in enumerate(structures):
+        atoms.info["task"] = ("PBE", "R2SCAN")[i % 2]
+
+    def tasks(batch):
+        return [a.info["task"] for a in batch]
+
+    worst = check_batch_consistency(
+        lambda s: predict(s, model=mf, task=tasks(s)), structures
+    )
+    assert max(worst[k] for k in ("energy", "forces", "stress")) < 1e-9
+    worst = check_batch_consistency(
+        lambda s: relax(s, model=mf, task=tasks(s), fmax=0.05, max_steps=20),
+        structures,
+        fields=("energy", "forces"),
+    )
+    assert max(worst.values()) < 1e-8
+    # the same structure at the two tasks differs: the task is really used
+    both = predict([structures[0], structures[0]], model=mf, task=["PBE", "R2SCAN"])
+    assert abs(both[0].energy - both[1].energy) > 0.1
+    bad = predict(structures[:3], model=mf, task=["PBE", "nonsense", "R2SCAN"])
+    assert bad[1].error is not None and "nonsense" in bad[1].error
+    assert bad[0].error is None and bad[2].error is None

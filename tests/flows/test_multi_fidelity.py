@@ -61,7 +61,8 @@ def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
     """A run at [PBE, R2SCAN] evaluates both tasks in shared batches and
     stores two documents per calculation, each with its own task and key,
     equal (float64) to a run at that task alone; the run ends with the
-    cross-task table; query filters by model.task; no plot is overwritten."""
+    cross-task table; query filters by model.task; no plot is overwritten;
+    a rerun at one of the two tasks reuses everything."""
     both = tmp_path / "both"
     both.mkdir()
     status, out = _run(both, capsys, "[PBE, R2SCAN]")
@@ -94,6 +95,9 @@ def test_two_tasks_equal_two_single_task_runs(tmp_path, capsys):
             assert values[k] == pytest.approx(v, rel=1e-9, abs=1e-9), k
     plots = [p for d in docs for p in d.get("plots") or []]
     assert len(plots) == len(set(plots)) > 0
+    # one task of the two, rerun in the same store: every result reused
+    status, out = _run(both, capsys, "PBE")
+    assert status == 0 and "0 to compute" in out, out
     r2scan = _docs(both, capsys, '{"model.task": "R2SCAN", "property": "stability"}')
     assert len(r2scan) == 3 and {d["model"]["task"] for d in r2scan} == {"R2SCAN"}
     # r2SCAN binds the oxides more strongly than PBE (PBE's O2 overbinding)

@@ -49,7 +49,8 @@ def test_hull_matches_phase_diagram_built_by_hand(tmp_path, capsys, sevenn_calcu
     calculator, a PhaseDiagram built by hand: the same formation energies
     and e_above_hull to 1e-4 eV/atom.  Mg2O decomposes to MgO + Mg in the
     lever-rule fractions, CsCl-type MgO to rocksalt MgO; MgS fails alone
-    for want of a sulfur reference, and the run exits 1."""
+    for want of a sulfur reference, and the run exits 1, again on a rerun
+    that computes nothing."""
     _inputs(tmp_path)
     status, _, docs = _run_text(tmp_path, capsys, textwrap.dedent(SPEC))
     assert status == 1
@@ -91,6 +92,10 @@ def test_hull_matches_phase_diagram_built_by_hand(tmp_path, capsys, sevenn_calcu
     assert stab["Mg2O.cif"]["e_above_hull"] > 0.1
     assert stab["Mg2O.cif"]["references"]["O"]["label"] == "reference:O"
     assert stab["rocksalt"]["plots"]  # a binary's phase diagram
+    # a rerun keeps the deterministic failure and computes nothing: exit 1
+    status, out, again = _run_text(tmp_path, capsys, textwrap.dedent(SPEC))
+    assert status == 1 and "0 to compute" in out
+    assert {d["key"] for d in again} == {d["key"] for d in docs}
 
 
 def test_one_job_over_chunks_and_hull_entries(tmp_path, capsys):
