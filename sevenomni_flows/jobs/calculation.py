@@ -52,6 +52,10 @@ class Context:
         """The context of ``task`` (this one if the job has one task)."""
         return self.by_task.get(task, self)
 
+    def of(self, target: Target) -> Context:
+        """The context of ``target``'s task."""
+        return self.at(target.protocol.get("task"))
+
 
 @dataclass
 class PropertyMaker(Maker):
@@ -153,8 +157,8 @@ class PropertyMaker(Maker):
 
     def doc(self, target: Target, ctx: Context, **values) -> ResultDocument:
         """A document of this property for ``target`` (at its task)."""
-        at = ctx.at(target.protocol.get("task"))
-        return self.document(**target.fields(), model=at.provenance, **values)
+        model = ctx.of(target).provenance
+        return self.document(**target.fields(), model=model, **values)
 
     def failed(
         self, target: Target, ctx: Context, err: BaseException | str, **values
@@ -163,8 +167,8 @@ class PropertyMaker(Maker):
 
         ``values`` may hold ``error_type`` and fields known despite the failure.
         """
-        at = ctx.at(target.protocol.get("task"))
-        return self.document.failed(target.fields(), at.provenance, err, **values)
+        model = ctx.of(target).provenance
+        return self.document.failed(target.fields(), model, err, **values)
 
 
 def _message(err: BaseException) -> str:
@@ -312,6 +316,6 @@ def model_title(ctx: Context, target: Target | None = None) -> str:
     """The resolved model and task, for plot titles: ``7net-mf-0, task PBE``
     (the task of ``target`` in a job mixing tasks)."""
     if target is not None:
-        ctx = ctx.at(target.protocol.get("task"))
+        ctx = ctx.of(target)
     name = ctx.provenance.name
     return f"{name}, task {ctx.task}" if ctx.task else name

@@ -34,7 +34,13 @@ from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .elements import SOURCE, is_reference, references
 
-__all__ = ["MP2020_TASKS", "StabilityDocument", "StabilityMaker", "mp2020"]
+__all__ = [
+    "MP2020_TASKS",
+    "StabilityDocument",
+    "StabilityMaker",
+    "lowest_elements",
+    "mp2020",
+]
 
 #: Tasks trained on the Materials Project's PBE/PBE+U mixing (MPtrj, MPA,
 #: OMat24), the energies the MP2020 corrections were fitted to; None is a
@@ -73,6 +79,17 @@ def mp2020(entries: list[ComputedStructureEntry]) -> dict[int, str]:
         if done is None:
             refused[i] = why
     return refused
+
+
+def lowest_elements(entries: list[ComputedEntry]) -> dict[str, ComputedEntry]:
+    """The lowest-energy elemental entry of each element among ``entries``."""
+    out: dict[str, ComputedEntry] = {}
+    for e in entries:
+        if e.composition.is_element:
+            el = e.composition.elements[0].symbol
+            if el not in out or e.energy_per_atom < out[el].energy_per_atom:
+                out[el] = e
+    return out
 
 
 class StabilityDocument(ResultDocument):
@@ -240,6 +257,7 @@ class StabilityMaker(PropertyMaker):
         for i, entry in mine.items():
             if i not in why:
                 entries[items[i].task].append(entry)
+        by_task = {t: (es, lowest_elements(es)) for t, es in entries.items()}
         diagrams: dict[tuple, PhaseDiagram] = {}
         out = []
         for i, (it, owed) in enumerate(zip(items, targets, strict=True)):
@@ -252,7 +270,7 @@ class StabilityMaker(PropertyMaker):
                     out.append(
                         [
                             self._finish(
-                                mine[i], owed[0], ctx.at(it.task), entries, diagrams
+                                mine[i], owed[0], ctx.at(it.task), by_task, diagrams
                             )
                         ]
                     )
@@ -277,15 +295,8 @@ class StabilityMaker(PropertyMaker):
         return None
 
     def _finish(self, entry, target, ctx, by_task, diagrams) -> StabilityDocument:
-        entries = by_task[ctx.task]
+        entries, elemental = by_task[ctx.task]
         system = tuple(sorted(el.symbol for el in entry.composition))
-        elemental = {}
-        for e in entries:
-            if e.composition.is_element:
-                el = e.composition.elements[0].symbol
-                best = elemental.get(el)
-                if best is None or e.energy_per_atom < best.energy_per_atom:
-                    elemental[el] = e
         missing = [el for el in system if el not in elemental]
         if missing:
             return self.failed(
