@@ -20,8 +20,11 @@ __all__ = [
     "PhononMaker",
     "check_supercell",
     "displaced_atoms",
+    "drift_free",
+    "phonopy_unit",
     "set_forces",
     "supercell_matrix",
+    "to_ase",
 ]
 
 
@@ -33,23 +36,44 @@ def supercell_matrix(structure, min_length: float) -> list[list[int]]:
     return np.diag(reps).tolist()
 
 
-def displaced_atoms(phonon: Phonopy) -> list:
-    """The displaced supercells of a phonopy object as ASE atoms."""
+def phonopy_unit(structure) -> PhonopyAtoms:
+    """A pymatgen structure as a phonopy unit cell."""
+    return PhonopyAtoms(
+        symbols=[str(site.specie) for site in structure],
+        cell=structure.lattice.matrix,
+        scaled_positions=structure.frac_coords,
+    )
+
+
+def to_ase(cell):
+    """A phonopy cell (``PhonopyAtoms``) as periodic ASE atoms."""
     from ase import Atoms
 
-    return [
-        Atoms(c.symbols, cell=c.cell, scaled_positions=c.scaled_positions, pbc=True)
-        for c in phonon.supercells_with_displacements
-    ]
+    return Atoms(
+        cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True
+    )
+
+
+def displaced_atoms(phonon: Phonopy) -> list:
+    """The displaced supercells of a phonopy object as ASE atoms."""
+    return [to_ase(c) for c in phonon.supercells_with_displacements]
+
+
+def drift_free(preds) -> np.ndarray:
+    """The forces of the predictions less their mean (the drift of finite
+    precision), in float64; a RuntimeError names the first that failed."""
+    errors = [p.error for p in preds if not p.ok]
+    if errors:
+        raise RuntimeError(f"a displaced supercell failed: {errors[0]}")
+    forces = np.array([p.forces for p in preds], dtype=float)
+    return forces - forces.mean(axis=1, keepdims=True)
 
 
 def set_forces(phonon: Phonopy, preds) -> list[str]:
     """Set the forces of the displaced supercells; the errors if any failed."""
     errors = [p.error for p in preds if not p.ok]
     if not errors:
-        forces = np.array([p.forces for p in preds])
-        forces -= forces.mean(axis=1, keepdims=True)  # drift from finite precision
-        phonon.forces = forces
+        phonon.forces = drift_free(preds)
     return errors
 
 
@@ -139,12 +163,9 @@ class PhononMaker(PropertyMaker):
         """A phonopy object of ``structure`` with this Maker's supercell and
         displacements generated."""
         matrix = self.supercell or supercell_matrix(structure, self.min_length)
-        unit = PhonopyAtoms(
-            symbols=[str(s.specie) for s in structure],
-            cell=structure.lattice.matrix,
-            scaled_positions=structure.frac_coords,
+        phonon = Phonopy(
+            phonopy_unit(structure), supercell_matrix=matrix, primitive_matrix="auto"
         )
-        phonon = Phonopy(unit, supercell_matrix=matrix, primitive_matrix="auto")
         phonon.generate_displacements(distance=self.displacement)
         return phonon
 

@@ -31,7 +31,6 @@ from typing import ClassVar, Final, Literal
 
 import numpy as np
 from phono3py import Phono3py
-from phonopy.structure.atoms import PhonopyAtoms
 from pydantic import Field
 
 from sevenomni_core.batch import predict
@@ -39,7 +38,14 @@ from sevenomni_core.batch import predict
 from ..schemas import ResultDocument, bulky, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
-from .phonon import PhononMaker, check_supercell, supercell_matrix
+from .phonon import (
+    PhononMaker,
+    check_supercell,
+    drift_free,
+    phonopy_unit,
+    supercell_matrix,
+    to_ase,
+)
 from .relax import per_cell
 
 __all__ = [
@@ -276,11 +282,7 @@ class ThermalConductivityMaker(PropertyMaker):
             fc2_matrix = supercell_matrix(structure, self.phonon_min_length)
         if fc2_matrix is not None and np.array_equal(fc2_matrix, matrix):
             fc2_matrix = None  # the fc3 supercell's forces give fc2
-        unit = PhonopyAtoms(
-            symbols=[str(s.specie) for s in structure],
-            cell=structure.lattice.matrix,
-            scaled_positions=structure.frac_coords,
-        )
+        unit = phonopy_unit(structure)
         ph3 = Phono3py(
             unit,
             supercell_matrix=matrix,
@@ -329,11 +331,11 @@ class ThermalConductivityMaker(PropertyMaker):
         """Compact fc3 (and fc2) from the forces of the displaced supercells."""
         included = [c is not None for c in ph3.supercells_with_displacements]
         forces = np.zeros((len(included), len(ph3.supercell), 3))
-        forces[np.flatnonzero(included)] = _drift_free(preds3)
+        forces[np.flatnonzero(included)] = drift_free(preds3)
         ph3.forces = forces  # pairs beyond the cutoff keep zero forces
         ph3.produce_fc3(symmetrize_fc3r=self.symmetrize, is_compact_fc=True)
         if preds2:  # fc2 from its own supercell (else produce_fc3 made it)
-            ph3.phonon_forces = _drift_free(preds2)
+            ph3.phonon_forces = drift_free(preds2)
             ph3.produce_fc2(symmetrize_fc2=self.symmetrize, is_compact_fc=True)
 
     def _finish(self, item, target, ctx, ph3: Phono3py, n_supercells: int):
@@ -457,32 +459,13 @@ def _check_mesh(mesh, key: str) -> list[int] | float:
 def _displaced(ph3: Phono3py) -> tuple[list, list]:
     """The fc3 supercells (pairs beyond the cutoff left out) and the fc2
     ones (if fc2 has its own supercell), as ASE atoms."""
-    from ase import Atoms
-
-    def atoms(cell):
-        return Atoms(
-            cell.symbols,
-            cell=cell.cell,
-            scaled_positions=cell.scaled_positions,
-            pbc=True,
-        )
-
-    fc3 = [atoms(c) for c in ph3.supercells_with_displacements if c is not None]
+    fc3 = [to_ase(c) for c in ph3.supercells_with_displacements if c is not None]
     fc2 = (
-        [atoms(c) for c in ph3.phonon_supercells_with_displacements]
+        [to_ase(c) for c in ph3.phonon_supercells_with_displacements]
         if ph3.phonon_supercell_matrix is not None
         else []
     )
     return fc3, fc2
-
-
-def _drift_free(preds) -> np.ndarray:
-    """The forces of the predictions, less their mean (finite-precision drift)."""
-    errors = [p.error for p in preds if not p.ok]
-    if errors:
-        raise RuntimeError(f"a displaced supercell failed: {errors[0]}")
-    forces = np.array([p.forces for p in preds], dtype=float)
-    return forces - forces.mean(axis=1, keepdims=True)
 
 
 def _imaginary(freqs, qpoints, tol: float, keep: int = 5) -> list[dict]:
