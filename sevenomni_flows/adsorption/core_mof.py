@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .mofs import repeats
+
 __all__ = [
     "CIF_COLUMNS",
     "DATASETS",
@@ -301,7 +303,7 @@ def _cell(text: str) -> dict:
         np.prod(lengths)
         * np.sqrt(max(1 - (cosines**2).sum() + 2 * np.prod(cosines), 0.0))
     )
-    reps = np.prod([max(1, int(np.ceil(12.0 / x))) for x in lengths])
+    reps = np.prod(repeats(lengths))
     return {
         "n_atoms": n_atoms,
         "a": lengths[0],

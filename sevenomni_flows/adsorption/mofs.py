@@ -14,20 +14,30 @@ from .adsorbates import Adsorbate, oriented
 
 __all__ = [
     "MIN_GUEST_DISTANCE",
+    "MIN_LENGTH",
     "OPEN_METAL_DISTANCE",
     "bound_at",
     "guest_placements",
     "open_metals",
     "read_framework",
+    "repeats",
 ]
 
 #: Guest atoms closer than this (Å) to a framework atom are rejected.
 MIN_GUEST_DISTANCE = 2.0
+#: Shortest lattice vector (Å) a framework is repeated to: beyond the
+#: model's cutoff on both sides of a guest.
+MIN_LENGTH = 12.0
 #: Metal to binding-atom distance of a guest placed at an open metal, Å.
 OPEN_METAL_DISTANCE = 2.3
 
 
-def read_framework(path: str, min_length: float = 12.0) -> Atoms:
+def repeats(lengths, min_length: float = MIN_LENGTH) -> list[int]:
+    """Repeats of each lattice vector to reach ``min_length`` Å."""
+    return [max(1, int(np.ceil(min_length / x))) for x in lengths]
+
+
+def read_framework(path: str, min_length: float = MIN_LENGTH) -> Atoms:
     """A framework from a CIF, checked, repeated to ``min_length`` Å per axis.
 
     Raises
@@ -56,7 +66,7 @@ def read_framework(path: str, min_length: float = 12.0) -> Atoms:
             f"({structure[j].specie}), {d[i, j]:.3f} Å apart"
         )
     atoms = AseAtomsAdaptor.get_atoms(structure.get_primitive_structure())
-    reps = [max(1, int(np.ceil(min_length / x))) for x in atoms.cell.lengths()]
+    reps = repeats(atoms.cell.lengths(), min_length)
     return atoms.repeat(reps)
 
 

@@ -20,7 +20,7 @@ from sevenomni_core.batch import relax
 
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING, classify
-from ..adsorption.mofs import guest_placements, read_framework
+from ..adsorption.mofs import MIN_LENGTH, guest_placements, read_framework
 from ..adsorption.references import needed_molecules, reference
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import (
@@ -533,7 +533,7 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     open_metal_sites: bool = True
     max_metal_sites: int = 1
     fix_framework: bool = True
-    min_length: float = 12.0
+    min_length: float = MIN_LENGTH
     reference_scheme: str = "gas"
     fmax: float = 0.05
     max_steps: int = 500

@@ -29,6 +29,7 @@ from sevenomni_core.batch.sizing import plan_batches
 from sevenomni_core.data import atoms_to_graph
 
 from ..adsorption.adsorbates import get_adsorbate
+from ..adsorption.mofs import MIN_LENGTH
 from ..adsorption.prescan import Sites, find_sites, linear_axis, symmetric_copies
 from ..adsorption.sampling import SAMPLINGS, MixtureProposal, place
 from ..adsorption.sampling_rounds import Targets, WidomSample
@@ -48,10 +49,6 @@ __all__ = ["WidomMaker", "batched_energies", "insertion_energies"]
 
 #: Insertions whose graphs are built and evaluated together.
 CHUNK = 512
-#: Width (Å) of the biased proposal about each site centre, and spread
-#: (rad) of a linear guest's axis about the site axis.
-SITE_WIDTH = 0.4
-SITE_SPREAD = 0.35
 #: Top-weighted geometries kept in the data store.
 TOP = 5
 
@@ -179,9 +176,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     guests: list[str] = field(default_factory=lambda: ["CO2", "N2"])
     temperatures: list[float] = field(default_factory=lambda: [298.0])
     sampling: str = "biased"
-    target_error: float = 0.1
-    target_qst_error: float = 1.0
-    max_insertions: int = 20000
+    target_error: float = Targets.error
+    target_qst_error: float = Targets.qst_error
+    max_insertions: int = Targets.max_evaluations
     n_insertions: int | None = None
     seed: int = 0
     relax_framework: bool = False
@@ -189,13 +186,13 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     framework_max_steps: int = 500
     guest_fmax: float = 0.01
     guest_max_steps: int = 500
-    min_length: float = 12.0
+    min_length: float = MIN_LENGTH
     hard_core: float = HARD_CORE
     floor_kt: float = 10.0
     site_relaxations: int = 4
     site_fmax: float = 0.05
     site_max_steps: int = 100
-    mixing: float = 0.5
+    mixing: float = MixtureProposal.mixing
     plot_dir: str | None = None
 
     property: ClassVar[str] = "widom"
@@ -418,8 +415,6 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             np.concatenate(all_a) if body is not None else None,
             body,
             mixing=self.mixing,
-            width=SITE_WIDTH,
-            spread=SITE_SPREAD,
             shares=np.concatenate(shares),
         )
 
