@@ -38,6 +38,7 @@ __all__ = [
     "lennard_jones",
     "linear_axis",
     "open_metal_poses",
+    "periodic_distance",
     "symmetric_copies",
 ]
 
@@ -198,7 +199,10 @@ def find_sites(
     for i in np.argsort(energy):
         if len(chosen) >= keep or not np.isfinite(energy[i]) or energy[i] >= 0:
             break
-        if all(_distance(cell, centres[i], centres[j]) >= separation for j in chosen):
+        if all(
+            periodic_distance(cell, centres[i], centres[j]) >= separation
+            for j in chosen
+        ):
             chosen.append(i)
     metal = open_metal_poses(framework, ads, guest)
     site_centres = [c for c, _ in metal] + [centres[i] for i in chosen]
@@ -234,20 +238,21 @@ def _metal_pose(ads, guest, centred, centre, axis, body) -> np.ndarray:
     return rotation.apply(centred) + centre
 
 
-def _distance(cell: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+def periodic_distance(cell: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between ``a`` and ``b`` (Å) to the nearest periodic image."""
     frac = np.linalg.solve(cell.T, a - b)
     frac -= np.round(frac)
     return float(np.linalg.norm(frac @ cell))
 
 
-def symmetric_copies(
-    framework: Atoms, centres: np.ndarray, axes: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Site poses copied by every symmetry operation of the framework's cell.
+def symmetric_copies(framework: Atoms):
+    """A function copying site poses by every symmetry operation of the cell.
 
     A site the model found at one open metal is then proposed at all the
-    equivalent ones.  Returns the centres ``(K·n_ops, 3)`` (wrapped into the
-    cell) and the axes turned with them (or None).
+    equivalent ones.  The returned function takes centres ``(K, 3)`` and
+    axes ``(K, 3)`` (or None) and gives the centres ``(K·n_ops, 3)``,
+    wrapped into the cell, and the axes turned with them (or None).  If
+    spglib finds no symmetry, the poses are returned as they are.
     """
     structure = AseAtomsAdaptor.get_structure(framework)
     try:
@@ -255,16 +260,22 @@ def symmetric_copies(
             cartesian=True
         )
     except Exception:  # spglib fails on some cells: the sites as found
-        return centres, axes
+        ops = []
     cell = framework.cell.array
-    out_c, out_a = [], []
-    for op in ops:
-        turned = centres @ op.rotation_matrix.T + op.translation_vector
-        frac = np.linalg.solve(cell.T, turned.T).T % 1.0
-        out_c.append(frac @ cell)
-        if axes is not None:
-            out_a.append(axes @ op.rotation_matrix.T)
-    return (
-        np.concatenate(out_c).reshape(-1, 3),
-        None if axes is None else np.concatenate(out_a).reshape(-1, 3),
-    )
+
+    def copies(centres: np.ndarray, axes: np.ndarray | None):
+        if not ops:
+            return centres, axes
+        out_c, out_a = [], []
+        for op in ops:
+            turned = centres @ op.rotation_matrix.T + op.translation_vector
+            frac = np.linalg.solve(cell.T, turned.T).T % 1.0
+            out_c.append(frac @ cell)
+            if axes is not None:
+                out_a.append(axes @ op.rotation_matrix.T)
+        return (
+            np.concatenate(out_c).reshape(-1, 3),
+            None if axes is None else np.concatenate(out_a).reshape(-1, 3),
+        )
+
+    return copies

@@ -27,8 +27,8 @@ The spin is left uniform on purpose: a linear guest's energy does not
 depend on it, and a proposal peaked in it would leave most of the
 equivalent orientations to the uniform part (rare, heavy hits).  For the
 same reason a symmetric linear guest (CO2, N2) needs both axis signs as
-sites.  ``G_σ`` sums the 27 nearest periodic images (the rest weigh less
-than exp(−L²/8σ²) for a cell of width L, i.e. nothing for σ ≪ L).
+sites.  ``G_σ`` sums every periodic image within 8σ of the draw (the rest
+weigh less than e^−32).
 
 Everything here is independent of the model, so that tests can check it
 with an analytic potential.
@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 __all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "place"]
@@ -47,25 +48,28 @@ __all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "place"]
 #: reweighted) or ``uniform`` (the plain Widom estimator, the oracle).
 SAMPLINGS = ("biased", "uniform")
 
+#: Site Gaussians are summed out to this many widths from a draw.
+REACH = 8.0
 _SHIFTS = np.array(
     [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float
 )
 
 
-def axis_density(cosine: np.ndarray, spread: float) -> np.ndarray:
+def axis_density(cosine: np.ndarray, spread) -> np.ndarray:
     """Von Mises-Fisher density of an axis, relative to the uniform sphere.
 
-    ``cosine`` is the axis' cosine with the mean direction; κ = 1/spread².
+    ``cosine`` is the axis' cosine with the mean direction; κ = 1/spread²
+    (``spread`` a number or an array broadcasting with ``cosine``).
 
     >>> round(float(axis_density(np.array([1.0]), 0.5)[0]), 3)  # 2κ/(1 − e^−2κ)
     8.003
     """
-    kappa = 1.0 / spread**2
+    kappa = 1.0 / np.asarray(spread, dtype=float) ** 2
     norm = 2 * kappa / -np.expm1(-2 * kappa)
     return norm * np.exp(kappa * (np.asarray(cosine, dtype=float) - 1))
 
 
-def _axes(mean: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+def _axes(mean: np.ndarray, spread: np.ndarray, rng: np.random.Generator):
     """Unit vectors drawn from von Mises-Fisher distributions about ``mean`` (n, 3)."""
     n = len(mean)
     kappa = 1.0 / spread**2
@@ -125,10 +129,10 @@ class MixtureProposal:
         ``(3,)`` the linear guest's axis in its own frame (with ``axes``).
     mixing : float
         λ, the share of draws near the sites, in [0, 1).
-    width : float
-        σ, Å, of the Gaussian about each centre.
-    spread : float
-        s, rad, of the axis about each site axis (κ = 1/s²).
+    width : float or numpy.ndarray
+        σ, Å, of the Gaussian about each centre (one, or one per site).
+    spread : float or numpy.ndarray
+        s, rad, of the axis about each site axis (κ = 1/s²; one, or per site).
     shares : numpy.ndarray, optional
         π_k, the sites' shares of the site draws (default equal).
     """
@@ -138,8 +142,8 @@ class MixtureProposal:
     axes: np.ndarray | None = None
     body_axis: np.ndarray | None = None
     mixing: float = 0.5
-    width: float = 0.4
-    spread: float = 0.35
+    width: float | np.ndarray = 0.4
+    spread: float | np.ndarray = 0.35
     shares: np.ndarray | None = None
 
     def __post_init__(self):
@@ -148,7 +152,9 @@ class MixtureProposal:
         k = len(self.centres)
         if not 0 <= self.mixing < 1:
             raise ValueError(f"mixing must lie in [0, 1), got {self.mixing}")
-        if k and (self.width <= 0 or self.spread <= 0):
+        self.width = np.broadcast_to(np.asarray(self.width, float), (k,)).copy()
+        self.spread = np.broadcast_to(np.asarray(self.spread, float), (k,)).copy()
+        if k and (self.width.min() <= 0 or self.spread.min() <= 0):
             raise ValueError("width and spread must be > 0")
         if self.axes is not None:
             axes = np.asarray(self.axes, dtype=float).reshape(k, 3)
@@ -173,42 +179,44 @@ class MixtureProposal:
         m = int(near.sum())
         if m:
             site = rng.choice(len(self.centres), size=m, p=self.shares)
-            x = self.centres[site] + rng.normal(scale=self.width, size=(m, 3))
+            x = self.centres[site] + rng.normal(size=(m, 3)) * self.width[site, None]
             frac[near] = np.linalg.solve(self.cell.T, x.T).T % 1.0
             if self.axes is not None:
-                axes = _axes(self.axes[site], self.spread, rng)
+                axes = _axes(self.axes[site], self.spread[site], rng)
                 rotations[near] = _aligning(self.body_axis, axes, rng)
         return frac @ self.cell, rotations
 
-    def weights(self, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-        """p_uniform/q of each draw ``(n,)``: 1 for the uniform proposal."""
+    def ratios(self, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+        """q/p_uniform of each draw ``(n,)``: 1 for the uniform proposal.
+
+        The Gaussians are summed over every periodic image of a site within
+        :data:`REACH` widths of the draw (the rest weigh below e^−32).
+        """
         centres = np.asarray(centres, dtype=float).reshape(-1, 3)
         if not self.mixing:
             return np.ones(len(centres))
-        step = max(1, 20000 // len(self.centres))  # bounds the (n, K, 27) images
-        return np.concatenate(
-            [
-                self._weights(centres[i : i + step], rotations[i : i + step])
-                for i in range(0, len(centres), step)
-            ]
-            or [np.zeros(0)]
+        inside = (np.linalg.solve(self.cell.T, centres.T).T % 1.0) @ self.cell
+        sites = (np.linalg.solve(self.cell.T, self.centres.T).T % 1.0) @ self.cell
+        images = (sites[None] + (_SHIFTS @ self.cell)[:, None]).reshape(-1, 3)
+        owner = np.tile(np.arange(len(sites)), len(_SHIFTS))
+        pairs = cKDTree(inside).sparse_distance_matrix(
+            cKDTree(images), REACH * self.width.max(), output_type="coo_matrix"
         )
-
-    def _weights(self, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:
-        d = centres[:, None, :] - self.centres[None, :, :]  # (n, K, 3)
-        frac = np.linalg.solve(self.cell.T, d.reshape(-1, 3).T).T
-        frac -= np.round(frac)
-        images = (frac[:, None, :] + _SHIFTS[None]) @ self.cell  # (nK, 27, 3)
-        r2 = (images**2).sum(axis=-1)
-        gauss = (2 * np.pi * self.width**2) ** -1.5 * np.exp(
-            -r2 / (2 * self.width**2)
-        ).sum(axis=1)
-        density = gauss.reshape(len(centres), -1)
+        i, k = pairs.row, owner[pairs.col]
+        width = self.width[k]
+        value = (2 * np.pi * width**2) ** -1.5 * np.exp(
+            -(pairs.data**2) / (2 * width**2)
+        )
         if self.axes is not None:
-            axis = np.asarray(rotations) @ self.body_axis  # (n, 3)
-            density = density * axis_density(axis @ self.axes.T, self.spread)
-        ratio = (1 - self.mixing) + self.mixing * self.volume * (density @ self.shares)
-        return 1.0 / ratio
+            axis = np.asarray(rotations)[i] @ self.body_axis  # (pairs, 3)
+            cos = (axis * self.axes[k]).sum(axis=1)
+            value = value * axis_density(cos, self.spread[k])
+        density = np.bincount(i, value * self.shares[k], minlength=len(centres))
+        return (1 - self.mixing) + self.mixing * self.volume * density
+
+    def weights(self, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+        """p_uniform/q of each draw ``(n,)``: 1 for the uniform proposal."""
+        return 1.0 / self.ratios(centres, rotations)
 
 
 def place(guest: np.ndarray, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:

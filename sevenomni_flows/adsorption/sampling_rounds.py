@@ -8,9 +8,12 @@ Each round doubles its model evaluations (the first makes
 - the bootstrap error of Q_st is at most ``target_qst_error`` kJ/mol,
 - the effective insertions (Kish, of the importance × Boltzmann weights)
   reach ``min_effective``,
-- and K_H moved by at most twice its error since the first half of the
-  sample (the previous round: rounds double): a sample that just found a
-  new strong site is not converged, whatever its error says,
+- and K_H moved by at most twice its error since the previous round
+  (the first half of the sample: rounds double; for the first round, its
+  first half): a sample that just found a new strong site is not
+  converged, whatever its error says,
+- and there were two rounds at least (a first round that missed the
+  strong sites can meet every target with the wrong value),
 
 or ``max_evaluations`` model evaluations are spent (then it is not
 converged, and :attr:`WidomSample.reason` says why).  With ``fixed`` set,
@@ -30,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .widom import MIN_EFFECTIVE, WidomAverages, averages
+from .widom import K_B, MIN_EFFECTIVE, WidomAverages, averages
 
 __all__ = ["FIRST_ROUND", "Targets", "WidomSample", "unmet"]
 
@@ -174,6 +177,32 @@ class WidomSample:
         self.weights.append(weights[keep])
         return keep
 
+    def reweight(self, weights: np.ndarray) -> None:
+        """Replace the importance weights of every kept insertion (in order)."""
+        energies, _ = self.sample()
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != energies.shape:
+            raise ValueError(f"{len(weights)} weights for {len(energies)} insertions")
+        self.weights = [weights]
+
+    def mass(self) -> np.ndarray:
+        """Each kept insertion's share of the Boltzmann average, summed over T.
+
+        At each temperature u = w·exp(−βΔE), normalised to 1; zero weight
+        (overlaps, excluded) is 0.  Used to find the insertions that carry
+        K_H.
+        """
+        energies, weights = self.sample()
+        out = np.zeros(len(energies))
+        finite = np.isfinite(energies) & (weights > 0)
+        if not finite.any():
+            return out
+        e = energies[finite]
+        for t in self.temperatures:
+            u = weights[finite] * np.exp(-(e - e.min()) / (K_B * t))
+            out[finite] += u / u.sum()
+        return out
+
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """Every kept ΔE (``inf`` for zero weight) and its importance weight."""
         if not self.energies:
@@ -184,7 +213,7 @@ class WidomSample:
         """Averages after a round, its history entry, and whether to stop."""
         energies, weights = self.sample()
         half = len(energies) // 2
-        previous = [
+        previous = self.results or [
             averages(energies[:half], t, self.density, weights[:half], bootstrap=0)
             for t in self.temperatures
         ]
@@ -207,6 +236,8 @@ class WidomSample:
             }
         )
         why = unmet(self.results, previous, self.targets)
+        if len(self.history) < 2 and not self.targets.fixed:
+            why.append("one round only (the next one checks it)")
         self.converged = not why
         spent = self.evaluations >= self.targets.max_evaluations
         self.done = self.converged or spent or bool(self.targets.fixed)

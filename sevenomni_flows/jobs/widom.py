@@ -28,6 +28,7 @@ from sevenomni_core.batch.predict import evaluate_graphs
 from sevenomni_core.batch.sizing import plan_batches
 from sevenomni_core.data import atoms_to_graph
 
+from ..adsorption.adaptation import AdaptiveProposal
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.mofs import MIN_LENGTH
 from ..adsorption.prescan import Sites, find_sites, linear_axis, symmetric_copies
@@ -102,7 +103,7 @@ class _Run:
     rng: np.random.Generator
     sites: Sites
     sample: WidomSample
-    proposal: MixtureProposal | None = None
+    adaptive: AdaptiveProposal | None = None
     site_energies: list[float] = field(default_factory=list)
     kept: list[np.ndarray] = field(default_factory=list)
     evaluated: list[np.ndarray] = field(default_factory=list)
@@ -164,6 +165,12 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         Those relaxations' force threshold (eV/Å) and step limit.
     mixing : float
         The biased proposal's share of draws near the sites, in [0, 1).
+    learned_sites : int
+        After each round, the heaviest distinct insertions so far (this many,
+        copied by symmetry) become sites of the next round's proposal, the
+        rounds weighted as one mixture
+        (:mod:`~sevenomni_flows.adsorption.adaptation`); 0 keeps the first
+        round's sites throughout.
     relax_framework : bool
         Relax the framework's positions first (fixed cell).
     framework_fmax, framework_max_steps
@@ -193,6 +200,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     site_fmax: float = 0.05
     site_max_steps: int = 100
     mixing: float = MixtureProposal.mixing
+    learned_sites: int = AdaptiveProposal.top
     plot_dir: str | None = None
 
     property: ClassVar[str] = "widom"
@@ -232,10 +240,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             )
         if not 0 <= self.mixing < 1:
             raise ValueError(f"widom.mixing must lie in [0, 1), got {self.mixing}")
-        if self.site_relaxations < 0:
-            raise ValueError(
-                f"widom.site_relaxations must be >= 0, got {self.site_relaxations}"
-            )
+        for key in ("site_relaxations", "learned_sites"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"widom.{key} must be >= 0, got {getattr(self, key)}")
         for key in (
             "floor_kt",
             "site_fmax",
@@ -379,9 +386,14 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         for r in runs:
             if r.site_energies:
                 r.sample.floor = min(r.site_energies) - self.floor_kt * K_B * t_max
-            r.proposal = self._proposal(r, relaxed.get(id(r), []))
+            copies = symmetric_copies(r.host)
+            r.adaptive = AdaptiveProposal(
+                self._proposal(r, relaxed.get(id(r), []), copies),
+                copies,
+                top=self.learned_sites,
+            )
 
-    def _proposal(self, r: _Run, relaxed: list[np.ndarray]) -> MixtureProposal:
+    def _proposal(self, r: _Run, relaxed: list[np.ndarray], copies) -> MixtureProposal:
         """Uniform, or the mixture over the model-free and relaxed sites.
 
         The relaxed sites (the model's own minima) are copied by the
@@ -400,7 +412,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 axes = np.array(
                     [_axis_or(Atoms(r.guest.numbers, p), body) for p in relaxed]
                 )
-            groups.append(symmetric_copies(r.host, centres, axes))
+            groups.append(copies(centres, axes))
         all_c, all_a, shares = [], [], []
         for centres, axes in groups:
             if body is not None:  # both ends of a linear guest can bind
@@ -431,13 +443,21 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             for r, plan, e in zip(active, plans, energies, strict=True):
                 delta = np.full(len(plan["placed"]), np.inf)
                 delta[~plan["over"]] = e - r.e_host - r.e_guest
-                keep = r.sample.add(delta, plan["weights"])
+                keep = r.sample.add(delta, np.ones(len(delta)))
                 evaluated = ~plan["over"][keep]
                 r.kept.append(plan["placed"][keep][evaluated])
                 r.evaluated.append(evaluated)
+                poses = [plan[k][keep][evaluated] for k in ("centres", "rotations")]
+                r.adaptive.record(int(keep.sum()), *poses)
                 self._guard(r)
-                if not r.error:
-                    r.sample.check()
+                if r.error:
+                    continue
+                weights = np.ones(r.sample.n_insertions)
+                weights[np.concatenate(r.evaluated)] = r.adaptive.weights()
+                r.sample.reweight(weights)
+                r.sample.check()
+                if not r.sample.done:
+                    r.adaptive.learn(r.sample.mass()[np.concatenate(r.evaluated)])
             active = [r for r in active if not (r.error or r.sample.done)]
 
     def _draw(self, r: _Run) -> dict:
@@ -446,7 +466,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         want = s.wanted()
         centred = r.guest.positions - r.guest.get_center_of_mass()
         n = want if s.targets.fixed else math.ceil(want / s.accept_rate() * 1.1)
-        centres, rotations = r.proposal.sample(n, r.rng)
+        centres, rotations = r.adaptive.current().sample(n, r.rng)
         placed = place(centred, centres, rotations)
         over = overlapping(r.host, r.guest.numbers, placed, self.hard_core)
         if not s.targets.fixed:
@@ -455,8 +475,12 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             if cut < n:  # at the maximum: draws up to the last one it affords
                 placed, over = placed[:cut], over[:cut]
                 centres, rotations = centres[:cut], rotations[:cut]
-        weights = r.proposal.weights(centres, rotations)
-        return {"placed": placed, "over": over, "weights": weights}
+        return {
+            "placed": placed,
+            "over": over,
+            "centres": centres,
+            "rotations": rotations,
+        }
 
     def _guard(self, r: _Run) -> None:
         """No pore, or too many failed evaluations: the run fails."""
@@ -493,7 +517,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         energies, weights = s.sample()
         accepted = np.isfinite(energies)
         results = s.results
-        top = _top(r, energies, weights, self.temperatures[0])
+        top = _top(r, energies)
         plots = []
         if self.plot_dir:
             plots = [_plot(energies, weights, results[0], s, self.plot_dir, r.target)]
@@ -549,18 +573,12 @@ def _strongest(sites: Sites, n: int) -> list[int]:
     return (metal + [int(i) for i in rest])[:n]
 
 
-def _top(r: _Run, energies, weights, temperature: float):
+def _top(r: _Run, energies):
     """ΔE (eV) and structures of the :data:`TOP` heaviest insertions."""
-    finite = np.isfinite(energies)
-    if not finite.any():
-        return [], []
-    kept = np.concatenate(r.kept)
+    mass = r.sample.mass()
+    kept = np.concatenate(r.kept) if r.kept else np.zeros((0, len(r.guest), 3))
     row = np.cumsum(np.concatenate(r.evaluated)) - 1  # sample entry -> kept row
-    beta = 1.0 / (K_B * temperature)
-    u = np.zeros(len(energies))
-    low = energies[finite].min()
-    u[finite] = weights[finite] * np.exp(-beta * (energies[finite] - low))
-    order = [int(i) for i in np.argsort(-u)[:TOP] if u[i] > 0]
+    order = [int(i) for i in np.argsort(-mass)[:TOP] if mass[i] > 0]
     structures = []
     for i in order:
         atoms = r.host + r.guest
