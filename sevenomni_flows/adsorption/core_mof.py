@@ -189,7 +189,6 @@ def select(
     dataset: str,
     spec: dict | None = None,
     limit: int | None = None,
-    cache: Path | None = None,
 ) -> list[dict]:
     """The rows of ``dataset`` that pass the filter ``spec``, by refcode.
 
@@ -203,22 +202,20 @@ def select(
         from the CIFs once per data set (a few seconds), then from the cache.
     limit : int, optional
         At most this many rows (the first by refcode).
-    cache : Path, optional
-        The cache folder (default :func:`cache_dir`).
     """
     spec = check_filter(dataset, spec or {})
     rows = table(dataset)
     if any(col in CIF_COLUMNS for col in spec):
-        cells = _cif_columns(dataset, cache or cache_dir())
+        cells = _cif_columns(dataset)
         for row in rows:
             row.update(cells.get(row["refcode"], dict.fromkeys(CIF_COLUMNS)))
     out = [r for r in rows if matches(r, spec)]
     return out[:limit] if limit is not None else out
 
 
-def _folder(dataset: str, cache: Path) -> Path:
+def _folder(dataset: str) -> Path:
     version = getattr(require(), "__version__", None) or _package_version()
-    return cache / version / dataset
+    return cache_dir() / version / dataset
 
 
 def _package_version() -> str:
@@ -249,9 +246,7 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def cif_paths(
-    dataset: str, refcodes: Iterable[str], cache: Path | None = None
-) -> dict[str, Path]:
+def cif_paths(dataset: str, refcodes: Iterable[str]) -> dict[str, Path]:
     """The cached CIF of each refcode, extracting those not cached yet in one
     pass over the archive.
 
@@ -260,7 +255,7 @@ def cif_paths(
     KeyError
         Naming refcodes the data set does not have.
     """
-    folder = _folder(dataset, cache or cache_dir()) / "cifs"
+    folder = _folder(dataset) / "cifs"
     paths = {r: folder / f"{r}.cif" for r in refcodes}
     missing = {r for r, p in paths.items() if not p.is_file()}
     if missing:
@@ -314,9 +309,9 @@ def _cell(text: str) -> dict:
     }
 
 
-def _cif_columns(dataset: str, cache: Path) -> dict[str, dict]:
+def _cif_columns(dataset: str) -> dict[str, dict]:
     """:data:`CIF_COLUMNS` of every entry, read once and cached as a CSV."""
-    path = _folder(dataset, cache) / "cif_columns.csv"
+    path = _folder(dataset) / "cif_columns.csv"
     if not path.is_file():
         lines = [",".join(("refcode", *CIF_COLUMNS))]
         for refcode, text in _members(dataset):

@@ -67,7 +67,7 @@ class Framework(NamedTuple):
     error: str | None = None
 
 
-def read_frameworks(entries: list, base: Path, cache: Path | None = None) -> list:
+def read_frameworks(entries: list, base: Path) -> list:
     """One :class:`Framework` per CIF of the spec's ``frameworks:`` entries.
 
     Parameters
@@ -76,9 +76,6 @@ def read_frameworks(entries: list, base: Path, cache: Path | None = None) -> lis
         The spec's entries (validated).
     base : Path
         The folder file and glob paths are relative to.
-    cache : Path, optional
-        Where CoRE MOF CIFs are extracted (default
-        :func:`~sevenomni_flows.adsorption.core_mof.cache_dir`).
     """
     out: list[Framework] = []
     for i, entry in enumerate(entries):
@@ -99,7 +96,7 @@ def read_frameworks(entries: list, base: Path, cache: Path | None = None) -> lis
         elif entry.glob is not None:
             out += _glob(entry, i, base)
         else:
-            out += _core_mof(entry, i, cache)
+            out += _core_mof(entry, i)
     return out
 
 
@@ -124,13 +121,13 @@ def _glob(entry, i: int, base: Path) -> list[Framework]:
     ]
 
 
-def _core_mof(entry, i: int, cache: Path | None) -> list[Framework]:
-    rows = core_mof.select(entry.core_mof, entry.filter, entry.limit, cache)
+def _core_mof(entry, i: int) -> list[Framework]:
+    rows = core_mof.select(entry.core_mof, entry.filter, entry.limit)
     where = f"core-mof {entry.core_mof}"
     if not rows:
         why = f"{where}: no entry matches the filter {entry.filter}"
         return [Framework(where, "", where, None, "", entry.guests, i, why)]
-    paths = core_mof.cif_paths(entry.core_mof, [r["refcode"] for r in rows], cache)
+    paths = core_mof.cif_paths(entry.core_mof, [r["refcode"] for r in rows])
     return [
         Framework(
             r["refcode"],
