@@ -21,6 +21,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelSpec",
     "available_models",
+    "cache_root",
     "model_dirs",
     "resolve_checkpoint",
 ]
@@ -108,12 +109,18 @@ class ModelNotFoundError(FileNotFoundError):
     """No checkpoint file for a model name or path."""
 
 
+def cache_root() -> Path:
+    """The per-user cache folder of sevenomni: ``$XDG_CACHE_HOME/sevenomni``
+    (default ``~/.cache/sevenomni``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "sevenomni"
+
+
 def _user_model_dir() -> Path:
     env = os.environ.get("SEVENOMNI_MODEL_DIR")
     if env:
         return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "sevenomni" / "models"
+    return cache_root() / "models"
 
 
 def _wheel_dir() -> Path | None:

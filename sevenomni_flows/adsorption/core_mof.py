@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from sevenomni_core.model.registry import cache_root
+
 from .mofs import repeats
 
 __all__ = [
@@ -77,9 +79,9 @@ def _data(dataset: str, suffix: str) -> Path:
 
 def cache_dir() -> Path:
     """Where extracted CIFs and the CIF columns are cached:
-    ``$XDG_CACHE_HOME/sevenomni/core-mof`` (default ``~/.cache``)."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root) / "sevenomni" / "core-mof"
+    ``$XDG_CACHE_HOME/sevenomni/core-mof`` (default ``~/.cache``; see
+    :func:`~sevenomni_core.model.registry.cache_root`)."""
+    return cache_root() / "core-mof"
 
 
 def _value(text: str) -> Any:
