@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy.spatial import cKDTree
@@ -29,7 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from .adsorbates import Adsorbate, oriented
 from .mofs import bound_at, open_metals
-from .widom import overlapping
+from .widom import overlapping, periodic_images, wrapped
 
 __all__ = [
     "UFF",
@@ -73,7 +73,7 @@ UFF = {
 }
 #: Parameters of elements missing from :data:`UFF`.
 UFF_DEFAULT = (3.5, 0.05)
-KCAL_TO_EV = 0.0433641
+KCAL_TO_EV = units.kcal / units.mol
 #: Lennard-Jones cut-off, Å.
 CUTOFF = 8.0
 
@@ -119,16 +119,11 @@ def linear_axis(guest: Atoms) -> np.ndarray | None:
 def lennard_jones(framework: Atoms, guest_numbers, placed: np.ndarray) -> np.ndarray:
     """UFF Lennard-Jones energy (eV) of each placement ``(n, m, 3)``."""
     cell = framework.cell.array
-    shifts = np.array(
-        [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)]
-    )
-    wrapped = framework.get_positions(wrap=True)
-    images = (wrapped[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
-    host = np.tile(_parameters(framework.get_chemical_symbols()), (len(shifts), 1))
+    images, owner = periodic_images(cell, framework.positions)
+    host = _parameters(framework.get_chemical_symbols())[owner]
     symbols = [Atoms(numbers=[z]).get_chemical_symbols()[0] for z in guest_numbers]
     mine = np.tile(_parameters(symbols), (len(placed), 1))
-    frac = np.linalg.solve(cell.T, placed.reshape(-1, 3).T).T
-    inside = (frac - np.floor(frac)) @ cell
+    inside = wrapped(cell, placed)
     pairs = cKDTree(inside).sparse_distance_matrix(
         cKDTree(images), CUTOFF, output_type="coo_matrix"
     )

@@ -42,6 +42,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from .widom import periodic_images, wrapped
+
 __all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "place"]
 
 #: How insertions are drawn: ``biased`` (a mixture proposal near the sites,
@@ -50,9 +52,6 @@ SAMPLINGS = ("biased", "uniform")
 
 #: Site Gaussians are summed out to this many widths from a draw.
 REACH = 8.0
-_SHIFTS = np.array(
-    [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float
-)
 
 
 def axis_density(cosine: np.ndarray, spread) -> np.ndarray:
@@ -195,10 +194,8 @@ class MixtureProposal:
         centres = np.asarray(centres, dtype=float).reshape(-1, 3)
         if not self.mixing:
             return np.ones(len(centres))
-        inside = (np.linalg.solve(self.cell.T, centres.T).T % 1.0) @ self.cell
-        sites = (np.linalg.solve(self.cell.T, self.centres.T).T % 1.0) @ self.cell
-        images = (sites[None] + (_SHIFTS @ self.cell)[:, None]).reshape(-1, 3)
-        owner = np.tile(np.arange(len(sites)), len(_SHIFTS))
+        inside = wrapped(self.cell, centres)
+        images, owner = periodic_images(self.cell, self.centres)
         pairs = cKDTree(inside).sparse_distance_matrix(
             cKDTree(images), REACH * self.width.max(), output_type="coo_matrix"
         )

@@ -58,6 +58,8 @@ __all__ = [
     "framework_density",
     "insertions",
     "overlapping",
+    "periodic_images",
+    "wrapped",
 ]
 
 #: Overlap when a distance is below this fraction of the covalent radii sum.
@@ -94,6 +96,29 @@ def insertions(
     return np.einsum("nij,aj->nai", rotations, centred) + centres[:, None, :]
 
 
+#: The cell and its 26 neighbours, in fractional shifts.
+SHIFTS = np.array(
+    [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], float
+)
+
+
+def wrapped(cell: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points ``(n, 3)`` wrapped into the cell (rows of ``cell``), Å."""
+    frac = np.linalg.solve(cell.T, np.reshape(points, (-1, 3)).T).T
+    return (frac - np.floor(frac)) @ cell
+
+
+def periodic_images(cell: np.ndarray, points: np.ndarray):
+    """Points wrapped into the cell and their images in the 26 neighbouring cells.
+
+    Returns the image positions ``(27 n, 3)`` and each image's point index:
+    every image within one cell width of a point in the cell is there.
+    """
+    inside = wrapped(cell, points)
+    images = (inside[None] + (SHIFTS @ cell)[:, None]).reshape(-1, 3)
+    return images, np.tile(np.arange(len(inside)), len(SHIFTS))
+
+
 def overlapping(
     framework: Atoms,
     guest_numbers: np.ndarray,
@@ -106,15 +131,10 @@ def overlapping(
     the cut for a pair is ``hard_core`` times its covalent radii sum.
     """
     cell = framework.cell.array
-    shifts = np.array(
-        [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)]
-    )
-    wrapped = framework.get_positions(wrap=True)
-    images = (wrapped[None, :, :] + (shifts @ cell)[:, None, :]).reshape(-1, 3)
-    radii = np.tile(covalent_radii[framework.numbers], len(shifts))
+    images, owner = periodic_images(cell, framework.positions)
+    radii = covalent_radii[framework.numbers][owner]
     tree = cKDTree(images)
-    frac = np.linalg.solve(cell.T, placed.reshape(-1, 3).T).T
-    inside = (frac - np.floor(frac)) @ cell  # guest atoms wrapped into the cell
+    inside = wrapped(cell, placed)  # guest atoms wrapped into the cell
     reach = hard_core * (radii.max() + covalent_radii[guest_numbers].max())
     hit = np.zeros(len(inside), dtype=bool)
     g_radii = np.tile(covalent_radii[guest_numbers], len(placed))

@@ -37,7 +37,6 @@ from ..adsorption.sampling_rounds import Targets, WidomSample
 from ..adsorption.widom import (
     HARD_CORE,
     K_B,
-    MIN_EFFECTIVE,
     framework_density,
     overlapping,
 )
@@ -409,9 +408,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             centres = np.array([masses @ p / masses.sum() for p in relaxed])
             axes = None
             if body is not None:
-                axes = np.array(
-                    [_axis_or(Atoms(r.guest.numbers, p), body) for p in relaxed]
-                )
+                axes = np.array([_principal_axis(p) for p in relaxed])
             groups.append(copies(centres, axes))
         all_c, all_a, shares = [], [], []
         for centres, axes in groups:
@@ -536,7 +533,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             converged=s.converged,
             unconverged_reason=s.reason,
             history=s.history,
-            overlap_fraction=s.n_overlapping / max(s.n_insertions, 1),
+            overlap_fraction=s.n_overlapping / max(s.n_insertions + s.n_failed, 1),
             n_unphysical=s.n_unphysical,
             energy_floor=None if math.isinf(s.floor) else float(s.floor),
             site_energies=[float(e) for e in r.site_energies],
@@ -549,7 +546,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             top_energies=top[0],
             top_geometries=top[1],
             plots=plots,
-            warnings=_warnings(r, results),
+            warnings=_warnings(r),
             **counts,
         )
 
@@ -559,10 +556,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 MAX_FAILED = 0.01
 
 
-def _axis_or(atoms: Atoms, body: np.ndarray) -> np.ndarray:
-    """The principal axis of a (relaxed, nearly linear) guest."""
-    centred = atoms.positions - atoms.positions.mean(axis=0)
-    return np.linalg.svd(centred)[2][0] if len(atoms) > 1 else body
+def _principal_axis(positions: np.ndarray) -> np.ndarray:
+    """The principal axis of a (relaxed, nearly linear) guest's atoms."""
+    return np.linalg.svd(positions - positions.mean(axis=0))[2][0]
 
 
 def _strongest(sites: Sites, n: int) -> list[int]:
@@ -588,19 +584,11 @@ def _top(r: _Run, energies):
     return [float(energies[i]) for i in order], structures
 
 
-def _warnings(r: _Run, results: list) -> list[str]:
+def _warnings(r: _Run) -> list[str]:
     s, name = r.sample, r.target.extra["guest"]
     out = []
     if s.reason:
         out.append(f"{name}: {s.reason}")
-    for x in results:
-        if x.effective_insertions < MIN_EFFECTIVE:
-            out.append(
-                f"at {x.temperature:g} K the averages for {name} rest on "
-                f"{x.effective_insertions:.1f} effective insertions (fewer than "
-                f"{MIN_EFFECTIVE}): K_H and Q_st are not converged, whatever "
-                "their errors say; insert more"
-            )
     if s.n_unphysical:
         out.append(
             f"{s.n_unphysical} insertions of {name} had ΔE below the floor "
