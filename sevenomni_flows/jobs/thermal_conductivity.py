@@ -27,7 +27,7 @@ import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal, get_args
 
 import numpy as np
 from phono3py import Phono3py
@@ -66,6 +66,10 @@ MAX_PACKED_BYTES: Final[int] = 12 * 2**20
 #: eV/Å³: an fc3 whose elements are all smaller is zero (real ones are
 #: ~1-20 eV/Å³; float32 force noise alone gives ~1e-3).
 FC3_ZERO: Final[float] = 1e-6
+
+#: How the Boltzmann equation is solved: relaxation-time approximation, or
+#: directly (linearised).
+Method = Literal["rta", "lbte"]
 
 
 def pack_array(array, dtype: str = "float64") -> dict:
@@ -203,7 +207,7 @@ class ThermalConductivityMaker(PropertyMaker):
     t_min: float = 100.0
     t_max: float = 1000.0
     t_step: float = 50.0
-    method: Literal["rta", "lbte"] = "rta"
+    method: Method = "rta"
     isotope: bool = False
     symmetrize: bool = True
     imaginary_tol: float = PhononMaker.imaginary_tol
@@ -245,8 +249,11 @@ class ThermalConductivityMaker(PropertyMaker):
                 f"{key}.t_min, t_max and t_step must satisfy 0 < t_min <= t_max "
                 f"and t_step > 0 (K); got {self.t_min}, {self.t_max}, {self.t_step}"
             )
-        if self.method not in ("rta", "lbte"):
-            raise ValueError(f"{key}.method must be rta or lbte, got {self.method!r}")
+        if self.method not in get_args(Method):
+            raise ValueError(
+                f"{key}.method must be {' or '.join(get_args(Method))}, "
+                f"got {self.method!r}"
+            )
         if self.imaginary_tol > 0:
             raise ValueError(f"{key}.imaginary_tol must be <= 0 THz")
 
