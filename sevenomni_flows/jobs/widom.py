@@ -3,7 +3,9 @@
 The physics is in :mod:`sevenomni_flows.adsorption.widom` (averages),
 :mod:`~sevenomni_flows.adsorption.sampling` (biased proposals, exact
 weights), :mod:`~sevenomni_flows.adsorption.prescan` (model-free sites) and
-:mod:`~sevenomni_flows.adsorption.sampling_rounds` (rounds to convergence).
+:mod:`~sevenomni_flows.adsorption.sampling_rounds` (rounds to convergence),
+:mod:`~sevenomni_flows.adsorption.adaptation` (sites learned per round);
+:mod:`~sevenomni_flows.jobs.insertions` evaluates the insertions.
 This Maker reads the frameworks, relaxes each guest in the gas phase and
 each guest's strongest sites in each framework (one batch: the floor and
 more sites), then inserts in rounds: every framework × guest still
@@ -25,7 +27,6 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import relax
 from sevenomni_core.batch.predict import evaluate_graphs
-from sevenomni_core.batch.sizing import plan_batches
 from sevenomni_core.data import atoms_to_graph
 
 from ..adsorption.adaptation import AdaptiveProposal
@@ -44,50 +45,12 @@ from ..schemas import WidomDocument
 from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker
+from .insertions import batched_energies
 
-__all__ = ["WidomMaker", "batched_energies", "insertion_energies"]
+__all__ = ["WidomMaker"]
 
-#: Insertions whose graphs are built and evaluated together.
-CHUNK = 512
 #: Top-weighted geometries kept in the data store.
 TOP = 5
-
-
-def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
-    """E(framework + guest), eV, of each placement of each job, in shared passes.
-
-    ``jobs`` holds ``(framework, guest, placed)`` triples, ``placed`` the
-    guest positions ``(n, len(guest), 3)``.  A placement the model could
-    not evaluate gets NaN.
-    """
-    _, task_index = pot.resolve_task(task)
-    out = [np.full(len(placed), np.nan) for _, _, placed in jobs]
-    todo = [(j, i) for j, (_, _, placed) in enumerate(jobs) for i in range(len(placed))]
-    combined = [framework + guest for framework, guest, _ in jobs]
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start : start + CHUNK]
-        graphs = []
-        for j, i in chunk:
-            atoms = combined[j]
-            atoms.positions[len(jobs[j][0]) :] = jobs[j][2][i]
-            graphs.append(
-                atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, task_index)
-            )
-        for batch in plan_batches(graphs, pot.network, pot.device, batch_size):
-            preds = evaluate_graphs(pot, [graphs[b] for b in batch], forces=False)
-            for b, pred in zip(batch, preds, strict=True):
-                if pred.ok:
-                    j, i = chunk[b]
-                    out[j][i] = pred.energy
-    return out
-
-
-def insertion_energies(pot, task, framework, guest, placed, batch_size="auto"):
-    """E(framework + guest) for each placement, eV, in batched energy-only passes.
-
-    A placement the model could not evaluate gets NaN.
-    """
-    return batched_energies(pot, task, [(framework, guest, placed)], batch_size)[0]
 
 
 @dataclass

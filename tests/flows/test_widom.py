@@ -24,7 +24,8 @@ from sevenomni_flows.adsorption.widom import (
     insertions,
     overlapping,
 )
-from sevenomni_flows.jobs.widom import WidomMaker, insertion_energies
+from sevenomni_flows.jobs.insertions import insertion_energies
+from sevenomni_flows.jobs.widom import WidomMaker
 
 MOF = Path(__file__).resolve().parents[2] / "workflows" / "structures"
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
