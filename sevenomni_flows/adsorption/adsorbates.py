@@ -23,11 +23,15 @@ class Adsorbate:
         Gas-phase geometry (Å).
     binding : int
         Index of the atom that binds to the surface (C of CO, O of OH).
+    kinetic_diameter : float or None
+        Å, of the gas molecules (Breck, *Zeolite Molecular Sieves*, 1974,
+        table 8.14); None for fragments.
     """
 
     name: str
     atoms: Atoms
     binding: int
+    kinetic_diameter: float | None = None
 
     @property
     def is_gas(self) -> bool:
@@ -43,6 +47,8 @@ def _mol(name: str, order: list[int] | None = None) -> Atoms:
 #: Molecules that exist in the gas phase and are relaxed as references.
 GAS_MOLECULES = ("H2", "H2O", "CO", "CO2", "N2", "CH4", "NH3", "O2")
 
+#: Every adsorbate by name: geometry, binding atom, and for the gases the
+#: kinetic diameter (Å, Breck 1974).
 ADSORBATES: dict[str, Adsorbate] = {
     a.name: a
     for a in (
@@ -51,15 +57,15 @@ ADSORBATES: dict[str, Adsorbate] = {
         Adsorbate("N", Atoms("N"), 0),
         Adsorbate("C", Atoms("C"), 0),
         Adsorbate("OH", Atoms("OH", positions=[[0, 0, 0], [0, 0, 0.97]]), 0),
-        Adsorbate("CO", _mol("CO", [1, 0]), 0),  # ase lists O first; C binds
+        Adsorbate("CO", _mol("CO", [1, 0]), 0, 3.76),  # ase lists O first; C binds
         Adsorbate("NO", _mol("NO", [0, 1]), 0),
-        Adsorbate("H2O", _mol("H2O"), 0),
-        Adsorbate("CO2", _mol("CO2"), 1),  # end-on through O
-        Adsorbate("N2", _mol("N2"), 0),
-        Adsorbate("CH4", _mol("CH4"), 0),
-        Adsorbate("H2", _mol("H2"), 0),
-        Adsorbate("NH3", _mol("NH3"), 0),
-        Adsorbate("O2", _mol("O2"), 0),
+        Adsorbate("H2O", _mol("H2O"), 0, 2.65),
+        Adsorbate("CO2", _mol("CO2"), 1, 3.30),  # end-on through O
+        Adsorbate("N2", _mol("N2"), 0, 3.64),
+        Adsorbate("CH4", _mol("CH4"), 0, 3.80),
+        Adsorbate("H2", _mol("H2"), 0, 2.89),
+        Adsorbate("NH3", _mol("NH3"), 0, 2.60),
+        Adsorbate("O2", _mol("O2"), 0, 3.46),
     )
 }
 

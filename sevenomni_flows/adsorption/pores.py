@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["KINETIC_DIAMETERS", "blocked_guests"]
+from .adsorbates import get_adsorbate
 
-#: Kinetic diameters of gas molecules, Å (Breck, *Zeolite Molecular Sieves*,
-#: 1974, table 8.14).
-KINETIC_DIAMETERS = {
-    "H2": 2.89,
-    "H2O": 2.65,
-    "CO": 3.76,
-    "CO2": 3.30,
-    "N2": 3.64,
-    "CH4": 3.80,
-    "NH3": 2.60,
-    "O2": 3.46,
-}
+__all__ = ["blocked_guests"]
 
 
 def blocked_guests(guests: list[str], pld: float | None, source: str) -> dict:
@@ -24,7 +13,8 @@ def blocked_guests(guests: list[str], pld: float | None, source: str) -> dict:
     Parameters
     ----------
     guests : list of str
-        Canonical guest names.
+        Adsorbate names (see :data:`~.adsorbates.ADSORBATES`; those without a
+        kinetic diameter are not checked).
     pld : float or None
         The framework's pore-limiting diameter, Å (None: not known, no check).
     source : str
@@ -40,12 +30,13 @@ def blocked_guests(guests: list[str], pld: float | None, source: str) -> dict:
     """
     if pld is None:
         return {}
+    sizes = {name: get_adsorbate(name).kinetic_diameter for name in guests}
     return {
         name: (
-            f"pore-blocked: {name} (kinetic diameter {KINETIC_DIAMETERS[name]:.2f} Å) "
+            f"pore-blocked: {name} (kinetic diameter {size:.2f} Å) "
             f"is larger than the pore-limiting diameter {pld:.2f} Å ({source}): "
             "its pores are not reachable through the windows"
         )
-        for name in guests
-        if name in KINETIC_DIAMETERS and KINETIC_DIAMETERS[name] > pld
+        for name, size in sizes.items()
+        if size is not None and size > pld
     }
