@@ -33,6 +33,7 @@ from ..adsorption.surfaces import (
 from ..schemas import AdsorptionDocument, structure_id
 from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker
+from .plots import alnum_name, start_plot
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [
@@ -336,14 +337,7 @@ def per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Targ
 
 
 def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() else "_" for c in label)
-    path = Path(folder) / f"{safe}_{sid}_adsorption.png"
+    plt, path = start_plot(folder, f"{alnum_name(label)}_{sid}_adsorption.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, doc in enumerate(docs):
         for c in doc.candidates:

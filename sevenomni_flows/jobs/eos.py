@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -13,6 +12,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..schemas import EosDocument
 from .calculation import PropertyMaker, model_title
+from .plots import start_plot
 from .relax import inner_failure, relax_groups
 
 __all__ = ["EosMaker", "fit_eos", "scaled_structures"]
@@ -152,14 +152,7 @@ class EosMaker(PropertyMaker):
         )
 
     def _plot(self, fit, target, ctx) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_eos.png"
+        plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_eos.png")
         fig, ax = plt.subplots(figsize=(5, 4))
         fit.plot(ax=ax)
         ax.set_title(f"{target.label}: equation of state, {model_title(ctx, target)}")

@@ -24,6 +24,7 @@ from .. import dynamics
 from ..schemas import MDDocument
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
+from .plots import start_plot
 
 #: Settings only NPT uses.
 NPT_ONLY = ("pressure", "taup", "compressibility", "barostat")
@@ -246,14 +247,9 @@ class MDMaker(PropertyMaker):
         return self.doc(target, ctx, state="completed", plots=plots, **common, **stats)
 
     def _plot(self, target, ctx, run, temperature) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_md_{temperature:g}K.png"
+        plt, path = start_plot(
+            self.plot_dir, f"{target.formula}_{target.key}_md_{temperature:g}K.png"
+        )
         fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
         top.plot(run.time / 1000, run.temperature, lw=1)
         top.axhline(temperature, color="k", ls="--", lw=0.8)

@@ -19,7 +19,6 @@ per band (``property: "neb"``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -36,6 +35,7 @@ from ..schemas import NebDocument, structure_id
 from .base import Item, Target, as_structure, maker_settings, protocol, reuse_key
 from .calculation import PropertyMaker, model_title
 from .md import safe_name, supercell_for
+from .plots import start_plot
 from .relax import check_optimizer
 
 __all__ = ["NebMaker", "end_points"]
@@ -264,14 +264,9 @@ class NebMaker(PropertyMaker):
         return self.doc(target, ctx, state="completed", **values)
 
     def _plot(self, target, ctx, profile) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{safe_name(target.label)}_{target.key}_neb.png"
+        plt, path = start_plot(
+            self.plot_dir, f"{safe_name(target.label)}_{target.key}_neb.png"
+        )
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(range(len(profile)), profile, "o-")
         ax.set_xlabel("image")

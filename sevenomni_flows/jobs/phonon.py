@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -14,6 +13,7 @@ from sevenomni_core.batch import predict
 
 from ..schemas import PhononDocument
 from .calculation import PropertyMaker, model_title
+from .plots import start_plot
 from .relax import per_cell
 
 __all__ = [
@@ -214,13 +214,10 @@ class PhononMaker(PropertyMaker):
         )
 
     def _plot(self, phonon: Phonopy, target, ctx) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_phonon.png"
-        plt = phonon.plot_band_structure_and_dos()
+        plt, path = start_plot(
+            self.plot_dir, f"{target.formula}_{target.key}_phonon.png"
+        )
+        phonon.plot_band_structure_and_dos()
         fig = plt.gcf()
         fig.axes[0].set_ylabel("frequency (THz)")
         fig.axes[-1].set_xlabel("DOS (states/THz)")

@@ -9,7 +9,6 @@ energy, and ``PhonopyQHA`` minimises G(V; T, p) at each temperature.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..schemas import ResultDocument, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import PhononMaker, check_supercell, displaced_atoms, set_forces
+from .plots import start_plot
 from .relax import inner_failure, per_cell, relax_groups
 
 __all__ = ["QhaDocument", "QhaMaker"]
@@ -322,14 +322,7 @@ class QhaMaker(PropertyMaker):
         return self.doc(target, ctx, state="completed", plots=plots, **common, **values)
 
     def _plot(self, target, ctx, values) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_qha.png"
+        plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_qha.png")
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
         ax1.plot(values["temperatures"], values["volume"])
         ax1.set_xlabel("temperature (K)")

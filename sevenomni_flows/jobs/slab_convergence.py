@@ -10,7 +10,6 @@ be chosen, and shown to hold, before a screening.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 from ..adsorption.adsorbates import get_adsorbate
@@ -25,6 +24,7 @@ from .adsorption import (
     per_adsorbate,
 )
 from .calculation import PropertyMaker
+from .plots import alnum_name, start_plot
 from .relax import check_optimizer
 
 __all__ = ["SlabConvergenceMaker"]
@@ -212,14 +212,8 @@ def _row(ads, built, host_res, placements, results, refs) -> dict:
 
 
 def _plot(doc: SlabConvergenceDocument, folder: str, sid: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() else "_" for c in f"{doc.host}_{doc.adsorbate}")
-    path = Path(folder) / f"{safe}_{sid}_slab_convergence.png"
+    safe = alnum_name(f"{doc.host}_{doc.adsorbate}")
+    plt, path = start_plot(folder, f"{safe}_{sid}_slab_convergence.png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for cell in dict.fromkeys(tuple(r["supercell"]) for r in doc.rows):
         mine = [r for r in doc.rows if tuple(r["supercell"]) == cell]

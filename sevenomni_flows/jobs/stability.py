@@ -33,6 +33,7 @@ from ..schemas import ResultDocument, quantity
 from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .elements import SOURCE, is_reference, references
+from .plots import start_plot
 
 __all__ = [
     "MP2020_TASKS",
@@ -345,14 +346,7 @@ class StabilityMaker(PropertyMaker):
         )
 
     def _plot(self, diagram: PhaseDiagram, target: Target, ctx) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_hull.png"
+        plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_hull.png")
         ax = PDPlotter(diagram, backend="matplotlib").get_plot()
         ax.set_title(f"{target.label}: convex hull, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)

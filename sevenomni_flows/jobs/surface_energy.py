@@ -8,7 +8,6 @@ flow's slab protocol (layers, fixed layers, vacuum, lateral size).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +26,7 @@ from ..adsorption.surfaces import build_slab
 from ..schemas import ResultDocument, quantity
 from .adsorption import check_miller
 from .calculation import PropertyMaker, model_title
+from .plots import start_plot
 
 __all__ = ["SurfaceEnergyDocument", "SurfaceEnergyMaker", "surface_energy"]
 
@@ -297,14 +297,9 @@ class SurfaceEnergyMaker(PropertyMaker):
         )
 
     def _plot(self, wulff, target, ctx) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_wulff.png"
+        plt, path = start_plot(
+            self.plot_dir, f"{target.formula}_{target.key}_wulff.png"
+        )
         wulff.get_plot()
         plt.gcf().suptitle(f"{target.label}: Wulff shape, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)

@@ -26,7 +26,6 @@ import contextlib
 import io
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Final, Literal, get_args
 
 import numpy as np
@@ -46,6 +45,7 @@ from .phonon import (
     supercell_matrix,
     to_ase,
 )
+from .plots import start_plot
 from .relax import per_cell
 
 __all__ = [
@@ -418,14 +418,9 @@ class ThermalConductivityMaker(PropertyMaker):
         return self.doc(target, ctx, state="completed", plots=plots, **common, **values)
 
     def _plot(self, target, ctx, values) -> str:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        folder = Path(self.plot_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{target.formula}_{target.key}_kappa.png"
+        plt, path = start_plot(
+            self.plot_dir, f"{target.formula}_{target.key}_kappa.png"
+        )
         temps = values["temperatures"]
         tensors = np.asarray(values["kappa"])
         fig, ax = plt.subplots(figsize=(5, 3.6))
