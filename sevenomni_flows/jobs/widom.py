@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -46,6 +45,7 @@ from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker
 from .insertions import batched_energies
+from .plots import alnum_name, start_plot
 
 __all__ = ["WidomMaker"]
 
@@ -586,15 +586,9 @@ def _selectivities(docs: list[WidomDocument]) -> None:
 
 def _plot(energies, weights, result, sample, folder: str, target: Target) -> str:
     """ΔE histogram and the convergence history of K_H at the first temperature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    Path(folder).mkdir(parents=True, exist_ok=True)
     host, guest = target.extra["host"], target.extra["guest"]
-    safe = "".join(c if c.isalnum() else "_" for c in f"{host}_{guest}")
-    path = Path(folder) / f"{safe}_{target.structure_id}_widom.png"
+    name = f"{alnum_name(f'{host}_{guest}')}_{target.structure_id}_widom.png"
+    plt, path = start_plot(folder, name)
     t = result.temperature
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     finite = np.isfinite(energies)
