@@ -146,7 +146,6 @@ class AdaptiveProposal:
         learned_a = None if axes is None else np.concatenate([a for _, a in groups])
         learned_s = np.concatenate([np.full(len(c), 1.0 / len(c)) for c, _ in groups])
         learned_s *= self.learned / learned_s.sum()
-        k = len(base.centres)
         self._next = MixtureProposal(
             base.cell,
             np.concatenate([base.centres, learned_c]),
@@ -155,9 +154,7 @@ class AdaptiveProposal:
             mixing=base.mixing,
             width=np.concatenate([base.width, np.full(len(learned_c), self.width)]),
             spread=np.concatenate([base.spread, np.full(len(learned_c), self.spread)]),
-            shares=np.concatenate([base.shares * (1 - self.learned), learned_s])
-            if k
-            else learned_s,
+            shares=np.concatenate([base.shares * (1 - self.learned), learned_s]),
         )
 
 
