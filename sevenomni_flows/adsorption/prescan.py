@@ -241,22 +241,27 @@ def periodic_distance(cell: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
 
 
 def symmetric_copies(framework: Atoms):
-    """A function copying site poses by every symmetry operation of the cell.
+    """A function copying site poses by every symmetry operation of the crystal.
 
     A site the model found at one open metal is then proposed at all the
-    equivalent ones.  The returned function takes centres ``(K, 3)`` and
-    axes ``(K, 3)`` (or None) and gives the centres ``(K·n_ops, 3)``,
-    wrapped into the cell, and the axes turned with them (or None).  If
-    spglib finds no symmetry, the poses are returned as they are.
+    equivalent ones.  The operations are those of the primitive cell (a
+    supercell's own lattice can hide most of them: Mg-MOF-74 repeated
+    along one axis keeps 4 of its 12), each combined with every primitive
+    translation inside the framework's cell.  The returned function takes
+    centres ``(K, 3)`` and axes ``(K, 3)`` (or None) and gives the centres
+    ``(K·n_copies, 3)``, wrapped into the cell, and the axes turned with them
+    (or None).  If spglib finds no symmetry, the poses are returned as they
+    are.
     """
-    structure = AseAtomsAdaptor.get_structure(framework)
+    cell = framework.cell.array
     try:
-        ops = SpacegroupAnalyzer(structure, symprec=0.1).get_symmetry_operations(
+        primitive = AseAtomsAdaptor.get_structure(framework).get_primitive_structure()
+        ops = SpacegroupAnalyzer(primitive, symprec=0.1).get_symmetry_operations(
             cartesian=True
         )
+        shifts = _translations(primitive.lattice.matrix, cell)
     except Exception:  # spglib fails on some cells: the sites as found
-        ops = []
-    cell = framework.cell.array
+        ops, shifts = [], np.zeros((1, 3))
 
     def copies(centres: np.ndarray, axes: np.ndarray | None):
         if not ops:
@@ -264,13 +269,28 @@ def symmetric_copies(framework: Atoms):
         out_c, out_a = [], []
         for op in ops:
             turned = centres @ op.rotation_matrix.T + op.translation_vector
-            frac = np.linalg.solve(cell.T, turned.T).T % 1.0
-            out_c.append(frac @ cell)
-            if axes is not None:
-                out_a.append(axes @ op.rotation_matrix.T)
+            for shift in shifts:
+                out_c.append(wrapped(cell, turned + shift))
+                if axes is not None:
+                    out_a.append(axes @ op.rotation_matrix.T)
         return (
             np.concatenate(out_c).reshape(-1, 3),
             None if axes is None else np.concatenate(out_a).reshape(-1, 3),
         )
 
     return copies
+
+
+def _translations(primitive: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """The primitive lattice vectors (Å) that are distinct within ``cell``."""
+    index = round(abs(np.linalg.det(cell) / np.linalg.det(primitive)))
+    reach = int(np.ceil(np.abs(cell @ np.linalg.inv(primitive)).sum(axis=0).max()))
+    steps = np.arange(-reach, reach + 1)
+    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1)
+    vectors = grid.reshape(-1, 3) @ primitive
+    frac = np.linalg.solve(cell.T, vectors.T).T
+    frac = np.round(frac - np.floor(frac + 1e-6), 6) % 1.0
+    _, first = np.unique(frac, axis=0, return_index=True)
+    if len(first) != index:
+        raise ValueError(f"{len(first)} primitive translations in a cell of {index}")
+    return vectors[np.sort(first)]

@@ -360,3 +360,29 @@ def test_failed_evaluations_leave_the_denominator(tmp_path, monkeypatch):
             np.concatenate([weights, np.ones(count)]),
         )
         assert doc.henry_coefficient[0] > with_zeros.henry_coefficient
+
+
+def test_symmetry_copies_reach_every_equivalent_open_metal():
+    """One CO2 pose at one Mg of the 108-atom Mg-MOF-74 cell (the primitive
+    cell repeated along one axis, whose own lattice keeps 4 of the 12
+    operations) is copied onto all 12 Mg: the copies are the 12 open-metal
+    poses, axes turned with them."""
+    from sevenomni_flows.adsorption.adsorbates import get_adsorbate
+    from sevenomni_flows.adsorption.mofs import read_framework
+    from sevenomni_flows.adsorption.prescan import (
+        open_metal_poses,
+        periodic_distance,
+        symmetric_copies,
+    )
+    from sevenomni_flows.jobs.adsorption import gas_molecule
+
+    host = read_framework(str(MOF / "Mg-MOF-74.cif"))
+    poses = open_metal_poses(host, get_adsorbate("CO2"), gas_molecule("CO2"))
+    assert len(host) == 108 and len(poses) == 12
+    centres, axes = symmetric_copies(host)(poses[0][0][None], poses[0][1][None])
+    assert len(centres) == 12
+    cell = host.cell.array
+    for centre, axis in poses:
+        near = [periodic_distance(cell, centre, c) for c in centres]
+        k = int(np.argmin(near))
+        assert near[k] < 1e-6 and axes[k] == pytest.approx(axis, abs=1e-6)
