@@ -412,12 +412,13 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 self._guard(r)
                 if r.error:
                     continue
+                mask = np.concatenate(r.evaluated)  # sample entries recorded
                 weights = np.ones(r.sample.n_insertions)
-                weights[np.concatenate(r.evaluated)] = r.adaptive.weights()
+                weights[mask] = r.adaptive.weights()
                 r.sample.reweight(weights)
                 r.sample.check()
                 if not r.sample.done:
-                    r.adaptive.learn(r.sample.mass()[np.concatenate(r.evaluated)])
+                    r.adaptive.learn(r.sample.mass()[mask])
             active = [r for r in active if not (r.error or r.sample.done)]
 
     def _draw(self, r: _Run) -> dict:

@@ -190,6 +190,8 @@ def test_targets_must_be_positive():
         WidomMaker(target_qst_error=-1.0)
     with pytest.raises(ValueError, match=r"widom.sampling must be one of"):
         WidomMaker(sampling="smart")
+    with pytest.raises(ValueError, match=r"widom.learned_sites must be >= 0"):
+        WidomMaker(learned_sites=-1)
 
 
 def test_unconverged_at_a_tiny_maximum_is_completed_with_its_reason():
