@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .prescan import periodic_distance
-from .sampling import MixtureProposal
+from .sampling import MixtureProposal, both_ends
 
 __all__ = ["AdaptiveProposal"]
 
@@ -160,7 +160,4 @@ class AdaptiveProposal:
 
 def _group(centres, axes, copies: Copies):
     """One learned pose with its symmetry copies, and both ends of a linear guest."""
-    centres, axes = copies(centres, axes)
-    if axes is None:
-        return centres, None
-    return np.concatenate([centres, centres]), np.concatenate([axes, -axes])
+    return both_ends(*copies(centres, axes))

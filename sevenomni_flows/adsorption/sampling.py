@@ -44,7 +44,7 @@ from scipy.spatial.transform import Rotation
 
 from .widom import periodic_images, wrapped
 
-__all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "place"]
+__all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "both_ends", "place"]
 
 #: How insertions are drawn: ``biased`` (a mixture proposal near the sites,
 #: reweighted) or ``uniform`` (the plain Widom estimator, the oracle).
@@ -214,6 +214,17 @@ class MixtureProposal:
     def weights(self, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:
         """p_uniform/q of each draw ``(n,)``: 1 for the uniform proposal."""
         return 1.0 / self.ratios(centres, rotations)
+
+
+def both_ends(centres: np.ndarray, axes: np.ndarray | None):
+    """Site poses with both axis signs (either end of a linear guest can bind).
+
+    Without axes (a guest that is not linear) the poses are returned as
+    they are.
+    """
+    if axes is None:
+        return centres, None
+    return np.concatenate([centres, centres]), np.concatenate([axes, -axes])
 
 
 def place(guest: np.ndarray, centres: np.ndarray, rotations: np.ndarray) -> np.ndarray:

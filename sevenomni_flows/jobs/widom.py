@@ -32,7 +32,7 @@ from ..adsorption.adaptation import AdaptiveProposal
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.mofs import MIN_LENGTH
 from ..adsorption.prescan import Sites, find_sites, linear_axis, symmetric_copies
-from ..adsorption.sampling import SAMPLINGS, MixtureProposal, place
+from ..adsorption.sampling import SAMPLINGS, MixtureProposal, both_ends, place
 from ..adsorption.sampling_rounds import Targets, WidomSample
 from ..adsorption.widom import (
     HARD_CORE,
@@ -374,10 +374,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 axes = np.array([_principal_axis(p) for p in relaxed])
             groups.append(copies(centres, axes))
         all_c, all_a, shares = [], [], []
-        for centres, axes in groups:
-            if body is not None:  # both ends of a linear guest can bind
-                centres = np.concatenate([centres, centres])
-                axes = np.concatenate([axes, -axes])
+        for group in groups:
+            centres, axes = both_ends(*group)
+            if axes is not None:
                 all_a.append(axes)
             all_c.append(centres)
             shares.append(np.full(len(centres), 1.0 / max(len(centres), 1)))
