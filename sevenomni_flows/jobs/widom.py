@@ -117,8 +117,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         model call).
     floor_kt : float
         The unphysical floor: ΔE below the lowest relaxed-site energy minus
-        ``floor_kt`` k_B T (the highest temperature) gets zero weight and is
-        counted.
+        ``floor_kt`` k_B T (the highest temperature; 0 stands for the lowest
+        site if none binds) gets zero weight and is counted.
     site_relaxations : int
         Strongest site poses per guest and framework relaxed with the model
         (framework fixed) for the floor and as more proposal sites; 0 turns
@@ -347,7 +347,10 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         t_max = max(self.temperatures)
         for r in runs:
             if r.site_energies:
-                r.sample.floor = min(r.site_energies) - self.floor_kt * K_B * t_max
+                # a relaxation that ended unbound (ΔE > 0) says nothing of
+                # how deep the sites go: the floor is never above ΔE = 0
+                lowest = min(min(r.site_energies), 0.0)
+                r.sample.floor = lowest - self.floor_kt * K_B * t_max
             copies = symmetric_copies(r.host)
             r.adaptive = AdaptiveProposal(
                 self._proposal(r, relaxed.get(id(r), []), copies),

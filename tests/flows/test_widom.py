@@ -388,3 +388,22 @@ def test_symmetry_copies_reach_every_equivalent_open_metal():
         near = [periodic_distance(cell, centre, c) for c in centres]
         k = int(np.argmin(near))
         assert near[k] < 1e-6 and axes[k] == pytest.approx(axis, abs=1e-6)
+
+
+def test_an_unbound_site_relaxation_does_not_raise_the_floor():
+    """A site relaxation cut short above ΔE = 0 (3 steps, CH4 at an open
+    metal) leaves the floor at or below −floor_kt·kT, so no physical
+    insertion is excluded: K_H equals the uniform estimator's order."""
+    maker = WidomMaker(
+        settings=SETTINGS,
+        guests=["CH4"],
+        temperatures=[298.0],
+        n_insertions=30,
+        site_relaxations=1,
+        site_max_steps=3,
+    )
+    [doc] = maker.run(str(MOF / "Mg-MOF-74.cif"), "Mg-MOF-74")
+    assert doc.state == "completed", doc.error
+    assert max(doc.site_energies) > 0  # the relaxation ended unbound
+    assert doc.energy_floor == pytest.approx(-10 * K_B * 298.0)
+    assert doc.n_unphysical == 0 and doc.henry_coefficient[0] > 1e-10
