@@ -125,6 +125,13 @@ def main():
             print(header)
             print(row(name, biased, s1))
             print(f"  history biased: {history(biased)}", flush=True)
+            predicted = predicted_uniform_error(biased, n)
+            print(
+                f"  uniform error predicted at {n} evaluations: "
+                f"{predicted / biased.henry_coefficient[0]:.0%} of the biased K_H, "
+                f"{predicted / biased.henry_coefficient_error[0]:.1f}x its error",
+                flush=True,
+            )
             if args.uniform:
                 uniform, s2 = run(settings, "Mg-MOF-74", "CO2", "uniform", n, args)
                 print(row(name, uniform, s2))
