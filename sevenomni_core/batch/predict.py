@@ -68,7 +68,7 @@ def _run(
     force = out[K.FORCES].detach().double().cpu().numpy() if forces else None
     stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
     if potential.dispersion is not None:
-        d3 = d3_graphs(potential, graphs, stress)
+        d3 = d3_graphs(potential, graphs, stress, forces)
         energy = energy + d3.energy
         atomic = atomic + d3.energies
         if forces:

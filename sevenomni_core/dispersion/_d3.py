@@ -61,8 +61,8 @@ class D3Result:
     energies : numpy.ndarray
         ``(N,)`` eV per atom (two-body terms shared equally by the pair,
         three-body terms by the triple).
-    forces : numpy.ndarray
-        ``(N, 3)`` eV/Å.
+    forces : numpy.ndarray or None
+        ``(N, 3)`` eV/Å; None when not requested.
     stress : numpy.ndarray or None
         ``(B, 6)`` eV/Å³, ASE sign and Voigt order; zero rows for structures
         without a periodic cell; None when not requested.
@@ -70,7 +70,7 @@ class D3Result:
 
     energy: np.ndarray
     energies: np.ndarray
-    forces: np.ndarray
+    forces: np.ndarray | None
     stress: np.ndarray | None
 
 
@@ -134,6 +134,7 @@ def d3_packed(
     device: torch.device,
     dtype: torch.dtype,
     stress: bool = True,
+    forces: bool = True,
 ) -> D3Result:
     """D3 of packed structures.
 
@@ -156,8 +157,13 @@ def d3_packed(
     device, dtype
         Where and in which precision to evaluate (tables included).
     stress : bool
-        Whether to return the stress.
+        Whether to return the stress (it needs ``forces``).
+    forces : bool
+        Whether to return the forces. Without them (and the stress) there is
+        no gradient pass: energies only, as for Widom insertions.
     """
+    if stress and not forces:
+        raise ValueError("d3_packed: the stress needs forces=True")
     counts = np.asarray(counts, dtype=np.int64)
     n_atoms, n_struct = int(counts.sum()), len(counts)
     dd = {"device": device, "dtype": dtype}
@@ -170,7 +176,7 @@ def d3_packed(
         config.max_cutoff,
     )
     i, j = i.to(device), j.to(device)
-    vectors = v64.to(**dd).requires_grad_(True)
+    vectors = v64.to(**dd).requires_grad_(forces)
     z = torch.as_tensor(np.asarray(numbers, dtype=np.int64), device=device)
     count_t = torch.as_tensor(counts, device=device)
     batch = torch.repeat_interleave(torch.arange(n_struct, device=device), count_t)
@@ -215,7 +221,7 @@ def d3_packed(
     atomic = torch.zeros(n_atoms, **dd).index_add(0, i2, pair)
     energy = torch.zeros(n_struct, **dd).index_add(0, batch, atomic)
     atm = config.atm and any(q.get("s9", 0.0) != 0.0 for q in params)
-    grad = _grad(energy.sum(), vectors, retain=atm)
+    grad = _grad(energy.sum(), vectors, retain=atm) if forces else None
     atomic = atomic.detach()
 
     # three-body term, in chunks of centres with their own backward
@@ -225,11 +231,14 @@ def d3_packed(
             e = _atm_terms(
                 e3, i, j, z, vectors, batch, pair_c6, rvdw, p3, config, atomic
             )
-            if e is not None:
+            if e is not None and forces:
                 grad = grad + _grad(e, vectors, retain=True)
 
     energy = torch.zeros(n_struct, **dd).index_add(0, batch, atomic)
-    forces = torch.zeros(n_atoms, 3, **dd).index_add(0, i, grad).index_add(0, j, -grad)
+    out_forces = None
+    if forces:
+        out_forces = torch.zeros(n_atoms, 3, **dd).index_add(0, i, grad)
+        out_forces = out_forces.index_add(0, j, -grad).cpu().double().numpy()
     out_stress = None
     if stress:
         virial = (vectors.detach().unsqueeze(-1) * grad.unsqueeze(-2)).reshape(-1, 9)
@@ -245,7 +254,7 @@ def d3_packed(
     return D3Result(
         energy=energy.cpu().double().numpy(),
         energies=atomic.cpu().double().numpy(),
-        forces=forces.detach().cpu().double().numpy(),
+        forces=out_forces,
         stress=out_stress,
     )
 
@@ -374,11 +383,14 @@ def _warn_once() -> None:
 
 
 def d3_graphs(
-    potential: Potential, graphs: Sequence[Mapping[str, torch.Tensor]], stress: bool
+    potential: Potential,
+    graphs: Sequence[Mapping[str, torch.Tensor]],
+    stress: bool,
+    forces: bool = True,
 ) -> D3Result:
     """``potential.dispersion`` for single-structure graphs (as from
     :func:`~sevenomni_core.data.atoms_to_graph`), on the potential's device
-    and in its dtype."""
+    and in its dtype; energies only with ``forces=False``."""
     config = potential.dispersion
     if config is None:
         raise ValueError(f"{potential.name} has no dispersion term")
@@ -410,6 +422,7 @@ def d3_graphs(
         potential.device,
         potential.dtype,
         stress,
+        forces,
     )
 
 

@@ -25,6 +25,7 @@ from sevenomni_core.batch.predict import evaluate_graphs
 from sevenomni_core.data import atoms_to_graph
 from sevenomni_core.dispersion import (
     D3Config,
+    d3_packed,
     evaluate_d3,
     functional_for_task,
     with_dispersion,
@@ -122,6 +123,34 @@ def test_three_body_term_matches_simple_dftd3(make, atm_cutoff):
     assert_matches(atoms, res, oracle(atoms, config))
     [two_body] = evaluate_d3(atoms, dataclasses.replace(config, atm=False))
     assert abs(res.energy[0] - two_body.energy[0]) > 1e-4  # ATM is really on
+
+
+@pytest.mark.parametrize("atm", [False, True])
+def test_energies_without_the_gradient_pass(atm):
+    """``forces=False`` (energy-only callers such as Widom) skips the gradient
+    pass, and the energies are those of the full evaluation."""
+    structures = [benzene(), bulk_si()]
+    config = D3Config("d3bj", functional="pbe", atm=atm, atm_cutoff=15 * Bohr)
+    args = (
+        np.concatenate([a.numbers for a in structures]),
+        np.concatenate([a.positions for a in structures]),
+        np.stack([a.cell.array for a in structures]),
+        np.stack([a.pbc for a in structures]),
+        np.array([len(a) for a in structures]),
+        [config.parameters(None)] * 2,
+        config,
+        torch.device("cpu"),
+        torch.float64,
+    )
+    full = d3_packed(*args, stress=False)
+    energy_only = d3_packed(*args, stress=False, forces=False)
+    assert energy_only.forces is None
+    np.testing.assert_allclose(energy_only.energy, full.energy, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(energy_only.energies, full.energies, atol=1e-12)
+    expected = [oracle(a, config)[0] for a in structures]
+    np.testing.assert_allclose(energy_only.energy, expected, rtol=0, atol=1e-5 * 12)
+    with pytest.raises(ValueError, match="stress needs forces"):
+        d3_packed(*args, stress=True, forces=False)
 
 
 def test_float32_on_cpu():
@@ -354,6 +383,9 @@ def test_relax_and_evaluate_graphs_include_dispersion(omni):
     [bare] = evaluate_graphs(with_dispersion(pot, None), [graph])
     [d3] = evaluate_d3(co, "d3bj", functional="pbe")
     assert with_d3.energy - bare.energy == pytest.approx(d3.energy[0], abs=1e-10)
+    [energy_only] = evaluate_graphs(pot, [graph], forces=False)  # as Widom asks
+    assert energy_only.energy == pytest.approx(with_d3.energy, abs=1e-10)
+    assert energy_only.forces is None
     [res] = relax([co], model=pot, max_steps=3, fmax=1e-6)
     calc = SevenOmniCalculator(pot)
     assert res.energy == pytest.approx(calc.get_potential_energy(res.atoms), abs=1e-8)
