@@ -22,6 +22,7 @@ from ._config import (
     with_dispersion,
 )
 from ._d3 import PBC, D3Result, d3_graphs, d3_packed, evaluate_d3
+from .rigid_host import RigidHostD3
 
 __all__ = [
     "DAMPINGS",
@@ -31,6 +32,7 @@ __all__ = [
     "TASK_FUNCTIONALS",
     "D3Config",
     "D3Result",
+    "RigidHostD3",
     "d3_graphs",
     "d3_packed",
     "evaluate_d3",

@@ -167,7 +167,7 @@ def d3_packed(
     counts = np.asarray(counts, dtype=np.int64)
     n_atoms, n_struct = int(counts.sum()), len(counts)
     dd = {"device": device, "dtype": dtype}
-    ref, rcov, r4r2, rvdw = _tables(device, dtype)
+    ref, rcov, _, rvdw = _tables(device, dtype)
     i, j, v64 = _pairs(
         np.ascontiguousarray(positions, dtype=np.float64),
         np.ascontiguousarray(cells, dtype=np.float64),
@@ -205,19 +205,8 @@ def d3_packed(
     # two-body term
     m = r <= config.cutoff * AA2AU
     i2, j2, r2, s2 = i[m], j[m], r[m], batch[i[m]]
-    zi, zj = z[i2], z[j2]
-    c6 = pair_c6(i2, j2)
-    qq = 3.0 * r4r2[zi] * r4r2[zj]
-    if config.damping == "d3bj":
-        p = _stack_params(params, ("s6", "s8", "a1", "a2"), dd)
-        damp = {"a1": p["a1"][s2], "a2": p["a2"][s2]}
-        t6 = rational_damping(6, r2, qq, damp)
-        t8 = rational_damping(8, r2, qq, damp)
-    else:
-        p = _stack_params(params, ("s6", "s8", "rs6", "rs8", "alp"), dd)
-        t6 = _zero_damping(6, r2, rvdw[zi, zj], p["rs6"][s2], p["alp"][s2])
-        t8 = _zero_damping(8, r2, rvdw[zi, zj], p["rs8"][s2], p["alp"][s2] + 2.0)
-    pair = -0.5 * AU2EV * (p["s6"][s2] * c6 * t6 + p["s8"][s2] * c6 * qq * t8)
+    p = _stack_params(params, DAMPING_KEYS[config.damping], dd)
+    pair = pair_factor(config, p, s2, r2, z[i2], z[j2]) * pair_c6(i2, j2)
     atomic = torch.zeros(n_atoms, **dd).index_add(0, i2, pair)
     energy = torch.zeros(n_struct, **dd).index_add(0, batch, atomic)
     atm = config.atm and any(q.get("s9", 0.0) != 0.0 for q in params)
@@ -257,6 +246,36 @@ def d3_packed(
         forces=out_forces,
         stress=out_stress,
     )
+
+
+#: Damping parameters of each kind, as :meth:`D3Config.parameters` names them.
+DAMPING_KEYS: Final[dict[str, tuple[str, ...]]] = {
+    "d3bj": ("s6", "s8", "a1", "a2"),
+    "d3zero": ("s6", "s8", "rs6", "rs8", "alp"),
+}
+
+
+def pair_factor(
+    config: D3Config,
+    p: Mapping[str, torch.Tensor],
+    s: torch.Tensor,
+    r: torch.Tensor,
+    zi: torch.Tensor,
+    zj: torch.Tensor,
+) -> torch.Tensor:
+    """Two-body D3 energy of ordered pairs per unit C6 (eV per hartree·bohr⁶):
+    ``-(s6 f6(r) + s8 qq f8(r)) / 2``, ``r`` in bohr, ``p`` the stacked
+    parameters (:data:`DAMPING_KEYS`) of structures ``s``."""
+    _, _, r4r2, rvdw = _tables(r.device, r.dtype)
+    qq = 3.0 * r4r2[zi] * r4r2[zj]
+    if config.damping == "d3bj":
+        damp = {"a1": p["a1"][s], "a2": p["a2"][s]}
+        t6 = rational_damping(6, r, qq, damp)
+        t8 = rational_damping(8, r, qq, damp)
+    else:
+        t6 = _zero_damping(6, r, rvdw[zi, zj], p["rs6"][s], p["alp"][s])
+        t8 = _zero_damping(8, r, rvdw[zi, zj], p["rs8"][s], p["alp"][s] + 2.0)
+    return -0.5 * AU2EV * (p["s6"][s] * t6 + p["s8"][s] * qq * t8)
 
 
 def _grad(energy: torch.Tensor, vectors: torch.Tensor, retain: bool) -> torch.Tensor:

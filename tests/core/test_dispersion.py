@@ -153,6 +153,61 @@ def test_energies_without_the_gradient_pass(atm):
         d3_packed(*args, stress=True, forces=False)
 
 
+def _placements(host: Atoms, guest: Atoms, n: int, seed: int) -> np.ndarray:
+    """Random rigid placements of ``guest`` anywhere (also across the cell's
+    faces, where periodic images meet)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        g = guest.copy()
+        g.rotate(rng.uniform(0, 360), rng.normal(size=3), center="COM")
+        g.positions += rng.uniform(-0.2, 1.2, size=3) @ host.cell.array
+        out.append(g.positions.copy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    ("host", "guest", "damping"),
+    [
+        (mof, lambda: molecule("CO2"), "d3bj"),
+        # a one-atom triclinic host: the guest's own images lie within 3 Å
+        (lambda: bulk("Cu", "fcc", a=3.6), lambda: molecule("CO"), "d3zero"),
+    ],
+)
+def test_rigid_host_equals_the_full_sum(host, guest, damping):
+    """Widom's rigid-host D3 (host pairs folded into a quadratic form once)
+    gives the full sum's energy of host + guest, images included."""
+    from sevenomni_core.dispersion import RigidHostD3
+
+    host, guest = host(), guest()
+    config = D3Config(damping, functional="pbe")
+    d3 = RigidHostD3(host, guest.numbers, config, config.parameters(None))
+    placed = _placements(host, guest, 4, seed=1)
+    got = d3.energies(placed)
+    for positions, energy in zip(placed, got, strict=True):
+        atoms = host + Atoms(guest.numbers, positions)
+        [full] = evaluate_d3(atoms, config, dtype="float64")
+        assert energy == pytest.approx(full.energy[0], abs=1e-9)
+    atoms = host + Atoms(guest.numbers, placed[0])
+    assert abs(got[0] - oracle(atoms, config)[0]) / len(atoms) < E_TOL
+    # control: the guest's contribution is far above the tolerance
+    [alone] = evaluate_d3(host, config, dtype="float64")
+    assert abs(got[0] - alone.energy[0]) > 1e-3
+
+
+def test_rigid_host_refuses_what_it_cannot_do():
+    from sevenomni_core.dispersion import RigidHostD3
+
+    config = D3Config("d3bj", functional="pbe")
+    with pytest.raises(ValueError, match="three-body"):
+        RigidHostD3(bulk_si(), [8], D3Config("d3bj", functional="pbe", atm=True), {})
+    with pytest.raises(ValueError, match="periodic in 3D"):
+        RigidHostD3(pt_slab(), [8], config, config.parameters(None))
+    d3 = RigidHostD3(bulk_si(), [6, 8], config, config.parameters(None))
+    with pytest.raises(ValueError, match=r"shape \(n, 2, 3\)"):
+        d3.energies(np.zeros((4, 3, 3)))
+
+
 def test_float32_on_cpu():
     atoms = pt_slab()
     config = D3Config("d3bj", functional="pbe")

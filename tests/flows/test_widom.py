@@ -101,8 +101,11 @@ def test_orientations_and_positions_are_uniform():
     assert bond == pytest.approx(co2.get_distance(0, 1), abs=1e-9)  # rigid
 
 
-def test_batched_insertion_energies_equal_the_calculator():
-    """Energy-only batched passes equal single-point calculator energies."""
+@pytest.mark.parametrize("dispersion", [None, "d3bj"])
+def test_batched_insertion_energies_equal_the_calculator(dispersion):
+    """Energy-only batched passes equal single-point calculator energies
+    (with D3: the rigid-host sum against the calculator's full one)."""
+    from sevenomni_core.dispersion import with_dispersion
     from sevenomni_flows.adsorption.mofs import read_framework
 
     host = read_framework(str(MOF / "Mg-MOF-74.cif"))
@@ -111,8 +114,10 @@ def test_batched_insertion_energies_equal_the_calculator():
     keep = ~overlapping(host, co2.numbers, placed)
     placed = placed[keep][:3]
     pot = load_model("7net-0", device="cpu")
+    if dispersion:
+        pot = with_dispersion(pot, dispersion)
     batched = insertion_energies(pot, None, host, co2, placed)
-    calc = SevenOmniCalculator("7net-0", device="cpu")
+    calc = SevenOmniCalculator(pot)
     for positions, energy in zip(placed, batched, strict=True):
         atoms = host + co2
         atoms.positions[len(host) :] = positions
