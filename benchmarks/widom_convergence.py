@@ -12,7 +12,7 @@ biased and uniform rounds, and their difference in combined errors.
 
     python benchmarks/widom_convergence.py [--cases co2,n2]
         [--dispersion none,d3bj] [--threads 2] [--max 20000] [--seed 0]
-        [--target-error 0.1] [--no-uniform] [--smoke]
+        [--target-error 0.1] [--no-uniform | --uniform-only] [--smoke]
 """
 
 from __future__ import annotations
@@ -99,6 +99,12 @@ def main():
         default=True,
         help="CO2: also the uniform estimator at the biased run's evaluations",
     )
+    parser.add_argument(
+        "--uniform-only",
+        action="store_true",
+        help="CO2: the uniform estimator alone, up to --max evaluations (to run "
+        "beside a --no-uniform biased run on another core)",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny CI run")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -118,7 +124,13 @@ def main():
         settings = ModelSettings(
             model=args.model, task=args.task, device="cpu", dispersion=d3
         )
-        if "co2" in args.cases:
+        if "co2" in args.cases and args.uniform_only:
+            name = f"CO2 Mg-MOF-74 {dispersion}"
+            uniform, s2 = run(settings, "Mg-MOF-74", "CO2", "uniform", args.max, args)
+            print(header)
+            print(row(name, uniform, s2))
+            print(f"  history uniform: {history(uniform)}", flush=True)
+        elif "co2" in args.cases:
             name = f"CO2 Mg-MOF-74 {dispersion}"
             biased, s1 = run(settings, "Mg-MOF-74", "CO2", "biased", args.max, args)
             n = biased.evaluations
