@@ -13,7 +13,15 @@
 
 Also checks that both give the same energies on the timed insertions.
 
-    python benchmarks/widom_speed.py [--n 10000] [--loop 200] [--smoke]
+With ``--dispersion d3bj`` the model carries D3(BJ) (PBE parameters, the
+default cutoffs) and the peer is ``SumCalculator(sevenn, simple-dftd3)``.
+Ours evaluates D3 per rigid framework (:class:`RigidHostD3`); the D3 part
+alone is also timed three ways on the same insertions: the rigid-host sum,
+the full sum energy-only (``d3_packed(forces=False)``) and the full sum
+with its gradient pass (what energy-only insertions paid before).
+
+    python benchmarks/widom_speed.py [--n 10000] [--loop 200]
+        [--dispersion d3bj] [--smoke]
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ def main():
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--loop", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--dispersion", choices=["none", "d3bj"], default="none")
     parser.add_argument("--smoke", action="store_true", help="tiny, for CI")
     args = parser.parse_args()
     if args.smoke:
@@ -57,11 +66,21 @@ def main():
     over = overlapping(host, co2.numbers, placed)
     screen_s = time.perf_counter() - start
     pot = load_model("7net-0", device="cpu")
+    d3 = args.dispersion != "none"
+    if d3:
+        from sevenomni_core.dispersion import with_dispersion
+
+        pot = with_dispersion(pot, args.dispersion)
     start = time.perf_counter()
     ours = insertion_energies(pot, None, host, co2, placed[~over])
     ours_s = time.perf_counter() - start + screen_s
     free = np.flatnonzero(~over)
     calc = SevenNetCalculator("7net-0", device="cpu")
+    if d3:
+        from ase.calculators.mixing import SumCalculator
+        from dftd3.ase import DFTD3
+
+        calc = SumCalculator([calc, DFTD3(method="pbe", damping="d3bj")])
     atoms = host + co2
     atoms.calc = calc
     times, diffs = [], []
@@ -90,6 +109,53 @@ def main():
         f"{screened / ours_s:.1f}x"
     )
     print(f"largest energy difference on the timed insertions: {max(diffs):.2e} eV")
+    if d3:
+        d3_parts(pot, host, co2, placed[free[: args.loop]])
+
+
+def d3_parts(pot, host, guest, placed) -> None:
+    """Time the D3 term alone three ways on ``placed`` (interleaved, medians)."""
+    from sevenomni_core.dispersion import RigidHostD3, d3_packed
+
+    config = pot.dispersion
+    params = config.parameters(None)
+    n = len(placed)
+    combined = [host + guest for _ in range(n)]
+    for atoms, positions in zip(combined, placed, strict=True):
+        atoms.positions[len(host) :] = positions
+    packed = (
+        np.concatenate([a.numbers for a in combined]),
+        np.concatenate([a.positions for a in combined]),
+        np.stack([a.cell.array for a in combined]),
+        np.stack([a.pbc for a in combined]),
+        np.array([len(a) for a in combined]),
+        [params] * n,
+        config,
+        torch.device("cpu"),
+        torch.float64,
+    )
+
+    def rigid():
+        return RigidHostD3(host, guest.numbers, config, params).energies(placed)
+
+    ways = {
+        "rigid host (setup included)": rigid,
+        "full sum, energy only": lambda: d3_packed(*packed, stress=False, forces=False),
+        "full sum with gradient": lambda: d3_packed(*packed, stress=False),
+    }
+    times = {name: [] for name in ways}
+    for _ in range(3):
+        for name, way in ways.items():
+            t0 = time.perf_counter()
+            way()
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["rigid host (setup included)"])
+    print(f"D3 term alone on {n} insertions (float64, medians of 3, interleaved):")
+    for name, t in times.items():
+        t = statistics.median(t)
+        print(f"  {name:28s} {t / n * 1e3:8.2f} ms/insertion, ratio {t / base:.1f}x")
+    full = d3_packed(*packed, stress=False, forces=False).energy
+    print(f"  largest rigid - full difference: {np.abs(rigid() - full).max():.1e} eV")
 
 
 if __name__ == "__main__":

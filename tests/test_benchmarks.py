@@ -14,9 +14,9 @@ def test_ablation_smoke():
         assert f"| {name} |" in out
 
 
-def _smoke(script: str) -> str:
+def _smoke(script: str, *extra: str) -> str:
     return subprocess.run(
-        [sys.executable, script, "--smoke"],
+        [sys.executable, script, "--smoke", *extra],
         cwd=BENCHMARKS,
         capture_output=True,
         text=True,
@@ -49,6 +49,8 @@ def test_widom_speed_smoke():
     """The Widom benchmark times both sides and compares their energies."""
     out = _smoke("widom_speed.py")
     assert "sevenn naive loop" in out and "largest energy difference" in out
+    out = _smoke("widom_speed.py", "--dispersion", "d3bj")
+    assert "rigid host (setup included)" in out and "full sum with gradient" in out
 
 
 def test_md_speed_smoke():
