@@ -115,7 +115,7 @@ def main():
 
 def d3_parts(pot, host, guest, placed) -> None:
     """Time the D3 term alone three ways on ``placed`` (interleaved, medians)."""
-    from sevenomni_core.dispersion import RigidHostD3, d3_packed
+    from sevenomni_core.dispersion import RigidHostD3, evaluate_d3
 
     config = pot.dispersion
     params = config.parameters(None)
@@ -123,25 +123,14 @@ def d3_parts(pot, host, guest, placed) -> None:
     combined = [host + guest for _ in range(n)]
     for atoms, positions in zip(combined, placed, strict=True):
         atoms.positions[len(host) :] = positions
-    packed = (
-        np.concatenate([a.numbers for a in combined]),
-        np.concatenate([a.positions for a in combined]),
-        np.stack([a.cell.array for a in combined]),
-        np.stack([a.pbc for a in combined]),
-        np.array([len(a) for a in combined]),
-        [params] * n,
-        config,
-        torch.device("cpu"),
-        torch.float64,
-    )
 
     def rigid():
         return RigidHostD3(host, guest.numbers, config, params).energies(placed)
 
     ways = {
         "rigid host (setup included)": rigid,
-        "full sum, energy only": lambda: d3_packed(*packed, stress=False, forces=False),
-        "full sum with gradient": lambda: d3_packed(*packed, stress=False),
+        "full sum, energy only": lambda: evaluate_d3(combined, config, forces=False),
+        "full sum with gradient": lambda: evaluate_d3(combined, config),
     }
     times = {name: [] for name in ways}
     for _ in range(3):
@@ -154,7 +143,7 @@ def d3_parts(pot, host, guest, placed) -> None:
     for name, t in times.items():
         t = statistics.median(t)
         print(f"  {name:28s} {t / n * 1e3:8.2f} ms/insertion, ratio {t / base:.1f}x")
-    full = d3_packed(*packed, stress=False, forces=False).energy
+    full = np.array([r.energy[0] for r in evaluate_d3(combined, config, forces=False)])
     print(f"  largest rigid - full difference: {np.abs(rigid() - full).max():.1e} eV")
 
 

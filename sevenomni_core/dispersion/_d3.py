@@ -452,6 +452,7 @@ def evaluate_d3(
     task: str | None = None,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float64",
+    forces: bool = True,
     **settings,
 ) -> list[D3Result]:
     """The D3 term alone for ASE structures, batched (no model needed).
@@ -468,6 +469,9 @@ def evaluate_d3(
         A task name, used when ``functional`` is None.
     device, dtype
         Where and in which precision to evaluate.
+    forces : bool
+        False: energies only (no gradient pass; ``forces`` and ``stress``
+        None).
     **settings
         Other fields of :class:`D3Config` (``atm``, ``cutoff``, ...).
 
@@ -500,7 +504,8 @@ def evaluate_d3(
         config,
         dev,
         dt,
-        stress=True,
+        stress=forces,
+        forces=forces,
     )
     bounds = np.cumsum([0, *counts])
     out = []
@@ -511,8 +516,8 @@ def evaluate_d3(
             D3Result(
                 energy=res.energy[b : b + 1],
                 energies=res.energies[lo:hi],
-                forces=res.forces[lo:hi],
-                stress=res.stress[b] if periodic else None,
+                forces=None if res.forces is None else res.forces[lo:hi],
+                stress=res.stress[b] if (periodic and forces) else None,
             )
         )
     return out

@@ -131,26 +131,16 @@ def test_energies_without_the_gradient_pass(atm):
     pass, and the energies are those of the full evaluation."""
     structures = [benzene(), bulk_si()]
     config = D3Config("d3bj", functional="pbe", atm=atm, atm_cutoff=15 * Bohr)
-    args = (
-        np.concatenate([a.numbers for a in structures]),
-        np.concatenate([a.positions for a in structures]),
-        np.stack([a.cell.array for a in structures]),
-        np.stack([a.pbc for a in structures]),
-        np.array([len(a) for a in structures]),
-        [config.parameters(None)] * 2,
-        config,
-        torch.device("cpu"),
-        torch.float64,
-    )
-    full = d3_packed(*args, stress=False)
-    energy_only = d3_packed(*args, stress=False, forces=False)
-    assert energy_only.forces is None
-    np.testing.assert_allclose(energy_only.energy, full.energy, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(energy_only.energies, full.energies, atol=1e-12)
-    expected = [oracle(a, config)[0] for a in structures]
-    np.testing.assert_allclose(energy_only.energy, expected, rtol=0, atol=1e-5 * 12)
+    full = evaluate_d3(structures, config)
+    energy_only = evaluate_d3(structures, config, forces=False)
+    for a, b, atoms in zip(full, energy_only, structures, strict=True):
+        assert b.forces is None and b.stress is None
+        np.testing.assert_allclose(b.energy, a.energy, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b.energies, a.energies, rtol=0, atol=1e-12)
+        assert abs(b.energy[0] - oracle(atoms, config)[0]) / len(atoms) < E_TOL
+    args = ([6], [[0.0, 0.0, 0.0]], np.eye(3)[None], [[False] * 3], [1])
     with pytest.raises(ValueError, match="stress needs forces"):
-        d3_packed(*args, stress=True, forces=False)
+        d3_packed(*args, [{}], config, torch.device("cpu"), torch.float64, True, False)
 
 
 def _placements(host: Atoms, guest: Atoms, n: int, seed: int) -> np.ndarray:
