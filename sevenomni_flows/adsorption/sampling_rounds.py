@@ -8,10 +8,12 @@ Each round doubles its model evaluations (the first makes
 - the bootstrap error of Q_st is at most ``target_qst_error`` kJ/mol,
 - the effective insertions (Kish, of the importance × Boltzmann weights)
   reach ``min_effective``,
-- and K_H moved by at most twice its error since the previous round
-  (the first half of the sample: rounds double; for the first round, its
-  first half): a sample that just found a new strong site is not
-  converged, whatever its error says,
+- and K_H moved by at most twice its error since the latest round with at
+  most :data:`STABLE_FRACTION` of the evaluations (rounds double, so that
+  is the previous one; a last round cut short by the maximum is judged
+  against the one before a doubling; the first round against its own first
+  half): a sample that just found a new strong site is not converged,
+  whatever its error says,
 - and there were two rounds at least (a first round that missed the
   strong sites can meet every target with the wrong value),
 
@@ -35,10 +37,13 @@ import numpy as np
 
 from .widom import K_B, MIN_EFFECTIVE, WidomAverages, averages
 
-__all__ = ["FIRST_ROUND", "Targets", "WidomSample", "unmet"]
+__all__ = ["FIRST_ROUND", "STABLE_FRACTION", "Targets", "WidomSample", "unmet"]
 
 #: Model evaluations in the first round; each later one doubles the total.
 FIRST_ROUND = 500
+
+#: K_H must be stable since the round with at most this share of the evaluations.
+STABLE_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class WidomSample:
     n_failed: int = 0
     history: list[dict] = field(default_factory=list)
     results: list[WidomAverages] = field(default_factory=list)
+    rounds: list[tuple[int, list[WidomAverages]]] = field(default_factory=list)
     done: bool = False
     converged: bool = False
     reason: str | None = None
@@ -212,14 +218,24 @@ class WidomSample:
     def check(self) -> None:
         """Averages after a round, its history entry, and whether to stop."""
         energies, weights = self.sample()
-        half = len(energies) // 2
-        previous = self.results or [
-            averages(energies[:half], t, self.density, weights[:half], bootstrap=0)
-            for t in self.temperatures
+        earlier = [
+            results
+            for evaluations, results in self.rounds
+            if evaluations <= STABLE_FRACTION * self.evaluations
         ]
+        half = len(energies) // 2
+        previous = (
+            earlier[-1]
+            if earlier
+            else [
+                averages(energies[:half], t, self.density, weights[:half], bootstrap=0)
+                for t in self.temperatures
+            ]
+        )
         self.results = [
             averages(energies, t, self.density, weights) for t in self.temperatures
         ]
+        self.rounds.append((self.evaluations, self.results))
         self.history.append(
             {
                 "evaluations": self.evaluations,

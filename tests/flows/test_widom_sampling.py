@@ -165,6 +165,24 @@ def test_unconverged_at_the_maximum_says_why():
     assert "K_H error" in sample.reason
 
 
+def test_a_last_round_cut_short_is_judged_against_a_doubling():
+    """A last round that the maximum cuts short barely moves K_H; stability is
+    judged against the round with half the evaluations, not the one just
+    before (which would pass any sample that ends near its maximum)."""
+    sample = WidomSample([T], DENSITY, Targets(error=0.5, max_evaluations=1020))
+    while not sample.done:
+        n = sample.wanted()
+        depth = 0.0 if sample.evaluations == 0 else -0.1  # round 2 finds a site
+        sample.add(np.full(n, depth), np.ones(n))
+        sample.check()
+    assert [h["evaluations"] for h in sample.history] == [500, 1000, 1020]
+    k = [h["henry_coefficient"][0] for h in sample.history]
+    err = sample.history[-1]["henry_coefficient_error"][0]
+    assert abs(k[2] - k[1]) < 2 * err < abs(k[2] - k[0])  # the loophole was real
+    assert not sample.converged
+    assert "moved by" in sample.reason and "at the maximum of 1020" in sample.reason
+
+
 #: Deep, narrow wells: the uniform estimator's relative variance per
 #: insertion is about 1e5 (its Kish count ~1 in 4,000).
 DEEP, NARROW = 0.4, 0.35
@@ -200,17 +218,18 @@ def _rounds(seed: int, learn: bool) -> WidomSample:
 
 
 def test_learned_sites_converge_where_the_first_sites_miss():
-    """Deep wells that the first sites only approach: with learned sites every
-    one of 16 seeds converges to 10%, the estimates scatter about the exact
-    value as their errors say, and each error is at least 10x below the
-    uniform estimator's at the same number of insertions (its exact
-    variance).  Without learning, most seeds are still unconverged at 20,000.
+    """Deep wells that the first sites only approach: with learned sites 14
+    of 16 seeds converge to 10% (the other two are still moving at 20,000),
+    the estimates scatter about the exact value as their errors say, and
+    each error is at least 10x below the uniform estimator's at the same
+    number of insertions (its exact variance).  Without learning, most seeds
+    are still unconverged at 20,000.
     """
     k_exact, second = _quadrature(DEEP, NARROW, 160)
     per_insertion = second / k_exact**2 - 1  # the uniform estimator's rel. variance
     assert per_insertion > 1e4
     samples = [_rounds(seed, learn=True) for seed in range(16)]
-    assert all(s.converged for s in samples)
+    assert sum(s.converged for s in samples) >= 14
     est = np.array([s.results[0].henry_coefficient for s in samples])
     err = np.array([s.results[0].henry_coefficient_error for s in samples])
     z = (est - k_exact) / err
