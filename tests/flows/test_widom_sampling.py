@@ -183,6 +183,28 @@ def test_a_last_round_cut_short_is_judged_against_a_doubling():
     assert "moved by" in sample.reason and "at the maximum of 1020" in sample.reason
 
 
+@pytest.mark.parametrize(("sigma", "expected"), [(0.1, 0.25), (0.4, 0.4), (2.0, 0.5)])
+def test_learned_widths_follow_the_weight_about_each_site(sigma, expected):
+    """A learned site's width is the rms spread (per axis) of the weight
+    recorded within 1.5 Å of it, between the narrowest and widest allowed:
+    draws spread by σ about a point in a well give a site σ wide (0.25 Å at
+    least, 0.5 Å at most)."""
+    rng = np.random.default_rng(5)
+    centre = np.array([5.0, 5.0, 5.0])
+    draws = centre + rng.normal(scale=sigma, size=(20000, 3))
+    rotations = np.repeat(np.eye(3)[None], len(draws), axis=0)
+    adaptive = AdaptiveProposal(MixtureProposal(CELL, centre[None]), top=1)
+    adaptive.record(len(draws), draws, rotations)
+    mass = np.ones(len(draws))
+    mass[np.argmin(np.linalg.norm(draws - centre, axis=1))] = 2.0  # the top pose
+    adaptive.learn(mass)
+    width = adaptive.current().width[-1]
+    if sigma < 1:
+        assert width == pytest.approx(expected, rel=0.05)
+    else:
+        assert width == expected
+
+
 #: Deep, narrow wells: the uniform estimator's relative variance per
 #: insertion is about 1e5 (its Kish count ~1 in 4,000).
 DEEP, NARROW = 0.4, 0.35
