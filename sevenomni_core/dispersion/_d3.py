@@ -78,7 +78,7 @@ _TABLES: dict[tuple[str, torch.dtype], tuple] = {}
 _TABLES_LOCK = threading.Lock()
 
 
-def _tables(device: torch.device, dtype: torch.dtype) -> tuple:
+def reference_tables(device: torch.device, dtype: torch.dtype) -> tuple:
     """tad-dftd3's reference data on ``device`` in ``dtype`` (loaded once)."""
     key = (str(device), dtype)
     with _TABLES_LOCK:
@@ -167,7 +167,7 @@ def d3_packed(
     counts = np.asarray(counts, dtype=np.int64)
     n_atoms, n_struct = int(counts.sum()), len(counts)
     dd = {"device": device, "dtype": dtype}
-    ref, rcov, _, rvdw = _tables(device, dtype)
+    ref, rcov, _, rvdw = reference_tables(device, dtype)
     i, j, v64 = _pairs(
         np.ascontiguousarray(positions, dtype=np.float64),
         np.ascontiguousarray(cells, dtype=np.float64),
@@ -266,7 +266,7 @@ def pair_factor(
     """Two-body D3 energy of ordered pairs per unit C6 (eV per hartree·bohr⁶):
     ``-(s6 f6(r) + s8 qq f8(r)) / 2``, ``r`` in bohr, ``p`` the stacked
     parameters (:data:`DAMPING_KEYS`) of structures ``s``."""
-    _, _, r4r2, rvdw = _tables(r.device, r.dtype)
+    _, _, r4r2, rvdw = reference_tables(r.device, r.dtype)
     qq = 3.0 * r4r2[zi] * r4r2[zj]
     if config.damping == "d3bj":
         damp = {"a1": p["a1"][s], "a2": p["a2"][s]}

@@ -34,7 +34,7 @@ from tad_mctc.units import AA2AU
 
 from ..data import neighbor_list
 from ._config import D3Config
-from ._d3 import DAMPING_KEYS, _tables, pair_factor
+from ._d3 import DAMPING_KEYS, pair_factor, reference_tables
 
 __all__ = ["RigidHostD3"]
 
@@ -90,7 +90,7 @@ class RigidHostD3:
             raise ValueError("RigidHostD3: the host must be periodic in 3D")
         self.config = config
         dd = self._dd = {"device": torch.device(device), "dtype": torch.float64}
-        self._ref, self._rcov, _, _ = _tables(**dd)
+        self._ref, self._rcov, _, _ = reference_tables(**dd)
         self._p = {
             k: torch.tensor([params[k]], **dd) for k in DAMPING_KEYS[config.damping]
         }
@@ -149,7 +149,7 @@ class RigidHostD3:
     def references(host: Atoms, guest_numbers: Sequence[int]) -> int:
         """Reference systems per atom that the form spans (the most any
         element of host and guest has)."""
-        ref, *_ = _tables(torch.device("cpu"), torch.float64)
+        ref, *_ = reference_tables(torch.device("cpu"), torch.float64)
         present = torch.as_tensor(np.unique([*host.numbers, *guest_numbers]))
         return int((ref.cn[present] >= 0).sum(-1).max())
 
