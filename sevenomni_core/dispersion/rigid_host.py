@@ -104,7 +104,7 @@ class RigidHostD3:
             raise ValueError("RigidHostD3: the guest has no atoms")
         self._n_refs = self.references(host, guest_numbers)
         n_host = len(host)
-        if (n_host * self._n_refs) ** 2 > MAX_FORM:
+        if not self.fits(host, guest_numbers):
             raise ValueError(
                 f"RigidHostD3: a host of {n_host} atoms needs a quadratic form "
                 f"over {MAX_FORM} entries; use d3_packed"

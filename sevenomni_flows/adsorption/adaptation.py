@@ -180,18 +180,18 @@ class AdaptiveProposal:
         frac = np.linalg.solve(cell.T, (self.centres - self.centres[i]).T).T
         d = (frac - np.round(frac)) @ cell
         near = (np.linalg.norm(d, axis=1) <= FIT_RADIUS) & (mass > 0)
-        a = None
+        a = axis = None
         if self.base.axes is not None:
             a = self.rotations @ self.base.body_axis
-            cos = a @ a[i]
+            axis = a[i]
+            cos = a @ axis
             near &= np.abs(cos) >= np.cos(FIT_ANGLE)
-            a = a[near] * np.sign(cos[near])[:, None]  # either end: one sign
+            a = a[near]
         u = mass[near] / mass[near].sum()
         spread2 = u @ (d[near] ** 2).sum(axis=1) / 3
         width = float(np.clip(np.sqrt(spread2), self.width, MAX_WIDTH))
         if a is None:
             return self.centres[i], None, width, self.spread
-        axis = self.rotations[i] @ self.base.body_axis
         angle = np.arccos(np.clip(np.abs(a @ axis), -1.0, 1.0))
         spread = float(np.clip(np.sqrt(u @ angle**2 / 2), self.spread, MAX_SPREAD))
         return self.centres[i], axis, width, spread

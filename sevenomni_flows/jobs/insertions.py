@@ -8,6 +8,8 @@ guest, built :data:`CHUNK` at a time and packed into batches by
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from sevenomni_core.batch.predict import evaluate_graphs
@@ -16,6 +18,8 @@ from sevenomni_core.data import atoms_to_graph
 from sevenomni_core.dispersion import RigidHostD3, with_dispersion
 
 __all__ = ["CHUNK", "batched_energies", "insertion_energies"]
+
+log = logging.getLogger("sevenomni")
 
 #: Insertions whose graphs are built and evaluated together.
 CHUNK = 512
@@ -36,8 +40,16 @@ def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
     hosts = None
     if d3 is not None and not d3.atm and all(_rigid(f, g) for f, g, _ in jobs):
         params = d3.parameters(task_name)
-        hosts = [RigidHostD3(f, g.numbers, d3, params, pot.device) for f, g, _ in jobs]
-        pot = with_dispersion(pot, None)
+        try:
+            hosts = [
+                RigidHostD3(f, g.numbers, d3, params, pot.device) for f, g, _ in jobs
+            ]
+            pot = with_dispersion(pot, None)
+        except Exception as err:  # the full sum, in the model's passes, instead
+            log.warning(
+                "rigid-host D3 failed (%s: %s); full D3 sums", type(err).__name__, err
+            )
+            hosts = None
     todo = [(j, i) for j, (_, _, placed) in enumerate(jobs) for i in range(len(placed))]
     combined = [framework + guest for framework, guest, _ in jobs]
     for start in range(0, len(todo), CHUNK):
@@ -57,8 +69,11 @@ def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
                     out[j][i] = pred.energy
     for j, host in enumerate(hosts or []):
         ok = np.isfinite(out[j])
-        if ok.any():
+        try:
             out[j][ok] += host.energies(jobs[j][2][ok])
+        except Exception as err:  # this job's insertions fail, the others stand
+            log.warning("D3 of job %d failed: %s: %s", j, type(err).__name__, err)
+            out[j][:] = np.nan
     return out
 
 

@@ -125,6 +125,44 @@ def test_batched_insertion_energies_equal_the_calculator(dispersion):
         assert energy == pytest.approx(atoms.get_potential_energy(), abs=1e-4)
 
 
+def test_a_failing_rigid_host_d3_fails_its_job_alone(monkeypatch):
+    """In a shared batch, a framework whose D3 sum raises gets NaN (failed
+    insertions, counted by its sample); the other framework's energies are
+    those it gets alone."""
+    from sevenomni_core.dispersion import RigidHostD3, with_dispersion
+    from sevenomni_flows.adsorption.mofs import read_framework
+    from sevenomni_flows.jobs.insertions import batched_energies
+
+    host = read_framework(str(MOF / "Mg-MOF-74.cif"))
+    co2 = molecule("CO2")
+    placed = insertions(host, co2, 20, np.random.default_rng(3))
+    placed = placed[~overlapping(host, co2.numbers, placed)][:2]
+    pot = with_dispersion(load_model("7net-0", device="cpu"), "d3bj")
+    alone = insertion_energies(pot, None, host, co2, placed)
+    broken = host.copy()
+    real = RigidHostD3.energies
+
+    def energies(self, positions):
+        if self is hosts[0]:
+            raise RuntimeError("boom")
+        return real(self, positions)
+
+    hosts = []
+    init = RigidHostD3.__init__
+
+    def record(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        hosts.append(self)
+
+    monkeypatch.setattr(RigidHostD3, "__init__", record)
+    monkeypatch.setattr(RigidHostD3, "energies", energies)
+    bad, good = batched_energies(
+        pot, None, [(broken, co2, placed), (host, co2, placed)]
+    )
+    assert np.isnan(bad).all()
+    np.testing.assert_allclose(good, alone, rtol=0, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def mof_widom(tmp_path_factory):
     folder = tmp_path_factory.mktemp("widom")
