@@ -1,4 +1,4 @@
-"""Checks that stop one structure of a batch alone: fixed atoms, blow-ups, contacts.
+"""Checks that stop one structure of a batch alone: constraints, blow-ups, contacts.
 
 Shared by relaxation, MD and NEB, which word the failure for their own loop
 ("diverged", "blew up").
@@ -10,31 +10,76 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
+from ase.constraints import FixAtoms, FixSymmetry
 
 from .. import _keys as K
 from ..data import edge_vectors
 
-__all__ = ["DIVERGED_FORCE", "closest_pair", "fixed_mask", "too_close"]
+__all__ = [
+    "DIVERGED_FORCE",
+    "SUPPORTED_CONSTRAINTS",
+    "closest_pair",
+    "fixed_mask",
+    "symmetry_precision",
+    "too_close",
+    "unsupported_constraint",
+]
 
 #: Forces above this (eV/Å) mean the structure exploded.
 DIVERGED_FORCE = 1e4
 
 
-def fixed_mask(atoms: Atoms, extra: Sequence[int] | None, label: str) -> np.ndarray:
+#: The ASE constraints the batched engines honour: ``FixAtoms`` everywhere,
+#: ``FixSymmetry`` in relaxations (see :mod:`.symmetry`).
+SUPPORTED_CONSTRAINTS = ("FixAtoms", "FixSymmetry")
+
+
+def unsupported_constraint(
+    atoms: Atoms, supported: Sequence[str] = SUPPORTED_CONSTRAINTS
+) -> str | None:
+    """Why a constraint of ``atoms`` cannot be honoured, or None.
+
+    The one check of constraints on inputs, e.g. ``"constraint
+    FixBondLengths is not supported (supported: FixAtoms, FixSymmetry)"``;
+    callers prefix the structure's label.
+    """
+    for c in atoms.constraints:
+        name = type(c).__name__
+        if name not in supported:
+            return (
+                f"constraint {name} is not supported "
+                f"(supported: {', '.join(supported)})"
+            )
+    return None
+
+
+def symmetry_precision(atoms: Atoms) -> float | None:
+    """The ``symprec`` (Å) of the ``FixSymmetry`` constraint of ``atoms``, or None."""
+    for c in atoms.constraints:
+        if isinstance(c, FixSymmetry):
+            return float(c.symprec)
+    return None
+
+
+def fixed_mask(
+    atoms: Atoms,
+    extra: Sequence[int] | None,
+    label: str,
+    supported: Sequence[str] = ("FixAtoms",),
+) -> np.ndarray:
     """Atoms held fixed: ``FixAtoms`` constraints of ``atoms`` plus ``extra``.
 
-    Raises ``ValueError`` naming ``label`` for any other constraint or an
-    index out of range.
+    Raises ``ValueError`` naming ``label`` for a constraint not in
+    ``supported`` (which the caller honours otherwise) or an index out of
+    range.
     """
+    why = unsupported_constraint(atoms, supported)
+    if why is not None:
+        raise ValueError(f"{label}: {why}")
     mask = np.zeros(len(atoms), dtype=bool)
     for c in atoms.constraints:
-        if not isinstance(c, FixAtoms):
-            raise ValueError(
-                f"{label}: constraint {type(c).__name__} is not supported "
-                "(only FixAtoms)"
-            )
-        mask[c.index] = True
+        if isinstance(c, FixAtoms):
+            mask[c.index] = True
     if extra is not None:
         idx = np.asarray(extra, dtype=int)
         if idx.size and (idx.min() < -len(atoms) or idx.max() >= len(atoms)):

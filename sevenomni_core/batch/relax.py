@@ -48,11 +48,18 @@ from ase.stress import voigt_6_to_full_3x3_stress
 from ..data import MIN_DISTANCE, atoms_to_graph
 from ..model.potential import Potential, as_potential
 from .cell import cell_force, deformation
-from .guards import DIVERGED_FORCE, fixed_mask, too_close
+from .guards import (
+    DIVERGED_FORCE,
+    SUPPORTED_CONSTRAINTS,
+    fixed_mask,
+    symmetry_precision,
+    too_close,
+)
 from .inputs import labels, per_structure, prepare
 from .optimizers import FireParameters, Optimizer, optimizer_factory
 from .predict import Prediction, evaluate_graphs
 from .sizing import structures_per_batch
+from .symmetry import Symmetry
 
 __all__ = ["FireParameters", "RelaxResult", "relax"]
 
@@ -101,6 +108,7 @@ class _State:
     steps: int = 0
     energy0: float | None = None
     energy_apart: float = float("inf")
+    symmetry: Symmetry | None = None
 
     def __post_init__(self):
         self.cell0 = self.atoms.cell.array.copy()
@@ -116,12 +124,17 @@ class _State:
 
 def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndarray:
     f_mat = deformation(s.u, s.factor)
+    cell = s.atoms.cell.array
     forces = pred.forces.copy()
+    if s.symmetry is not None:
+        forces = s.symmetry.forces(cell, forces)
     forces[s.fixed] = 0.0
     atom_part = forces @ f_mat
     if not s.relax_cell:
         return atom_part
     stress = voigt_6_to_full_3x3_stress(pred.stress)
+    if s.symmetry is not None:
+        stress = s.symmetry.stress(cell, stress)
     cell_part = cell_force(s.u, stress, s.atoms.get_volume(), s.factor, pressure)
     return np.vstack([atom_part, cell_part])
 
@@ -145,7 +158,7 @@ def _step(s: _State, force: np.ndarray) -> None:
     positions[s.fixed] = old[s.fixed]
     s.r0[s.fixed] = np.linalg.solve(f_mat, positions[s.fixed].T).T
     if s.relax_cell:
-        s.atoms.set_cell(s.cell0 @ f_mat.T, scale_atoms=False)
+        s.atoms.set_cell(s.cell0 @ f_mat.T, scale_atoms=False, apply_constraint=False)
     s.atoms.positions = positions
 
 
@@ -212,7 +225,11 @@ def relax(
     Parameters
     ----------
     structures : sequence of ase.Atoms or pymatgen structures
-        Inputs (not modified).  ``FixAtoms`` constraints are honoured.
+        Inputs (not modified).  ``FixAtoms`` constraints are honoured, and
+        so is ``FixSymmetry``: forces and stress are symmetrised over the
+        space group of the starting structure at the constraint's
+        ``symprec`` (see :mod:`~sevenomni_core.batch.symmetry`).  Any other
+        constraint fails its structure alone, naming it.
     model, task, device, dtype, backend
         As for :func:`~sevenomni_core.batch.predict`.
     fmax : float
@@ -322,7 +339,11 @@ def relax(
                     f"{names[i]}: relax_cell needs a fully periodic structure "
                     f"(pbc={atoms.pbc.tolist()})"
                 )
-            mask = fixed_mask(atoms, fixes[i], names[i])
+            mask = fixed_mask(atoms, fixes[i], names[i], SUPPORTED_CONSTRAINTS)
+            symprec = symmetry_precision(atoms)
+            symmetry = (
+                None if symprec is None else Symmetry.of(atoms, symprec, names[i])
+            )
         except (ValueError, TypeError) as err:
             done(i, RelaxResult(error=str(err)))
             continue
@@ -335,6 +356,7 @@ def relax(
             bool(cells[i]),
             task_index,
             new_optimizer(),
+            symmetry=symmetry,
         )
         close = _too_close(state, min_distance)
         if close is not None:
