@@ -417,9 +417,9 @@ def read_structures(entries: list[StructureEntry], base: Path) -> list[Input]:
     be used (unreadable, partially occupied, no periodic cell) gives its
     error text in place of a structure, so that it fails alone.
     """
-    from pymatgen.io.ase import AseAtomsAdaptor
-
     from sevenomni_core.io import read_frames
+
+    from .jobs.base import as_structure
 
     out: list[Input] = []
     for entry in entries:
@@ -445,7 +445,7 @@ def read_structures(entries: list[StructureEntry], base: Path) -> list[Input]:
                     out.append(Input(label, frame.error, frame.label))
                     continue
                 try:
-                    structure = AseAtomsAdaptor.get_structure(frame.atoms)
+                    structure = as_structure(frame.atoms)
                     out.append(Input(label, structure, frame.label))
                 except Exception as err:  # pymatgen refuses some cells
                     why = f"{label}: not a usable structure: {err}"

@@ -15,20 +15,25 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
+from ase import Atoms
+from ase.constraints import FixSymmetry
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from sevenomni_core.batch.guards import symmetry_precision, unsupported_constraint
 from sevenomni_core.dispersion import DAMPINGS
 from sevenomni_core.model.network import BACKENDS
 from sevenomni_core.model.potential import DTYPES, Potential, load_model
 
 from ..schemas import structure_id
+from ..schemas.provenance import FIX_SYMMETRY
 
 __all__ = [
     "Item",
     "ModelSettings",
     "Target",
     "as_structure",
+    "constrained_atoms",
     "maker_settings",
     "protocol",
     "resolve_input",
@@ -209,12 +214,44 @@ class Item:
 
 
 def as_structure(structure: Any) -> Structure:
-    """A pymatgen Structure from a Structure, ASE Atoms, or a serialised dict."""
+    """A pymatgen Structure from a Structure, ASE Atoms, or a serialised dict.
+
+    The one place ASE constraints enter: ``FixAtoms`` becomes
+    ``selective_dynamics``, ``FixSymmetry`` its ``symprec`` in the
+    :data:`~sevenomni_flows.schemas.provenance.FIX_SYMMETRY` property (both
+    part of the structure's id); any other constraint raises ``ValueError``
+    naming it, e.g. ``"constraint FixBondLengths is not supported
+    (supported: FixAtoms, FixSymmetry)"``.
+    """
     if isinstance(structure, Structure):
         return structure
     if isinstance(structure, dict):
         return Structure.from_dict(structure)
-    return AseAtomsAdaptor.get_structure(structure)
+    why = unsupported_constraint(structure)
+    if why is not None:
+        raise ValueError(why)
+    symprec = symmetry_precision(structure)
+    if symprec is not None:  # pymatgen would drop it, with a warning
+        structure = structure.copy()
+        structure.set_constraint(
+            [c for c in structure.constraints if not isinstance(c, FixSymmetry)]
+        )
+    out = AseAtomsAdaptor.get_structure(structure)
+    if symprec is not None:
+        out.properties[FIX_SYMMETRY] = symprec
+    return out
+
+
+def constrained_atoms(structure: Structure) -> Atoms:
+    """ASE atoms of ``structure`` with its constraints: ``FixAtoms`` from its
+    ``selective_dynamics``, and ``FixSymmetry`` from its
+    :data:`~sevenomni_flows.schemas.provenance.FIX_SYMMETRY` property."""
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    symprec = atoms.info.pop(FIX_SYMMETRY, None)
+    if symprec is not None:  # built on a copy: FixSymmetry refines its atoms
+        fix = FixSymmetry(atoms.copy(), symprec=float(symprec))
+        atoms.set_constraint([*atoms.constraints, fix])
+    return atoms
 
 
 def _upstream(doc: dict, label: str | None) -> Item:

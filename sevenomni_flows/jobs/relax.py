@@ -15,6 +15,7 @@ from sevenomni_core.batch import OPTIMIZERS, predict, relax
 from sevenomni_core.batch.inputs import default
 
 from ..schemas import RelaxDocument, StaticDocument
+from .base import as_structure, constrained_atoms
 from .calculation import PropertyMaker
 
 __all__ = [
@@ -97,9 +98,13 @@ def check_optimizer(name: str, what: str) -> None:
         )
 
 
-def labelled_atoms(item):
-    """ASE atoms of an item, labelled so that core errors name its source."""
-    atoms = AseAtomsAdaptor.get_atoms(item.structure)
+def labelled_atoms(item, constraints: bool = False):
+    """ASE atoms of an item, labelled so that core errors name its source;
+    with ``constraints``, its ``FixSymmetry`` too (relaxations honour it)."""
+    if constraints:
+        atoms = constrained_atoms(item.structure)
+    else:
+        atoms = AseAtomsAdaptor.get_atoms(item.structure)
     atoms.info["label"] = item.label
     return atoms
 
@@ -171,7 +176,7 @@ class RelaxMaker(PropertyMaker):
             )
 
         relax(
-            [labelled_atoms(it) for it in items],
+            [labelled_atoms(it, constraints=True) for it in items],
             model=ctx.pot,
             task=[it.task for it in items],
             fmax=self.fmax,
@@ -197,7 +202,7 @@ class RelaxMaker(PropertyMaker):
                 relax_cell=self.relax_cell,
                 steps=r.steps,
             )
-        final = AseAtomsAdaptor.get_structure(r.atoms)
+        final = as_structure(r.atoms)
         return self.doc(
             target,
             ctx,

@@ -11,7 +11,11 @@ from pymatgen.core import Structure
 
 from sevenomni_core.model.potential import Potential
 
-__all__ = ["Provenance", "structure_id"]
+__all__ = ["FIX_SYMMETRY", "Provenance", "structure_id"]
+
+#: The structure property holding the ``symprec`` (Å) of an input's ASE
+#: ``FixSymmetry`` constraint, which pymatgen has no place for.
+FIX_SYMMETRY = "fix_symmetry"
 
 
 def _version(package: str) -> str:
@@ -75,9 +79,10 @@ def structure_id(structure: Structure) -> str:
     Species, lattice and fractional coordinates, rounded to 1e-6 (Å and
     fractional) so that a structure read back from a file gets the same id,
     and its constraints: the ``selective_dynamics`` of constrained sites
-    (ASE's ``FixAtoms`` becomes that), so that a cell with fixed atoms is
-    never served the free cell's results.  An unconstrained structure's id
-    is what it was before constraints counted.
+    (ASE's ``FixAtoms`` becomes that) and the ``symprec`` of a
+    ``FixSymmetry`` (the :data:`FIX_SYMMETRY` property), so that a
+    constrained cell is never served the free cell's results.  An
+    unconstrained structure's id is what it was before constraints counted.
     """
     lattice = np.round(structure.lattice.matrix, 6) + 0.0
     frac = np.round(np.mod(structure.frac_coords, 1.0), 6) % 1.0 + 0.0
@@ -92,4 +97,7 @@ def structure_id(structure: Structure) -> str:
         ]
         if fixed:
             identity = (*identity, ("fixed", fixed))
+    symprec = (structure.properties or {}).get(FIX_SYMMETRY)
+    if symprec is not None:
+        identity = (*identity, (FIX_SYMMETRY, float(symprec)))
     return hashlib.sha256(repr(identity).encode()).hexdigest()[:16]

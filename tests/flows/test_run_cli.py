@@ -364,6 +364,62 @@ def test_constraints_are_part_of_a_structure_identity(tmp_path, capsys):
     np.testing.assert_allclose(final, fixed.positions[0], atol=1e-6)
 
 
+def test_each_ase_constraint_is_honoured_or_fails_its_structure(
+    tmp_path, capsys, monkeypatch
+):
+    """The issue's ASE db: four copies of one Cu cell, free, FixedLine,
+    FixBondLength and FixSymmetry.  The two constraints the engine cannot
+    honour fail their own structure, naming the constraint (they used to be
+    dropped with an anonymous pymatgen warning, and all four merged into one
+    result); the FixSymmetry copy is relaxed under its own id."""
+    import warnings
+
+    from ase.build import bulk
+    from ase.constraints import FixBondLength, FixedLine, FixSymmetry
+    from ase.db import connect
+
+    cu = bulk("Cu", "fcc", a=3.7, cubic=True)
+    copies = {name: cu.copy() for name in ("free", "fixedline", "fixbond", "fixsym")}
+    copies["fixedline"].set_constraint(FixedLine(0, [0, 0, 1]))
+    copies["fixbond"].set_constraint(FixBondLength(0, 1))
+    copies["fixsym"].set_constraint(FixSymmetry(copies["fixsym"], symprec=0.05))
+    with connect(tmp_path / "cu.db") as db:
+        for name, atoms in copies.items():
+            db.write(atoms, name=name)
+    spec = write_spec(
+        tmp_path, FAST + "properties: [relax]\nstructures: [{file: cu.db}]\n"
+    )
+
+    def check(store):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            status, _ = run(spec, store, capsys)
+        assert not [w for w in caught if "onstraint" in str(w.message)]
+        assert status == 1
+        docs = {r["label"]: r for r in query(store, capsys)}
+        assert set(docs) == set(copies)
+        for name, cls in (("fixedline", "FixedLine"), ("fixbond", "FixBondLengths")):
+            assert docs[name]["state"] == "failed"
+            assert f"{name}: " in docs[name]["error"]
+            assert f"constraint {cls} is not supported" in docs[name]["error"]
+        assert docs["free"]["state"] == docs["fixsym"]["state"] == "completed"
+        assert docs["free"]["structure_id"] != docs["fixsym"]["structure_id"]
+
+    check(tmp_path / "results")
+    # planted: pymatgen's conversion, which drops what it cannot hold
+    from pymatgen.core import Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    import sevenomni_flows.jobs.base as base
+
+    def old(obj):
+        return obj if isinstance(obj, Structure) else AseAtomsAdaptor.get_structure(obj)
+
+    monkeypatch.setattr(base, "as_structure", old)
+    with pytest.raises(AssertionError):
+        check(tmp_path / "planted")
+
+
 def _store_docs(store):
     from sevenomni_flows.run import open_store
     from sevenomni_flows.stores.results import results_store
