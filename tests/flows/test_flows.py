@@ -178,3 +178,42 @@ def test_phonons_match_atomate2(si_results, tmp_path, monkeypatch):
         sorted(ours["gamma_frequencies"]), sorted(bands[:, 0]), atol=0.05
     )
     assert ours["max_frequency"] == pytest.approx(bands.max(), abs=0.05)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_relax_maker_keeps_fix_symmetry(monkeypatch):
+    """An ASE input with FixSymmetry, through the relax Maker: simple-cubic Cu
+    (8 atoms) held at its saddle point, atom 0 moved 0.01 Å past the
+    constraint, stays simple cubic and keeps the constraint in its relaxed
+    structure.  Planted: the Maker dropping the constraint when it
+    hands the atoms to the engine lets it roll off."""
+    import spglib
+    from ase import Atoms
+    from ase.constraints import FixSymmetry
+
+    import sevenomni_flows.jobs.relax as relax_module
+
+    atoms = Atoms("Cu", cell=np.eye(3) * 2.45, pbc=True).repeat(2)
+    atoms.set_constraint(FixSymmetry(atoms, symprec=0.05))
+    atoms.positions[0] += [0.01, 0.006, 0.003]
+    maker = RelaxMaker(settings=SETTINGS, fmax=0.01, max_steps=60)
+
+    def space_group(doc):
+        s = Structure.from_dict(doc.structure.as_dict())
+        cell = (s.lattice.matrix, s.frac_coords, s.atomic_numbers)
+        return spglib.get_spacegroup(cell, symprec=0.05)
+
+    [kept] = maker.run([atoms], ["sc"])
+    assert kept.state == "completed" and kept.converged
+    assert space_group(kept) == "Pm-3m (221)"
+    assert kept.structure.properties["fix_symmetry"] == 0.05
+
+    plain_atoms = relax_module.labelled_atoms
+    monkeypatch.setattr(
+        relax_module,
+        "labelled_atoms",
+        lambda item, constraints=False: plain_atoms(item),
+    )
+    [planted] = maker.run([atoms], ["sc"])
+    with pytest.raises(AssertionError):
+        assert space_group(planted) == "Pm-3m (221)"
