@@ -215,12 +215,12 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .summary import format_rows, summarize, to_mongo_filter
+    from .summary import format_rows, read_filter, summarize, to_mongo_filter
 
     user = {}
     if args.filter:
         try:
-            user = yaml.safe_load(args.filter)
+            user = read_filter(args.filter)
         except yaml.YAMLError as err:
             print(
                 f"error: filter {args.filter!r} is {_yaml_problem(err)}",

@@ -170,8 +170,14 @@ propertys: [relax]
     assert "propertys: unknown key" in text and "spec.yaml:8" in text
 
 
-def test_query_formats_and_filters(tmp_path, capsys):
-    """Mongo-style filters on summary fields; table, CSV and JSON output."""
+def test_query_formats_and_filters(tmp_path, capsys, monkeypatch):
+    """Mongo-style filters on summary fields, numbers read as numbers in JSON
+    and YAML (planted bug: plain ``yaml.safe_load`` reads ``1e-4`` as a
+    string and they find nothing); table, CSV and JSON output."""
+    import yaml
+
+    from sevenomni_flows import summary
+
     spec = write_spec(
         tmp_path,
         FAST
@@ -189,11 +195,34 @@ properties: [relax]
     assert len(rows) == 1 and rows[0]["converged"] is True
     assert rows[0]["model"]["sha256"]
     assert not query(store, capsys, '{"formula": "Xx"}')
+    assert_numbers_are_numbers(store, capsys)
+    with monkeypatch.context() as planted:
+        planted.setattr(summary, "read_filter", yaml.safe_load)
+        with pytest.raises(AssertionError):
+            assert_numbers_are_numbers(store, capsys)
     assert main(["query", "--store", str(store), "--format", "csv"]) == 0
     csv_text = capsys.readouterr().out
     assert csv_text.splitlines()[0].startswith("label,formula,structure_id,property")
     assert main(["query", "{not yaml", "--store", str(store)]) == 2
     assert main(["query", "--store", str(tmp_path / "nowhere")]) == 2
+
+
+#: Filters on a Cu relaxation (energy about -4 eV/atom, volume about 12 A^3/atom)
+#: whose every bound is a number YAML 1.1 reads as a string unless told.
+NUMBER_FILTERS = (
+    '{"energy_per_atom": {"$lt": -3E-5}}',  # JSON
+    "{energy_per_atom: {$lt: -3E-5}}",  # YAML
+    "{energy_per_atom: {$gt: -1e1, $lt: .5}}",
+    "{energy_per_atom: {$lt: -.5}}",
+    '{"property": "relax", "volume_per_atom": {"$gt": 1e-4}}',
+    "{volume_per_atom: {$gt: 1e-4}}",
+)
+
+
+def assert_numbers_are_numbers(store, capsys):
+    """Each of :data:`NUMBER_FILTERS` finds the one Cu relaxation."""
+    for text in NUMBER_FILTERS:
+        assert [r["formula"] for r in query(store, capsys, text)] == ["Cu"], text
 
 
 def test_store_file_and_unconverged_relaxation(tmp_path, capsys):
