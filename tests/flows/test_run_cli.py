@@ -72,7 +72,8 @@ properties: [relax, eos]
 
 
 def test_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
-    """After a run broken in its phonon jobs, the next run computes only those."""
+    """After a run broken in its phonon jobs (the machine's fault: a lost
+    connection), the next run computes only those."""
     import sevenomni_flows.jobs.phonon as phonon_module
 
     spec = write_spec(
@@ -88,14 +89,14 @@ properties: [relax, phonon, eos]
     store = tmp_path / "results"
 
     def crash(*args, **kwargs):
-        raise RuntimeError("worker killed")
+        raise ConnectionResetError("worker lost")
 
     monkeypatch.setattr(phonon_module, "set_forces", crash)
     status, _ = run(spec, store, capsys)
     assert status == 1
     broken = query(store, capsys, '{"property": "phonon"}')
-    assert [r["error_type"] for r in broken] == ["RuntimeError"] * 2
-    assert all("worker killed" in r["error"] for r in broken)
+    assert [r["error_type"] for r in broken] == ["ConnectionResetError"] * 2
+    assert all("worker lost" in r["error"] for r in broken)
     monkeypatch.undo()
     status, out = run(spec, store, capsys)
     assert status == 0
