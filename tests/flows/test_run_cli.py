@@ -496,3 +496,49 @@ def test_query_shows_rows_that_mix_protocols(tmp_path, capsys):
     main(["query", "{}", "--store", str(store), "--format", "csv"])
     header = capsys.readouterr().out.splitlines()[0].split(",")
     assert {"task", "dtype", "dispersion", "settings"} <= set(header)
+
+
+def test_bulk_only_properties_refuse_a_molecule_in_a_box(tmp_path, capsys, monkeypatch):
+    """A CO molecule in a box is relaxed and its static energy computed, but
+    its EOS and elastic documents fail with the reason; the Cu crystal beside
+    it completes everything, and the run exits 1.  Planted bug: without the
+    bulk-only flag the molecule's EOS "completes" (a wrong success)."""
+    from ase.build import molecule
+    from ase.io import write
+
+    from sevenomni_flows.jobs import EosMaker, ModelSettings
+
+    co = molecule("CO", vacuum=5.0, pbc=True)
+    write(tmp_path / "co.extxyz", co)
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {file: co.extxyz}
+properties: [relax, static, eos, elastic]
+""",
+    )
+    status, _ = run(spec, tmp_path / "results", capsys)
+    assert status == 1
+    rows = query(tmp_path / "results", capsys)
+    states = {(r["formula"], r["property"]): r["state"] for r in rows}
+    assert states == {
+        **{("Cu", p): "completed" for p in ("relax", "static", "eos", "elastic")},
+        ("CO", "relax"): "completed",
+        ("CO", "static"): "completed",
+        ("CO", "eos"): "failed",
+        ("CO", "elastic"): "failed",
+    }
+    for prop in ("eos", "elastic"):
+        [row] = [r for r in rows if (r["formula"], r["property"]) == ("CO", prop)]
+        assert row["error_type"] == "NotBulk"
+        assert row["error"] == (
+            "CO (label co.extxyz): not a 3D bulk crystal: its bonded network is "
+            f"0D (a molecule or cluster in a box); {prop} needs a bulk"
+        )
+    maker = EosMaker(settings=ModelSettings("7net-0", device="cpu"))
+    assert maker.run([co], ["co"])[0].error_type == "NotBulk"
+    monkeypatch.setattr(EosMaker, "bulk_only", False)  # planted
+    assert maker.run([co], ["co"])[0].state == "completed"
