@@ -134,9 +134,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if bad or counts["unconverged"]:
         print(
             "not all calculations succeeded: see the error column. A rerun "
-            "recomputes missing results and transient failures (a crash, out of "
-            "memory); it keeps failures a rerun cannot fix (bad input, a guard, "
-            "divergence, no convergence): change the input or settings, or pass "
+            "recomputes missing results and transient failures (out of memory, "
+            "a timeout, a lost connection); it keeps failures a rerun cannot fix "
+            "(bad input, a guard, divergence, no convergence, an error inside "
+            "a calculation): change the input or settings, or pass "
             "--retry-failed"
         )
     return 1 if bad or counts["unconverged"] else 0
@@ -215,12 +216,12 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from .summary import format_rows, summarize, to_mongo_filter
+    from .summary import format_rows, read_filter, summarize, to_mongo_filter
 
     user = {}
     if args.filter:
         try:
-            user = yaml.safe_load(args.filter)
+            user = read_filter(args.filter)
         except yaml.YAMLError as err:
             print(
                 f"error: filter {args.filter!r} is {_yaml_problem(err)}",
@@ -328,8 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--retry-failed",
         action="store_true",
         help="recompute stored failures that a rerun cannot fix by itself "
-        "(bad input, divergence, no convergence); transient ones (a crash, "
-        "out of memory) are always retried",
+        "(bad input, divergence, no convergence); transient ones (out of "
+        "memory, a timeout, a lost connection) are always retried",
     )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser(

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from .adsorption import core_mof as core_mof_db
+from .flows.screening import DEFAULT_PROPERTIES
 from .jobs.adsorption import check_adsorbates
 from .jobs.base import NOT_SETTINGS, ModelSettings
 from .jobs.neb import KINDS
@@ -237,12 +238,7 @@ class _RunBase(_Strict):
     """What a run computes on: structures, frameworks, bands, and where."""
 
     structures: list[StructureEntry] = []
-    properties: list[Literal[MATERIAL_PROPERTIES]] = [
-        "relax",
-        "elastic",
-        "phonon",
-        "eos",
-    ]
+    properties: list[Literal[MATERIAL_PROPERTIES]] = list(DEFAULT_PROPERTIES)
     bands: list[BandEntry] = Field(
         [], description="NEB bands, computed together with the neb: settings"
     )

@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import yaml
+
 from .jobs.base import reuse_key
 from .jobs.registry import documents
 from .schemas import unit_of
@@ -18,6 +20,7 @@ __all__ = [
     "format_rows",
     "indexed_fields",
     "per_property",
+    "read_filter",
     "summarize",
     "to_mongo_filter",
     "unit",
@@ -113,6 +116,51 @@ def _check_operators(node: Any, field: str | None = None) -> None:
                 f"than 0, e.g. [2, 0]; got {value!r}"
             )
         _check_operators(value, field)
+
+
+class _NumberLoader(yaml.SafeLoader):
+    """A safe YAML loader that reads every number-shaped token as a number.
+
+    YAML 1.1 (PyYAML) wants a dot and a signed exponent in a float, so
+    ``1e-4``, ``-3E-5`` and ``-.5`` come back as strings, and a filter such as
+    ``{$gt: 1e-4}`` then compares a number with a string and matches nothing.
+    """
+
+
+_FLOAT = "tag:yaml.org,2002:float"
+_NumberLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != _FLOAT]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_NumberLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_filter(text: str) -> Any:
+    """A query filter's text as data: JSON, or else YAML (flow style).
+
+    Numbers are numbers in either: ``1e-4``, ``-3E-5`` and ``.5`` are floats.
+
+    Raises
+    ------
+    yaml.YAMLError
+        When the text is neither JSON nor YAML.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.load(text, Loader=_NumberLoader)
 
 
 def to_mongo_filter(user: dict) -> dict:

@@ -14,7 +14,10 @@ from ..jobs.elements import is_reference
 from ..jobs.registry import makers as registered
 from ..schemas import structure_id
 
-__all__ = ["ScreeningMaker", "properties"]
+__all__ = ["DEFAULT_PROPERTIES", "ScreeningMaker", "properties"]
+
+#: What a screening computes when not told (a spec's ``properties:`` default).
+DEFAULT_PROPERTIES = ("relax", "elastic", "phonon", "eos")
 
 
 def properties() -> tuple[str, ...]:
@@ -44,9 +47,7 @@ class ScreeningMaker(Maker):
     """
 
     name: str = "screening"
-    properties: list[str] = field(
-        default_factory=lambda: ["relax", "elastic", "phonon", "eos"]
-    )
+    properties: list[str] = field(default_factory=lambda: list(DEFAULT_PROPERTIES))
     relax_maker: RelaxMaker = field(default_factory=RelaxMaker)
     makers: dict[str, PropertyMaker] = field(default_factory=dict)
     structures_per_job: int | None = None

@@ -426,6 +426,7 @@ class SlabAdsorptionMaker(PropertyMaker):
     property: ClassVar[str] = "adsorption"
     document: ClassVar[type] = AdsorptionDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     # in a screening the bulk is the relaxed material
     spec_fixed: ClassVar[dict] = {"relax_bulk": False}
 

@@ -25,6 +25,7 @@ from jobflow.core.job import JobConfig
 from ..schemas import Provenance, ResultDocument, bulky_fields
 from ..stores.results import Publisher
 from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
+from .dimensionality import not_bulk
 from .registry import register
 
 __all__ = ["JOB_DONE", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
@@ -83,6 +84,9 @@ class PropertyMaker(Maker):
     #: item's ``task``), evaluating them in shared batches; others are
     #: computed once per task.
     mixes_tasks: ClassVar[bool] = False
+    #: Whether it needs a 3D bulk crystal: any other input (a molecule in a
+    #: box, a slab with vacuum) fails alone, saying so (see :func:`settle`).
+    bulk_only: ClassVar[bool] = False
     #: Whether a screening gives it one job over all materials (a property
     #: of the set, e.g. the convex hull; see :meth:`over`).
     aggregate: ClassVar[bool] = False
@@ -213,6 +217,11 @@ def settle(
         except Exception as err:  # a Maker's resolve may raise
             item = Item("unknown", "unknown", label or "unknown", "unknown")
             item.error, item.error_type = _message(err), type(err).__name__
+        ready = item.structure is not None and not (item.error or item.skip)
+        if maker.bulk_only and ready:
+            why = not_bulk(item.structure, item.label, maker.property)
+            if why:
+                item.error, item.error_type = why, "NotBulk"
         item.task = contexts[t].task
         items.append(item)
     try:

@@ -60,6 +60,7 @@ class ElasticMaker(PropertyMaker):
     property: ClassVar[str] = "elastic"
     document: ClassVar[type] = ElasticDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):

@@ -78,6 +78,7 @@ class EosMaker(PropertyMaker):
     property: ClassVar[str] = "eos"
     document: ClassVar[type] = EosDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):

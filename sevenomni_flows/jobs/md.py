@@ -102,7 +102,7 @@ class MDMaker(PropertyMaker):
     compressibility: float = default(md, "compressibility")
     barostat: str = default(md, "barostat")
     min_length: float = 10.0
-    seed: int = 0
+    seed: int = default(md, "seed")
     trajectory_dir: str | None = None
     plot_dir: str | None = None
 

@@ -122,6 +122,7 @@ class PhononMaker(PropertyMaker):
     property: ClassVar[str] = "phonon"
     document: ClassVar[type] = PhononDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):

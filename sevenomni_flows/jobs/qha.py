@@ -119,6 +119,7 @@ class QhaMaker(PropertyMaker):
     property: ClassVar[str] = "qha"
     document: ClassVar[type] = QhaDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):

@@ -64,6 +64,7 @@ class SlabConvergenceMaker(PropertyMaker):
     property: ClassVar[str] = "slab_convergence"
     document: ClassVar[type] = SlabConvergenceDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
 
     def __post_init__(self):
         what = "slab_convergence"

@@ -41,6 +41,7 @@ __all__ = [
     "StabilityMaker",
     "lowest_elements",
     "mp2020",
+    "read_entries",
 ]
 
 #: Tasks trained on the Materials Project's PBE/PBE+U mixing (MPtrj, MPA,
@@ -93,6 +94,29 @@ def lowest_elements(entries: list[ComputedEntry]) -> dict[str, ComputedEntry]:
     return out
 
 
+def read_entries(path: Path) -> list[ComputedEntry]:
+    """The pymatgen entries of a ``hull_entries`` file.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it cannot be read or is not a list of
+        ``ComputedEntry`` / ``ComputedStructureEntry`` objects.
+    """
+    try:
+        entries = loadfn(path)
+    except Exception as err:  # any unreadable file
+        raise ValueError(f"stability.hull_entries: cannot read {path}: {err}") from None
+    entries = entries if isinstance(entries, list) else [entries]
+    bad = [type(e).__name__ for e in entries if not isinstance(e, ComputedEntry)]
+    if bad:
+        raise ValueError(
+            f"stability.hull_entries: {path} must hold a list of pymatgen "
+            f"ComputedEntry or ComputedStructureEntry objects, found {bad[0]}"
+        )
+    return entries
+
+
 class StabilityDocument(ResultDocument):
     """Formation energy, energy above the hull and decomposition products."""
 
@@ -135,11 +159,16 @@ class StabilityMaker(PropertyMaker):
 
     Parameters
     ----------
-    hull_entries : str, optional
+    hull_entries : str or dict, optional
         A JSON file (monty) of pymatgen ``ComputedEntry`` or
         ``ComputedStructureEntry`` objects added to the hull, e.g. entries of
         the Materials Project.  Their energies must be on this model's scale
-        (same functional, same corrections): the file is read as is.
+        at the task (same functional, same corrections): the file is read as
+        is, so it belongs to one task.  A path serves a run at one task; a
+        run at several tasks gives a mapping task -> path (a task left out
+        gets none).  Checked when the run is planned: a path with several
+        tasks, a task not in the run, or a file that is not a list of
+        entries is refused, naming it.
     corrections : {"none", "mp2020"}
         ``mp2020``: pymatgen's ``MaterialsProject2020Compatibility`` (anion
         and +U corrections fitted to experimental formation enthalpies) on
@@ -155,7 +184,7 @@ class StabilityMaker(PropertyMaker):
     """
 
     name: str = "stability"
-    hull_entries: str | None = None
+    hull_entries: str | dict[str, str] | None = None
     corrections: Literal["none", "mp2020"] = "none"
     plot_dir: str | None = None
     spec_dir: str | None = None
@@ -169,50 +198,60 @@ class StabilityMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
     spec_exclude: ClassVar[tuple[str, ...]] = ("hull",)
 
-    def entries_path(self) -> Path | None:
-        """The ``hull_entries`` file, relative to ``spec_dir``."""
-        if self.hull_entries is None:
+    def entries_path(self, task: str | None) -> Path | None:
+        """The ``hull_entries`` file of ``task``, relative to ``spec_dir``."""
+        given = self.hull_entries
+        if isinstance(given, dict):
+            mine = {k.lower(): v for k, v in given.items()}
+            given = mine.get(str(task).lower())
+        if given is None:
             return None
-        path = Path(self.hull_entries).expanduser()
+        path = Path(given).expanduser()
         return path if path.is_absolute() else Path(self.spec_dir or ".") / path
 
-    def extra_entries(self) -> list[ComputedEntry]:
-        """The entries of ``hull_entries`` (a clear error if unreadable)."""
-        path = self.entries_path()
-        if path is None:
-            return []
-        try:
-            entries = loadfn(path)
-        except Exception as err:  # any unreadable file
+    def check_tasks(self, tasks: list[str | None]) -> None:
+        """Refuse ``hull_entries`` that do not give each file one task.
+
+        Raises
+        ------
+        ValueError
+            For one path in a run at several tasks, or a mapping naming a
+            task the run does not compute at.
+        """
+        names = ", ".join(str(t) for t in tasks)
+        if isinstance(self.hull_entries, str) and len(tasks) > 1:
             raise ValueError(
-                f"stability.hull_entries: cannot read {path}: {err}"
-            ) from None
-        entries = entries if isinstance(entries, list) else [entries]
-        bad = [type(e).__name__ for e in entries if not isinstance(e, ComputedEntry)]
-        if bad:
-            raise ValueError(
-                f"stability.hull_entries: {path} must hold pymatgen ComputedEntry "
-                f"or ComputedStructureEntry objects, found {bad[0]}"
+                f"stability.hull_entries: one file for the tasks {names}; a "
+                "file holds energies of one task (one functional), so give a "
+                f"mapping task -> file, e.g. {{{tasks[0]}: entries.json}}"
             )
-        return entries
+        if isinstance(self.hull_entries, dict):
+            known = {str(t).lower() for t in tasks}
+            stray = [k for k in self.hull_entries if k.lower() not in known]
+            if stray:
+                raise ValueError(
+                    f"stability.hull_entries: {', '.join(stray)} is not a task "
+                    f"of this run (tasks: {names})"
+                )
 
     def over(self, items: list[Item]) -> StabilityMaker:
         """This Maker with ``hull`` set to the digest of the set ``items`` at
-        each task (their upstream keys, and the ``hull_entries`` file's
-        bytes): a task's hull is built from its own items only."""
-        path = self.entries_path()
-        try:
-            extra = path.read_bytes() if path is not None else b""
-        except OSError as err:
-            raise ValueError(
-                f"stability.hull_entries: cannot read {path}: {err}"
-            ) from None
+        each task (their upstream keys, and the bytes of that task's
+        ``hull_entries`` file): a task's hull is built from its own items
+        and file only.  The planner calls it before any job runs, so bad
+        ``hull_entries`` are refused then (see :meth:`check_tasks` and
+        :func:`read_entries`)."""
+        tasks = list(dict.fromkeys(it.task for it in items))
+        self.check_tasks(tasks)
         hull = {}
-        for task in dict.fromkeys(it.task for it in items):
+        for task in tasks:
             digest = hashlib.sha256()
             for on in sorted({it.on for it in items if it.task == task}):
                 digest.update(on.encode())
-            digest.update(extra)
+            path = self.entries_path(task)
+            if path is not None:
+                read_entries(path)
+                digest.update(path.read_bytes())
             hull[str(task)] = digest.hexdigest()[:16]
         return replace(self, hull=hull)
 
@@ -225,6 +264,9 @@ class StabilityMaker(PropertyMaker):
         if is_reference(item.label):
             return []
         settings = maker_settings(self)
+        if isinstance(self.hull_entries, dict):  # the key holds this task's file
+            path = {k.lower(): v for k, v in self.hull_entries.items()}
+            settings["hull_entries"] = path.get(str(task).lower())
         hull = settings.pop("hull").get(str(task), "")
         proto = protocol(self.property, pot, task, settings, item.on, {"hull": hull})
         return [Target(item.formula, item.structure_id, item.label, proto)]
@@ -235,8 +277,10 @@ class StabilityMaker(PropertyMaker):
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
         tasks = [it.task for it in items]
         preds = predict(atoms, model=ctx.pot, task=tasks) if atoms else []
-        extra = self.extra_entries()
-        entries: dict = {t: list(extra) for t in dict.fromkeys(tasks)}
+        entries: dict = {}
+        for task in dict.fromkeys(tasks):
+            path = self.entries_path(task)
+            entries[task] = read_entries(path) if path is not None else []
         why: dict[int, str] = {}
         mine = {}
         for i, (it, pred) in enumerate(zip(items, preds, strict=True)):

@@ -138,6 +138,7 @@ class SurfaceEnergyMaker(PropertyMaker):
     property: ClassVar[str] = "surface_energy"
     document: ClassVar[type] = SurfaceEnergyDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
 
     def __post_init__(self):
         if self.miller_indices is not None:

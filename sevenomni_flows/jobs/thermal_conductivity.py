@@ -216,6 +216,7 @@ class ThermalConductivityMaker(PropertyMaker):
     property: ClassVar[str] = "thermal_conductivity"
     document: ClassVar[type] = ThermalConductivityDocument
     stage: ClassVar[str] = "material"
+    bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):

@@ -117,8 +117,10 @@ def plan(
 
     A stored failure that a rerun cannot fix (``transient`` false: bad
     input, a guard, divergence, an unconverged step) is kept, not computed
-    again, unless ``retry_failed``; transient failures (a crash, out of
-    memory) and calculations with no document are computed.
+    again, unless ``retry_failed``; transient failures (out of memory, a
+    timeout, a lost connection: see
+    :func:`~sevenomni_flows.schemas.documents.is_transient`) and
+    calculations with no document are computed.
     """
     start = time.perf_counter()
     every = settings if isinstance(settings, list) else [settings]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
@@ -24,27 +25,57 @@ __all__ = [
     "State",
     "StaticDocument",
     "WidomDocument",
+    "is_transient",
 ]
 
 
 #: Outcome of a planned calculation.
 State = Literal["completed", "failed", "skipped"]
-#: Failure types a rerun may fix (the machine, not the calculation): a rerun
-#: retries them; it keeps every other failure (bad input, a guard, divergence,
-#: an unconverged inner step) unless asked to retry failures.
+#: Failure types a rerun may fix (the machine, not the calculation): out of
+#: memory, a timeout, a lost connection, an interruption.  A rerun retries
+#: them; it keeps every other failure (bad input, a guard, divergence, an
+#: unconverged inner step, a plain RuntimeError) unless asked to retry failures.
 TRANSIENT_ERRORS = frozenset(
     {
-        "OutOfMemoryError",
+        "OutOfMemoryError",  # torch's (CUDA)
         "MemoryError",
         "TimeoutError",
         "ConnectionError",
-        "OSError",
+        "BrokenPipeError",
+        "ConnectionAbortedError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
         "InterruptedError",
         "KeyboardInterrupt",
-        "RuntimeError",
-        "InternalError",
     }
 )
+#: How an accelerator's out-of-memory reads when raised as a RuntimeError
+#: ("CUDA out of memory", "CUDA error: out of memory", "MPS backend out of
+#: memory", cuBLAS failing to allocate).
+_OUT_OF_MEMORY = re.compile(r"out of memory|CUBLAS_STATUS_ALLOC_FAILED", re.IGNORECASE)
+
+
+def is_transient(error_type: str | None, message: str | None) -> bool:
+    """Whether a failure is the machine's (a rerun may succeed).
+
+    Parameters
+    ----------
+    error_type : str or None
+        The exception's type name, e.g. ``"RuntimeError"``.
+    message : str or None
+        Its message: a ``RuntimeError`` is transient only when it says the
+        accelerator ran out of memory; any other is deterministic.
+
+    Examples
+    --------
+    >>> is_transient("RuntimeError", "CUDA error: out of memory")
+    True
+    >>> is_transient("RuntimeError", "displaced supercell 3 failed")
+    False
+    """
+    if error_type in TRANSIENT_ERRORS:
+        return True
+    return error_type == "RuntimeError" and bool(_OUT_OF_MEMORY.search(message or ""))
 
 
 class ResultDocument(BaseModel):
@@ -80,8 +111,9 @@ class ResultDocument(BaseModel):
     )
     transient: bool | None = Field(
         None,
-        description="Failures: whether a rerun may succeed (a crash, out of "
-        "memory, an interruption); reruns keep the others unless asked to retry",
+        description="Failures: whether a rerun may succeed (out of memory, a "
+        "timeout, a lost connection, an interruption); reruns keep the others "
+        "unless asked to retry",
     )
     input_structure: Structure | None = Field(
         None, description="The structure computed on (relaxed, for properties)"
@@ -132,7 +164,7 @@ class ResultDocument(BaseModel):
             state="failed",
             error=error,
             error_type=error_type,
-            transient=error_type in TRANSIENT_ERRORS,
+            transient=is_transient(error_type, error),
             **values,
         )
 

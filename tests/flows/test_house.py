@@ -108,24 +108,78 @@ def test_nothing_bulky_reaches_the_results_store(tmp_path):
         assert not set(row) & set(bulky_fields()), row["property"]
 
 
-def _assigned_names(tree: ast.AST) -> dict[str, int]:
-    names: dict[str, int] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Name) and t.id.isupper():
-                    names[t.id] = names.get(t.id, 0) + 1
-    return names
+def _property_names() -> set[str]:
+    return {cls.property for cls in makers().values()} | set(makers())
+
+
+def _units() -> set[str]:
+    return {
+        u
+        for cls in document_classes()
+        for name in cls.model_fields
+        if (u := unit_of(cls, name)) not in (None, "unitless")
+    }
+
+
+def _strings(nodes) -> list[str]:
+    return [
+        n.value
+        for n in nodes
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+
+
+def _restated(source: str, props: set[str], units: set[str]) -> list[str]:
+    """Literal property lists (three or more property names in one list,
+    tuple, set or dict's keys) and unit tables (a dict with two or more unit
+    strings among its values) in ``source``, as ``line: what``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            named = set(_strings(node.elts)) & props
+        elif isinstance(node, ast.Dict):
+            named = set(_strings(node.keys)) & props
+            in_units = set(_strings(node.values)) & units
+            if len(in_units) >= 2:
+                found.append(f"{node.lineno}: unit table {sorted(in_units)}")
+        else:
+            continue
+        if len(named) >= 3:
+            found.append(f"{node.lineno}: property list {sorted(named)}")
+    return found
 
 
 def test_no_property_list_or_unit_table_is_restated():
-    """No module of the flows package holds its own property list, unit
-    table or bulky-field list any more."""
-    retired = {"PER_PROPERTY", "UNITS", "HEAVY", "DATA_FIELDS", "PROPERTIES"}
+    """No module of the flows package writes its own list of properties or
+    table of units: the registry lists the properties, the document fields
+    hold the units.  One literal selection is allowed: the default
+    ``properties:`` of a screening (``DEFAULT_PROPERTIES``)."""
+    props, units = _property_names(), _units()
+    found = {}
     for path in PACKAGE.rglob("*.py"):
-        names = _assigned_names(ast.parse(path.read_text()))
-        assert not retired & set(names), f"{path}: {retired & set(names)}"
+        if hits := _restated(path.read_text(), props, units):
+            found[str(path.relative_to(PACKAGE))] = hits
+    assert set(found) == {"flows/screening.py"}, found
+    [default] = found["flows/screening.py"]
+    assert "'elastic', 'eos', 'phonon', 'relax'" in default, default
+
+
+def test_the_restated_check_finds_lists_and_unit_tables():
+    """Planted: a property order and a unit table, each as a module would
+    write it, are found; ordinary literals are not."""
+    props, units = _property_names(), _units()
+    planted = (
+        'ORDER = ("relax", "static", "elastic", "phonon")\n'
+        'COLUMN_UNITS = {"e_above_hull": "eV/atom", "bulk_modulus_vrh": "GPa"}\n'
+        'SHOWN = {"eos": 1, "qha": 2, "widom": 3}\n'
+    )
+    assert [h.split(":")[0] for h in _restated(planted, props, units)] == [
+        "1",
+        "2",
+        "3",
+    ]
+    fine = 'PAIR = ("relax", "static")\nFMT = {"a": "eV", "b": "x"}\n'
+    assert _restated(fine, props, units) == []
 
 
 def test_failed_documents_are_built_in_one_function():
@@ -372,41 +426,121 @@ def test_odd_structures_share_the_flows_batches():
             assert doc.energy == pytest.approx(alone.energy, abs=1e-8), label
 
 
-@pytest.mark.parametrize(
-    ("section", "engine", "pairs"),
-    [
-        ("relax", "relax", {"fmax": "fmax", "max_steps": "max_steps"}),
-        ("md", "md", {"timestep": "timestep", "steps": "steps", "taup": "taup"}),
-        ("neb", "neb", {"spring": "k", "n_images": "n_images", "fmax": "fmax"}),
-    ],
-)
-def test_maker_defaults_are_the_engine_defaults(section, engine, pairs):
-    """A Maker setting that is an engine argument has the engine's default
-    (written once, in the engine's signature)."""
-    import inspect
+#: The Maker of each engine function, and its fields named otherwise there.
+ENGINE_MAKERS = {
+    "relax": ("relax", {}),
+    "md": ("md", {}),
+    "neb": ("neb", {"spring": "k"}),
+}
+#: Maker fields whose default differs from the engine's on purpose, and why.
+DIFFERENT_ON_PURPOSE = {
+    ("RelaxMaker", "relax_cell"): "a screening relaxes the cell; relax() keeps it"
+}
 
+
+def _engine_default_problems(cls: type, engine) -> list[str]:
+    """Fields of ``cls`` that are arguments of ``engine`` but do not take
+    their default from it, written once as ``default(engine, "argument")``
+    in the class body, with the engine's value."""
+    import dataclasses
+    import inspect
+    import textwrap
+
+    parameters = inspect.signature(engine).parameters
+    renames = next(r for e, r in ENGINE_MAKERS.values() if e == engine.__name__)
+    written = {}  # field -> its default's source, from the nearest class
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        for node in tree.body[0].body:
+            if isinstance(node, ast.AnnAssign) and node.value is not None:
+                written[node.target.id] = ast.unparse(node.value)
+    instance = cls()
+    problems = []
+    for f in dataclasses.fields(cls):
+        argument = renames.get(f.name, f.name)
+        if (cls.__name__, f.name) in DIFFERENT_ON_PURPOSE or argument not in parameters:
+            continue
+        if parameters[argument].default is inspect.Parameter.empty:
+            continue
+        once = f"default({engine.__name__}, {argument!r})"
+        if written.get(f.name) != once:
+            problems.append(
+                f"{cls.__name__}.{f.name} = {written.get(f.name)}, not {once}"
+            )
+        if getattr(instance, f.name) != parameters[argument].default:
+            problems.append(f"{cls.__name__}.{f.name} differs from {engine.__name__}()")
+    return problems
+
+
+@pytest.mark.parametrize("section", list(ENGINE_MAKERS))
+def test_maker_defaults_are_the_engine_defaults(section):
+    """Every setting of an engine's Maker that is an argument of the engine
+    (found by name, not listed by hand) takes the engine's default, written
+    once: ``default(engine, "argument")``; differences on purpose are listed
+    with their reason."""
     from sevenomni_core import batch
 
-    signature = inspect.signature(getattr(batch, engine)).parameters
-    maker = makers()[section]()
-    for field_name, argument in pairs.items():
-        assert getattr(maker, field_name) == signature[argument].default
+    engine = getattr(batch, ENGINE_MAKERS[section][0])
+    assert not _engine_default_problems(makers()[section], engine)
 
 
-@pytest.mark.parametrize("section", list(makers()))
-def test_one_changed_setting_changes_the_key(section, tmp_path):
-    """For every registered property, changing one setting of its spec
-    section (its force threshold, time step, displacement, most insertions
-    or extra hull entries) gives new reuse keys, and the same settings the
-    same keys."""
+def test_the_engine_default_check_finds_a_restated_default():
+    """Planted: a Maker writing relax()'s own max_steps (the same value,
+    written twice) and one drifting from relax()'s fmax are both found."""
+    from dataclasses import dataclass
+
+    from sevenomni_core.batch import relax
+    from sevenomni_flows.jobs import RelaxMaker
+
+    @dataclass
+    class Restated(RelaxMaker):
+        max_steps: int = 500  # relax()'s default today, written a second time
+        fmax: float = 0.02
+
+    problems = _engine_default_problems(Restated, relax)
+    assert any("Restated.max_steps = 500" in p for p in problems), problems
+    assert any("Restated.fmax differs" in p for p in problems), problems
+
+
+#: Sections whose Maker has no setting of its own (the model is its key).
+NO_SETTINGS = {"static"}
+
+
+def _stage_input(maker, tmp_path):
+    """An input of the Maker's stage: bulk Cu, Mg-MOF-74, a Cu vacancy hop."""
     from ase.build import bulk
+    from pymatgen.io.ase import AseAtomsAdaptor
 
+    from sevenomni_flows.jobs.base import resolve_input
+
+    cu = bulk("Cu", "fcc", a=3.61)
+    if maker.stage == "framework":
+        return maker.resolve(str(ROOT / "workflows/structures/Mg-MOF-74.cif"), "MOF")
+    if maker.stage == "band":
+        band = {"kind": "vacancy", "structure": AseAtomsAdaptor.get_structure(cu)}
+        return maker.resolve(band, "hop")
+    return resolve_input(cu, "Cu")
+
+
+def _check_one_changed_setting(section, tmp_path):
+    """The check of the test below, for one section."""
     from sevenomni_core import load_model
-    from sevenomni_flows.jobs.base import maker_settings, resolve_input
+    from sevenomni_flows.jobs.base import maker_settings
 
+    pot = load_model("7net-0", device="cpu")
     default = RunSpec.model_validate({}).maker(section)
+    again = RunSpec.model_validate({}).maker(section)
+    item = _stage_input(default, tmp_path)
+    old = {t.key for t in default.targets(item, pot, None)}
+    assert old and old == {t.key for t in again.targets(item, pot, None)}
+    wider = load_model("7net-0", device="cpu", dtype="float64")
+    assert not old & {t.key for t in default.targets(item, wider, None)}, "dtype"
     settings = maker_settings(default)
-    if not settings:  # e.g. static: nothing to change
+    assert (not settings) == (section in NO_SETTINGS), settings
+    if not settings:
         return
     name = next(
         k
@@ -421,12 +555,41 @@ def test_one_changed_setting_changes_the_key(section, tmp_path):
         changed_value = value * 2 if isinstance(value, int) else value * 1.5
     changed = RunSpec.model_validate({section: {name: changed_value}}).maker(section)
     assert maker_settings(changed) != settings
-    if makers()[section].stage != "material":
-        return  # frameworks and bands: their targets read files; settings differ
-    pot = load_model("7net-0", device="cpu")
-    item = resolve_input(bulk("Cu", "fcc", a=3.61), "Cu")
-    again = RunSpec.model_validate({}).maker(section)
-    old = {t.key for t in default.targets(item, pot, None)}
-    assert old == {t.key for t in again.targets(item, pot, None)}
-    new = {t.key for t in changed.targets(item, pot, None)}
-    assert old and new and not old & new, name
+    new = {t.key for t in changed.targets(_stage_input(changed, tmp_path), pot, None)}
+    assert new and not old & new, name
+
+
+@pytest.mark.parametrize("section", list(makers()))
+def test_one_changed_setting_changes_the_key(section, tmp_path):
+    """For every registered property, on an input of its stage (a crystal, a
+    framework, a band): the same settings give the same keys; a float64
+    model gives new keys; changing one setting of its spec section (its
+    force threshold, time step, displacement, most insertions or extra hull
+    entries) gives new keys.  Only ``static`` has no setting of its own."""
+    _check_one_changed_setting(section, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("section", "dropped"),
+    [
+        ("static", "dtype"),
+        ("elastic", "settings"),
+        ("widom", "settings"),
+        ("neb", "settings"),
+    ],
+)
+def test_the_key_check_fails_on_a_key_blind_to_what_changed(
+    section, dropped, tmp_path, monkeypatch
+):
+    """Planted: reuse keys that leave out the dtype (static) or the settings
+    (a material, a framework and a band property) fail the check above."""
+    from sevenomni_flows.jobs import base
+
+    real = base.reuse_key
+    monkeypatch.setattr(
+        base,
+        "reuse_key",
+        lambda proto: real({k: v for k, v in proto.items() if k != dropped}),
+    )
+    with pytest.raises(AssertionError):
+        _check_one_changed_setting(section, tmp_path)

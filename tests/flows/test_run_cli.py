@@ -72,7 +72,8 @@ properties: [relax, eos]
 
 
 def test_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
-    """After a run broken in its phonon jobs, the next run computes only those."""
+    """After a run broken in its phonon jobs (the machine's fault: a lost
+    connection), the next run computes only those."""
     import sevenomni_flows.jobs.phonon as phonon_module
 
     spec = write_spec(
@@ -88,14 +89,14 @@ properties: [relax, phonon, eos]
     store = tmp_path / "results"
 
     def crash(*args, **kwargs):
-        raise RuntimeError("worker killed")
+        raise ConnectionResetError("worker lost")
 
     monkeypatch.setattr(phonon_module, "set_forces", crash)
     status, _ = run(spec, store, capsys)
     assert status == 1
     broken = query(store, capsys, '{"property": "phonon"}')
-    assert [r["error_type"] for r in broken] == ["RuntimeError"] * 2
-    assert all("worker killed" in r["error"] for r in broken)
+    assert [r["error_type"] for r in broken] == ["ConnectionResetError"] * 2
+    assert all("worker lost" in r["error"] for r in broken)
     monkeypatch.undo()
     status, out = run(spec, store, capsys)
     assert status == 0
@@ -170,8 +171,14 @@ propertys: [relax]
     assert "propertys: unknown key" in text and "spec.yaml:8" in text
 
 
-def test_query_formats_and_filters(tmp_path, capsys):
-    """Mongo-style filters on summary fields; table, CSV and JSON output."""
+def test_query_formats_and_filters(tmp_path, capsys, monkeypatch):
+    """Mongo-style filters on summary fields, numbers read as numbers in JSON
+    and YAML (planted bug: plain ``yaml.safe_load`` reads ``1e-4`` as a
+    string and they find nothing); table, CSV and JSON output."""
+    import yaml
+
+    from sevenomni_flows import summary
+
     spec = write_spec(
         tmp_path,
         FAST
@@ -189,11 +196,34 @@ properties: [relax]
     assert len(rows) == 1 and rows[0]["converged"] is True
     assert rows[0]["model"]["sha256"]
     assert not query(store, capsys, '{"formula": "Xx"}')
+    assert_numbers_are_numbers(store, capsys)
+    with monkeypatch.context() as planted:
+        planted.setattr(summary, "read_filter", yaml.safe_load)
+        with pytest.raises(AssertionError):
+            assert_numbers_are_numbers(store, capsys)
     assert main(["query", "--store", str(store), "--format", "csv"]) == 0
     csv_text = capsys.readouterr().out
     assert csv_text.splitlines()[0].startswith("label,formula,structure_id,property")
     assert main(["query", "{not yaml", "--store", str(store)]) == 2
     assert main(["query", "--store", str(tmp_path / "nowhere")]) == 2
+
+
+#: Filters on a Cu relaxation (energy about -4 eV/atom, volume about 12 A^3/atom)
+#: whose every bound is a number YAML 1.1 reads as a string unless told.
+NUMBER_FILTERS = (
+    '{"energy_per_atom": {"$lt": -3E-5}}',  # JSON
+    "{energy_per_atom: {$lt: -3E-5}}",  # YAML
+    "{energy_per_atom: {$gt: -1e1, $lt: .5}}",
+    "{energy_per_atom: {$lt: -.5}}",
+    '{"property": "relax", "volume_per_atom": {"$gt": 1e-4}}',
+    "{volume_per_atom: {$gt: 1e-4}}",
+)
+
+
+def assert_numbers_are_numbers(store, capsys):
+    """Each of :data:`NUMBER_FILTERS` finds the one Cu relaxation."""
+    for text in NUMBER_FILTERS:
+        assert [r["formula"] for r in query(store, capsys, text)] == ["Cu"], text
 
 
 def test_store_file_and_unconverged_relaxation(tmp_path, capsys):
@@ -522,3 +552,49 @@ def test_query_shows_rows_that_mix_protocols(tmp_path, capsys):
     main(["query", "{}", "--store", str(store), "--format", "csv"])
     header = capsys.readouterr().out.splitlines()[0].split(",")
     assert {"task", "dtype", "dispersion", "settings"} <= set(header)
+
+
+def test_bulk_only_properties_refuse_a_molecule_in_a_box(tmp_path, capsys, monkeypatch):
+    """A CO molecule in a box is relaxed and its static energy computed, but
+    its EOS and elastic documents fail with the reason; the Cu crystal beside
+    it completes everything, and the run exits 1.  Planted bug: without the
+    bulk-only flag the molecule's EOS "completes" (a wrong success)."""
+    from ase.build import molecule
+    from ase.io import write
+
+    from sevenomni_flows.jobs import EosMaker, ModelSettings
+
+    co = molecule("CO", vacuum=5.0, pbc=True)
+    write(tmp_path / "co.extxyz", co)
+    spec = write_spec(
+        tmp_path,
+        FAST
+        + """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {file: co.extxyz}
+properties: [relax, static, eos, elastic]
+""",
+    )
+    status, _ = run(spec, tmp_path / "results", capsys)
+    assert status == 1
+    rows = query(tmp_path / "results", capsys)
+    states = {(r["formula"], r["property"]): r["state"] for r in rows}
+    assert states == {
+        **{("Cu", p): "completed" for p in ("relax", "static", "eos", "elastic")},
+        ("CO", "relax"): "completed",
+        ("CO", "static"): "completed",
+        ("CO", "eos"): "failed",
+        ("CO", "elastic"): "failed",
+    }
+    for prop in ("eos", "elastic"):
+        [row] = [r for r in rows if (r["formula"], r["property"]) == ("CO", prop)]
+        assert row["error_type"] == "NotBulk"
+        assert row["error"] == (
+            "CO (label co.extxyz): not a 3D bulk crystal: its bonded network is "
+            f"0D (a molecule or cluster in a box); {prop} needs a bulk"
+        )
+    maker = EosMaker(settings=ModelSettings("7net-0", device="cpu"))
+    assert maker.run([co], ["co"])[0].error_type == "NotBulk"
+    monkeypatch.setattr(EosMaker, "bulk_only", False)  # planted
+    assert maker.run([co], ["co"])[0].state == "completed"

@@ -214,3 +214,98 @@ def test_mp2020_corrections_and_their_refusal():
     [doc] = maker.run([rocksalt("Mg")])
     assert doc.state == "failed"
     assert "stability.corrections: mp2020" in doc.error and "R2SCAN" in doc.error
+
+
+def _elements_file(path, shift):
+    """Mg and O entries at ``shift`` eV/atom: formation energies against
+    them are the energy per atom minus ``shift``."""
+    entries = [ComputedEntry(el, shift) for el in ("Mg", "O")]
+    path.write_text(json.dumps([e.as_dict() for e in entries]))
+    return path.name
+
+
+def test_each_task_hull_has_its_own_entries(tmp_path):
+    """With task -> file, each task's hull holds its own file only: rocksalt
+    MgO's formation energy at PBE is against Mg, O at 0 eV/atom, at R2SCAN
+    against Mg, O at +1 eV/atom.  Planted bug: one file joining every task's
+    hull (the PBE file for both) gives R2SCAN a formation energy 1 eV/atom
+    off, and the check fails."""
+    from sevenomni_flows.jobs import ModelSettings
+
+    files = {
+        "PBE": _elements_file(tmp_path / "pbe.json", 0.0),
+        "R2SCAN": _elements_file(tmp_path / "r2scan.json", 1.0),
+    }
+    mgo = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3]
+    )
+    maker = StabilityMaker(
+        settings=ModelSettings("7net-mf-0", device="cpu"),
+        hull_entries=files,
+        spec_dir=str(tmp_path),
+    )
+
+    def check():
+        docs = maker.run([mgo, mgo], ["MgO", "MgO"], tasks=["PBE", "R2SCAN"])
+        shift = {"PBE": 0.0, "R2SCAN": 1.0}
+        for doc in docs:
+            assert doc.state == "completed", doc.error
+            assert doc.hull_size == 3
+            assert doc.formation_energy_per_atom == pytest.approx(
+                doc.energy_per_atom - shift[doc.model.task], abs=1e-6
+            ), doc.model.task
+        assert docs[0].key != docs[1].key
+
+    check()
+    with pytest.MonkeyPatch.context() as planted:
+        one = tmp_path / files["PBE"]
+        planted.setattr(StabilityMaker, "entries_path", lambda self, task: one)
+        with pytest.raises(AssertionError):
+            check()
+
+
+def test_bad_hull_entries_are_refused_when_planned(tmp_path, capsys):
+    """One file for two tasks, a task the run does not have, and a file that
+    is not a list of entries are refused by ``sevenomni run`` before any
+    relaxation, naming stability.hull_entries, the tasks or the file.
+    Planted bug: with the file read only in the hull job (after the
+    relaxations), the run stores relaxations and the check fails."""
+    (tmp_path / "numbers.json").write_text("[1, 2]")
+    _elements_file(tmp_path / "pbe.json", 0.0)
+    head = (
+        "model: 7net-mf-0\ndevice: cpu\nrelax: {fmax: 0.05, max_steps: 20}\n"
+        "properties: [relax, stability]\n"
+        "structures: [{bulk: MgO, crystal: rocksalt, a: 4.21}]\n"
+    )
+    cases = {
+        "task: [PBE, R2SCAN]\nstability: {hull_entries: pbe.json}\n": [
+            "stability.hull_entries: one file for the tasks PBE, R2SCAN"
+        ],
+        "task: [PBE, R2SCAN]\nstability: {hull_entries: {PBE: a, HSE: b}}\n": [
+            "stability.hull_entries: HSE is not a task of this run"
+        ],
+        "task: PBE\nstability: {hull_entries: numbers.json}\n": [
+            "stability.hull_entries:",
+            "numbers.json must hold a list of pymatgen ComputedEntry",
+            "found int",
+        ],
+    }
+
+    def check(body, says):
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(head + body)
+        store = tmp_path / "results"
+        assert main(["run", str(spec), "--store", str(store)]) != 0
+        captured = capsys.readouterr()
+        for text in says:
+            assert text in captured.out + captured.err
+        assert "submitted" not in captured.out and not (store / "relax").exists()
+        if store.exists():
+            assert not list(results_store(open_store(store)).query({}))
+
+    for body, says in cases.items():
+        check(body, says)
+    with pytest.MonkeyPatch.context() as planted:
+        planted.setattr(StabilityMaker, "over", lambda self, items: self)
+        with pytest.raises(AssertionError):
+            check(*list(cases.items())[2])

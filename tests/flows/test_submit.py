@@ -333,7 +333,7 @@ cluster: {structures_per_job: 1}
 
     def crash_on_cu(self, items, targets, ctx):
         if any(it.formula == "Cu" for it in items):
-            raise RuntimeError("CUDA error: an illegal memory access (injected)")
+            raise RuntimeError("CUDA error: out of memory (injected)")
         return real(self, items, targets, ctx)
 
     monkeypatch.setattr(StaticMaker, "compute", crash_on_cu)
@@ -372,7 +372,7 @@ cluster: {structures_per_job: 1}
     assert -6.0 < si["energy_per_atom"] < -5.0  # eV/atom, Si with 7net-0
     [cu] = query(store, capsys, '{"state": "failed"}')
     assert cu["formula"] == "Cu" and cu["error_type"] == "RuntimeError"
-    assert "illegal memory access" in cu["error"]
+    assert "out of memory" in cu["error"]
 
     monkeypatch.setattr(StaticMaker, "compute", real)  # the worker is fixed
     assert main(submit) == 0

@@ -546,3 +546,56 @@ bands:
     rows = query(tmp_path / "r", capsys)
     assert sorted(r["label"] for r in rows) == ["Al hop", "Cu hop"]
     assert all(r["converged"] and r["barrier"] > 0.1 for r in rows)
+
+
+#: A calculation's own RuntimeError (deterministic) and CUDA's out of memory,
+#: which torch raises as a RuntimeError too (transient): told apart by message.
+RAISED = {
+    "Cu": RuntimeError("displaced supercell 3 failed: forces are not finite"),
+    "Al": RuntimeError("CUDA error: out of memory"),
+}
+
+
+def check_rerun_keeps_only_deterministic(tmp_path, capsys, monkeypatch):
+    """Cu's plain RuntimeError is kept by a rerun, Al's CUDA OOM retried."""
+    from sevenomni_flows.jobs.relax import StaticMaker
+
+    def raises(self, items, targets, ctx):
+        return [RAISED[item.formula] for item in items]
+
+    tmp_path.mkdir()
+    spec = write_spec(
+        tmp_path,
+        """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.61}
+  - {bulk: Al, crystal: fcc, a: 4.05}
+properties: [relax, static]
+""",
+    )
+    store = tmp_path / "r"
+    with monkeypatch.context() as m:
+        m.setattr(StaticMaker, "compute", raises)
+        assert run(spec, store, capsys)[0] == 1
+    stored = [d for d in all_results(store) if d["property"] == "static"]
+    assert {d["formula"]: d["transient"] for d in stored} == {"Cu": False, "Al": True}
+    status, out = run(spec, store, capsys)
+    assert status == 1 and "1 failures kept" in out
+    rows = query(store, capsys, '{"property": "static"}')
+    assert {r["formula"]: r["state"] for r in rows} == {
+        "Cu": "failed",
+        "Al": "completed",
+    }
+
+
+def test_rerun_retries_machine_failures_only(tmp_path, capsys, monkeypatch):
+    """Only the machine's failures are retried by a plain rerun; planted bug:
+    with RuntimeError back among the transient errors, Cu's deterministic
+    failure is retried too and the check fails."""
+    from sevenomni_flows.schemas import documents
+
+    check_rerun_keeps_only_deterministic(tmp_path / "a", capsys, monkeypatch)
+    planted = documents.TRANSIENT_ERRORS | {"RuntimeError"}
+    monkeypatch.setattr(documents, "TRANSIENT_ERRORS", planted)
+    with pytest.raises(AssertionError):
+        check_rerun_keeps_only_deterministic(tmp_path / "b", capsys, monkeypatch)
