@@ -235,19 +235,22 @@ def _faces(atoms: Atoms, layers: list[np.ndarray], slab: Slab) -> dict:
         slab.scale_factor,
     )
     bulk = slab.oriented_unit_cell.composition.reduced_composition
-    try:
-        charged = cut.copy()
-        charged.add_oxidation_state_by_guess()
-        polar = charged.is_polar()
-    except Exception:  # no oxidation states could be guessed
-        polar = None
+    symmetric = cut.is_symmetric()
+    polar = False  # a symmetric slab has no dipole across it
+    if not symmetric:
+        try:
+            charged = cut.copy()
+            charged.add_oxidation_state_by_guess()
+            polar = charged.is_polar()
+        except Exception:  # no oxidation states could be guessed
+            polar = None
     z = [atoms.positions[layer, 2].mean() for layer in layers[-2:]]
     return {
         "shift": round(float(slab.shift), 4),
         "spacing": float(z[-1] - z[0]),
         "top": _formula(atoms[layers[-1]]),
         "bottom": _formula(atoms[layers[0]]),
-        "symmetric": cut.is_symmetric(),
+        "symmetric": symmetric,
         "polar": polar,
         "stoichiometric": cut.composition.reduced_composition == bulk,
         "formula": cut.composition.formula.replace(" ", ""),
