@@ -2,7 +2,11 @@
 
 The slabs of every facet of every material, and the bulk cells they are
 cut from, are relaxed in one batch.  Slabs are built by the adsorption
-flow's slab protocol (layers, fixed layers, vacuum, lateral size).
+flow's slab protocol (layers, fixed layers, vacuum, lateral size).  Every
+termination with two equivalent faces and the bulk's stoichiometry is
+relaxed and a facet's γ is the lowest of them; symmetry-equivalent facets
+are one facet; a facet with no such termination, or a negative γ, fails
+alone with its reason.
 """
 
 from __future__ import annotations
