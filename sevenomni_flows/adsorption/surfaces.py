@@ -7,8 +7,12 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, covalent_radii
 from pymatgen.analysis.adsorption import AdsorbateSiteFinder
-from pymatgen.core import Element, Structure
-from pymatgen.core.surface import SlabGenerator
+from pymatgen.core import Composition, Element, Structure
+from pymatgen.core.surface import (
+    Slab,
+    SlabGenerator,
+    get_symmetrically_equivalent_miller_indices,
+)
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -18,6 +22,9 @@ from .slab_protocol import SlabProtocol
 __all__ = [
     "Site",
     "build_slab",
+    "build_slabs",
+    "canonical_miller",
+    "check_bulk",
     "check_metal",
     "find_sites",
     "image_distance",
@@ -33,8 +40,7 @@ class Site(dict):
 
 def check_metal(structure: Structure, label: str) -> None:
     """Raise ValueError unless ``structure`` is a periodic bulk of metals only."""
-    if not isinstance(structure, Structure):
-        raise ValueError(f"{label}: needs a periodic bulk structure, got a molecule")
+    check_bulk(structure, label)
     nonmetals = sorted(
         {str(el) for el in structure.composition if not Element(el).is_metal}
     )
@@ -46,6 +52,54 @@ def check_metal(structure: Structure, label: str) -> None:
         )
 
 
+#: An empty layer thicker than this (Å) across a cell is vacuum, not bulk:
+#: atomic planes of crystals, layered ones included, lie closer (about 3.5 Å
+#: at most, across van der Waals gaps).
+MAX_GAP = 5.0
+
+
+def check_bulk(structure: Structure, label: str) -> None:
+    """Raise ValueError unless ``structure`` is a 3D bulk crystal.
+
+    A molecule, wire or slab in a periodic box leaves an empty layer thicker
+    than :data:`MAX_GAP` across the cell parallel to some of its faces (the
+    atoms' heights along each face normal are compared, periodically).
+    """
+    if not isinstance(structure, Structure):
+        raise ValueError(f"{label}: needs a periodic bulk structure, got a molecule")
+    recip = structure.lattice.reciprocal_lattice_crystallographic.matrix
+    gaps = []
+    for axis in range(3):
+        spacing = 1.0 / np.linalg.norm(recip[axis])
+        h = np.sort(structure.frac_coords[:, axis] % 1.0) * spacing
+        gaps.append(float(np.max(np.diff(h, append=h[0] + spacing))))
+    open_ = [("bc", "ca", "ab")[i] for i, g in enumerate(gaps) if g > MAX_GAP]
+    wide = ", ".join(f"{g:.1f}" for g in gaps if g > MAX_GAP)
+    if open_:
+        kind = {1: "a slab", 2: "a wire", 3: "a molecule or cluster"}[len(open_)]
+        raise ValueError(
+            f"{label}: {structure.composition.reduced_formula} is not a 3D bulk "
+            f"crystal: empty layers {wide} "
+            f"Å thick cross its cell parallel to the {', '.join(open_)} faces "
+            f"({kind} in a box?); slabs are cut from a bulk crystal"
+        )
+
+
+def canonical_miller(conventional: Structure, miller) -> tuple[int, int, int]:
+    """The representative of the facets equivalent to ``miller``.
+
+    Equivalent under the point group of ``conventional`` (the conventional
+    standard cell the indices refer to) or by turning the slab over (hkl to
+    -h-k-l, the other face of the same slab); the largest index tuple of the
+    family, so it does not depend on which member was asked for.
+    """
+    family = get_symmetrically_equivalent_miller_indices(
+        conventional, tuple(int(i) for i in miller), return_hkil=False
+    )
+    family = [tuple(int(i) for i in hkl) for hkl in family]
+    return max(family + [tuple(-i for i in hkl) for hkl in family])
+
+
 def build_slab(
     bulk: Structure,
     miller: tuple[int, int, int],
@@ -53,17 +107,49 @@ def build_slab(
 ) -> Atoms:
     """A slab of ``bulk`` built by ``protocol``, its bottom layers fixed.
 
-    ``miller`` refers to the conventional standard cell of ``bulk``.  The
-    slab is pymatgen's first termination with ``c`` normal to the surface,
-    cut to the protocol's layers (or thickness), with the vacuum above it
-    and the lateral supercell applied.  What was built is in
-    ``atoms.info["slab"]``: layers, fixed_layers, supercell, surface_atoms
-    (atoms in the top layer), coverage (ML, one adsorbate per cell),
-    thickness and vacuum (Å), image_distance (Å, the shortest in-plane
-    periodic image distance) and the protocol.
+    One termination of :func:`build_slabs`, chosen by a fixed rule so that
+    float-level noise in ``bulk`` cannot change it: symmetric slabs first,
+    then the densest top layer (most atoms), then the canonical order.
+    Elemental fcc and bcc metals have one termination per facet.
+    """
+    slabs = build_slabs(bulk, miller, protocol)
+    return min(
+        slabs,
+        key=lambda a: (
+            not a.info["slab"]["termination"]["symmetric"],
+            -a.info["slab"]["surface_atoms"],
+        ),
+    )
+
+
+def build_slabs(
+    bulk: Structure,
+    miller: tuple[int, int, int],
+    protocol: SlabProtocol | str | dict = "converged",
+) -> list[Atoms]:
+    """Every termination of the (hkl) slab of ``bulk``, in a canonical order.
+
+    ``miller`` refers to the conventional standard cell of ``bulk``.  Each
+    of pymatgen's terminations is turned ``c`` normal to the surface, cut
+    to the protocol's layers (or thickness), with the vacuum above it and
+    the lateral supercell applied, its bottom layers fixed.  What was built
+    is in ``atoms.info["slab"]``: layers, fixed_layers, supercell,
+    surface_atoms (atoms in the top layer), coverage (ML, one adsorbate per
+    cell), thickness and vacuum (Å), image_distance (Å, the shortest
+    in-plane periodic image distance), the protocol, and ``termination``:
+    pymatgen's ``shift`` (fraction of the oriented cell, rounded to 1e-4;
+    it depends on the cell's origin), ``spacing`` (Å, between the top two
+    layers), the ``top`` and ``bottom`` layer formulas, ``symmetric`` (the two faces
+    are equivalent, pymatgen's ``Slab.is_symmetric``), ``polar`` (a dipole
+    across the slab with guessed oxidation states, ``Slab.is_polar``; None
+    if no guess) and ``stoichiometric``.  The order sorts by the face
+    formulas, then the spacing (to 0.01 Å), so neither float noise in
+    ``bulk`` nor its cell's origin or orientation changes it.
     """
     protocol = SlabProtocol.model_validate(protocol)
     hkl = "".join(map(str, miller))
+    formula = bulk.composition.reduced_formula
+    check_bulk(bulk, f"the ({hkl}) slab")
     # Miller indices refer to the conventional standard cell, as users expect
     conventional = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
     exact = protocol.layers is not None
@@ -79,21 +165,33 @@ def build_slab(
     )
     slabs = gen.get_slabs()
     if not slabs:
-        raise ValueError(f"no slab could be built for ({hkl})")
-    atoms = primitive_surface(
-        AseAtomsAdaptor.get_atoms(slabs[0].get_orthogonal_c_slab())
-    )
+        raise ValueError(f"{formula} ({hkl}): no slab could be built")
+    built = [_terminated(slab, protocol, f"{formula} ({hkl})") for slab in slabs]
+    for atoms in built:
+        atoms.info["miller"] = list(miller)
+    return sorted(built, key=_canonical)
+
+
+def _canonical(atoms: Atoms) -> tuple:
+    t = atoms.info["slab"]["termination"]
+    return (t["top"], t["bottom"], round(t["spacing"], 2), len(atoms), t["shift"])
+
+
+def _terminated(slab: Slab, protocol: SlabProtocol, what: str) -> Atoms:
+    """One pymatgen termination cut and dressed by ``protocol``."""
+    exact = protocol.layers is not None
+    atoms = primitive_surface(AseAtomsAdaptor.get_atoms(slab.get_orthogonal_c_slab()))
     layers = _layers(atoms, LAYER_TOLERANCE)[::-1]  # bottom first
     if exact:
         if len(layers) < protocol.layers:
             raise ValueError(
-                f"({hkl}): only {len(layers)} layers could be cut, "
+                f"{what}: only {len(layers)} layers could be cut, "
                 f"{protocol.layers} asked for"
             )
         keep = np.concatenate(layers[len(layers) - protocol.layers :])
         atoms = atoms[np.sort(keep)]
         layers = _layers(atoms, LAYER_TOLERANCE)[::-1]
-    n_fixed = protocol.n_fixed(len(layers), f"({hkl})")
+    n_fixed = protocol.n_fixed(len(layers), what)
     fixed = np.zeros(len(atoms), dtype=bool)
     for layer in layers[:n_fixed]:
         fixed[layer] = True
@@ -103,12 +201,12 @@ def build_slab(
     cell = atoms.cell.array.copy()
     cell[2] = [0.0, 0.0, thickness + protocol.vacuum]
     atoms.set_cell(cell, scale_atoms=False)
+    termination = _faces(atoms, layers, slab)
     reps = _supercell(cell[:2, :2], protocol)
     surface_atoms = len(layers[-1]) * reps[0] * reps[1]
     atoms.set_constraint(FixAtoms(mask=fixed))
     atoms = atoms.repeat((*reps, 1))
     atoms.pbc = [True, True, True]
-    atoms.info["miller"] = list(miller)
     atoms.info["slab"] = {
         "layers": len(layers),
         "fixed_layers": n_fixed,
@@ -119,8 +217,48 @@ def build_slab(
         "vacuum": protocol.vacuum,
         "image_distance": image_distance(atoms.cell.array[:2, :2]),
         "protocol": protocol.model_dump(exclude_none=True),
+        "termination": termination,
     }
     return atoms
+
+
+def _faces(atoms: Atoms, layers: list[np.ndarray], slab: Slab) -> dict:
+    """The termination of a cut slab (1x1): its faces, symmetry and polarity."""
+    structure = AseAtomsAdaptor.get_structure(atoms)
+    cut = Slab(
+        structure.lattice,
+        structure.species,
+        structure.frac_coords,
+        slab.miller_index,
+        slab.oriented_unit_cell,
+        slab.shift,
+        slab.scale_factor,
+    )
+    bulk = slab.oriented_unit_cell.composition.reduced_composition
+    symmetric = cut.is_symmetric()
+    polar = False  # a symmetric slab has no dipole across it
+    if not symmetric:
+        try:
+            charged = cut.copy()
+            charged.add_oxidation_state_by_guess()
+            polar = charged.is_polar()
+        except Exception:  # no oxidation states could be guessed
+            polar = None
+    z = [atoms.positions[layer, 2].mean() for layer in layers[-2:]]
+    return {
+        "shift": round(float(slab.shift), 4),
+        "spacing": float(z[-1] - z[0]),
+        "top": _formula(atoms[layers[-1]]),
+        "bottom": _formula(atoms[layers[0]]),
+        "symmetric": symmetric,
+        "polar": polar,
+        "stoichiometric": cut.composition.reduced_composition == bulk,
+        "formula": cut.composition.formula.replace(" ", ""),
+    }
+
+
+def _formula(atoms: Atoms) -> str:
+    return Composition(atoms.get_chemical_formula()).formula.replace(" ", "")
 
 
 #: Atoms whose heights differ by less than this (Å) share a layer.

@@ -2,7 +2,11 @@
 
 The slabs of every facet of every material, and the bulk cells they are
 cut from, are relaxed in one batch.  Slabs are built by the adsorption
-flow's slab protocol (layers, fixed layers, vacuum, lateral size).
+flow's slab protocol (layers, fixed layers, vacuum, lateral size).  Every
+termination with two equivalent faces and the bulk's stoichiometry is
+relaxed and a facet's γ is the lowest of them; symmetry-equivalent facets
+are one facet; a facet with no such termination, or a negative γ, fails
+alone with its reason.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import numpy as np
 from ase.units import J, m
 from pydantic import Field
 from pymatgen.analysis.wulff import WulffShape
-from pymatgen.core import Composition
 from pymatgen.core.surface import get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -22,7 +25,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
-from ..adsorption.surfaces import build_slab
+from ..adsorption.surfaces import build_slabs, canonical_miller, check_bulk
 from ..schemas import ResultDocument, quantity
 from .adsorption import check_miller
 from .calculation import PropertyMaker, model_title
@@ -35,6 +38,10 @@ def conventional(structure):
     """The conventional standard cell Miller indices refer to."""
     return SpacegroupAnalyzer(structure).get_conventional_standard_structure()
 
+
+#: A facet whose lowest γ (J/m²) is below this fails: a slab more stable
+#: than its bulk means the bulk is not stable at the model.
+MIN_SURFACE_ENERGY = 0.0
 
 #: eV/Å² in J/m².
 J_PER_M2 = (J / m**2) ** -1
@@ -71,7 +78,9 @@ class SurfaceEnergyDocument(ResultDocument):
         "wulff_fractions",
     )
     surface_energies: dict[str, float] = quantity(
-        'Surface energy per facet "h k l"', "J/m²", default_factory=dict
+        'Surface energy per facet "h k l" (the lowest over its terminations)',
+        "J/m²",
+        default_factory=dict,
     )
     weighted_surface_energy: float | None = quantity(
         "Area-weighted surface energy of the Wulff shape", "J/m²"
@@ -85,14 +94,35 @@ class SurfaceEnergyDocument(ResultDocument):
     )
     slabs: list[dict] = Field(
         default_factory=list,
-        description="Per slab: miller, layers, fixed_layers, n_atoms, area (Å²), "
-        "energy (eV, relaxed), unrelaxed_energy (eV, with fixed layers), "
-        "converged",
+        description="Per slab relaxed: miller, shift, layers, fixed_layers, "
+        "n_atoms, area (Å²), energy (eV, relaxed), unrelaxed_energy (eV, with "
+        "fixed layers), surface_energy (J/m²), converged",
+    )
+    failed_facets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per facet "h k l" left out: why (no termination with two '
+        "equivalent stoichiometric faces, a negative γ, a slab that cannot be "
+        "cut)",
+    )
+    equivalent_facets: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Per facet "h k l" reported: the requested facets '
+        "equivalent to it by the bulk's symmetry (or by turning the slab over)",
+    )
+    terminations: dict[str, list[dict]] = Field(
+        default_factory=dict,
+        description='Per facet "h k l": every termination (pymatgen shift, '
+        "spacing of the top two layers in Å, top and bottom layer formulas, "
+        "n_atoms, surface_energy in J/m² or None, reason it was refused or "
+        "None); the facet's γ is the lowest",
+    )
+    wulff_error: str | None = Field(
+        None, description="Why no Wulff shape could be built, if none was"
     )
     convergence: dict[str, dict[str, float]] = Field(
         default_factory=dict,
-        description='With surface_convergence: per facet "h k l", the surface '
-        "energy (J/m²) at each layer count",
+        description='With surface_convergence: per facet "h k l", the lowest '
+        "surface energy over its terminations (J/m²) at each layer count",
     )
 
 
@@ -174,24 +204,20 @@ class SurfaceEnergyMaker(PropertyMaker):
         return [list(map(int, hkl)) for hkl in found]
 
     def compute(self, items, targets, ctx):
-        """Every facet's slab and every bulk cell in one batched relaxation."""
-        slabs, owners, out = [], [], []
+        """Every termination of every facet and every bulk cell in one
+        batched relaxation."""
+        slabs, owners, plans, out = [], [], [], []
         for k, it in enumerate(items):
             try:
-                extra = [
-                    n for n in self.surface_convergence or [] if n != self.slab.layers
-                ]
-                mine = [
-                    (hkl, self._slab(it.structure, hkl, n))
-                    for hkl in self.facets(it.structure)
-                    for n in [None, *sorted(set(extra))]
-                ]
+                plan = self._plan(it)
             except Exception as err:  # this material's slabs fail alone
                 out.append(err)
+                plans.append(None)
                 continue
             out.append(None)
-            slabs += mine
-            owners += [k] * len(mine)
+            plans.append(plan)
+            slabs += plan["slabs"]
+            owners += [k] * len(plan["slabs"])
         bulks = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
         fixed = [a for _, a in slabs if a.info["slab"]["fixed_layers"]]
         cells = [a for _, a in slabs] + bulks
@@ -211,59 +237,107 @@ class SurfaceEnergyMaker(PropertyMaker):
                 continue
             bulk = results[n_slabs + k]
             mine = [
-                (hkl, atoms, results[i])
-                for i, ((hkl, atoms), owner) in enumerate(
+                (key, atoms, results[i])
+                for i, ((key, atoms), owner) in enumerate(
                     zip(slabs, owners, strict=True)
                 )
                 if owner == k
             ]
             try:
-                out[k] = [self._document(it, target, ctx, bulk, mine, start)]
+                out[k] = [self._document(it, target, ctx, bulk, mine, start, plans[k])]
             except Exception as err:  # one material's analysis fails alone
                 out[k] = err
         return out
 
-    def _slab(self, structure, hkl, layers: int | None = None):
-        """The slab of facet ``hkl`` (with ``layers`` instead of the
-        protocol's: a convergence slab, left out of the Wulff shape)."""
+    def _plan(self, item) -> dict:
+        """The slabs of one material to relax, and the facets refused.
+
+        Requested facets equivalent by the bulk's symmetry are merged into
+        one (:func:`canonical_miller`).  Every termination of a facet is
+        built; those whose two faces differ or that are not stoichiometric
+        are refused (their γ would not be that of one surface of this bulk),
+        and a facet with no termination left fails with the reasons.
+        """
+        structure = item.structure
+        check_bulk(structure, item.label)
+        formula = structure.composition.reduced_formula
+        conv = conventional(structure)
+        equivalents: dict[str, list[str]] = {}
+        for hkl in self.facets(structure):
+            key = " ".join(map(str, canonical_miller(conv, hkl)))
+            equivalents.setdefault(key, []).append(" ".join(map(str, hkl)))
+        extra = [n for n in self.surface_convergence or [] if n != self.slab.layers]
+        slabs, failed, refused = [], {}, {}
+        for key in equivalents:
+            hkl = tuple(int(i) for i in key.split())
+            try:
+                built = self._slabs(structure, hkl)
+            except ValueError as err:
+                failed[key] = str(err)
+                continue
+            ok = [a for a in built if _refusal(a) is None]
+            refused[key] = [a for a in built if _refusal(a) is not None]
+            if not ok:
+                failed[key] = (
+                    f"{formula} ({key}): no termination gives a slab with two "
+                    "equivalent faces and the bulk's stoichiometry: "
+                    + "; ".join(_refusal(a) for a in built)
+                )
+                continue
+            slabs += [(key, a) for a in ok]
+            for n in sorted(set(extra)):  # a count with no valid slab is left out
+                try:
+                    more = self._slabs(structure, hkl, n)
+                except ValueError:
+                    continue
+                slabs += [(key, a) for a in more if _refusal(a) is None]
+        return {
+            "slabs": slabs,
+            "failed": failed,
+            "refused": refused,
+            "equivalents": equivalents,
+        }
+
+    def _slabs(self, structure, hkl, layers: int | None = None):
+        """Every termination of facet ``hkl`` (with ``layers`` instead of
+        the protocol's: convergence slabs, left out of the Wulff shape)."""
         protocol = self.slab
         if layers is not None:
             protocol = protocol.model_copy(update={"layers": layers})
-        atoms = build_slab(structure, tuple(hkl), protocol)
-        atoms.info["convergence"] = layers is not None
-        slab = Composition(atoms.get_chemical_formula()).reduced_composition
-        if slab != structure.composition.reduced_composition:
-            raise ValueError(
-                f"the ({' '.join(map(str, hkl))}) slab is not stoichiometric, so "
-                "its surface energy is not defined by the bulk's"
-            )
-        return atoms
+        built = build_slabs(structure, hkl, protocol)
+        for atoms in built:
+            atoms.info["convergence"] = layers is not None
+        return built
 
-    def _document(self, item, target, ctx, bulk, mine, unrelaxed):
+    def _document(self, item, target, ctx, bulk, mine, unrelaxed, plan):
         failed = [r.error for r in [bulk, *(r for _, _, r in mine)] if r.error]
         if failed:
             raise RuntimeError(f"a relaxation failed: {failed[0]}")
+        formula = item.structure.composition.reduced_formula
         e_bulk = bulk.energy / len(bulk.atoms)
-        energies, rows, convergence = {}, [], {}
-        for hkl, atoms, r in mine:
+        rows, convergence = [], {}
+        terminations: dict[str, list[dict]] = {}
+        for key, atoms, r in mine:
             cell = atoms.cell.array
             area = float(np.linalg.norm(np.cross(cell[0], cell[1])))
             start = unrelaxed.get(id(atoms))
-            key = " ".join(map(str, hkl))
             gamma = surface_energy(r.energy, len(atoms), e_bulk, area, start)
             layers = atoms.info["slab"]["layers"]
-            convergence.setdefault(key, {})[str(layers)] = gamma
+            best = convergence.setdefault(key, {}).get(str(layers), np.inf)
+            convergence[key][str(layers)] = min(best, gamma)
             if not atoms.info["convergence"]:
-                energies[key] = gamma
+                terminations.setdefault(key, []).append(_termination(atoms, gamma))
             rows.append(
                 {
-                    "miller": hkl,
-                    "layers": atoms.info["slab"]["layers"],
+                    "miller": [int(i) for i in key.split()],
+                    "shift": atoms.info["slab"]["termination"]["shift"],
+                    "layers": layers,
                     "fixed_layers": atoms.info["slab"]["fixed_layers"],
                     "n_atoms": len(atoms),
                     "area": area,
                     "energy": r.energy,
                     "unrelaxed_energy": start,
+                    "surface_energy": gamma,
                     "converged": r.converged,
                 }
             )
@@ -273,28 +347,71 @@ class SurfaceEnergyMaker(PropertyMaker):
                 f"relaxations did not converge within {self.max_steps} steps: "
                 + ", ".join(map(str, stuck or ["bulk"]))
             )
-        wulff = WulffShape(
-            conventional(item.structure).lattice,
-            [tuple(map(int, k.split())) for k in energies],
-            list(energies.values()),
+        failed_facets = dict(plan["failed"])
+        energies = {}
+        for key in plan["equivalents"]:
+            mine_ = terminations.setdefault(key, [])
+            mine_ += [_termination(a, None) for a in plan["refused"].get(key, [])]
+            mine_.sort(key=lambda t: (t["top"], t["bottom"], round(t["spacing"], 2)))
+            computed = [t["surface_energy"] for t in mine_ if t["reason"] is None]
+            if not computed:
+                continue
+            gamma = min(computed)
+            if gamma < MIN_SURFACE_ENERGY:
+                failed_facets[key] = (
+                    f"{formula} ({key}): γ = {gamma:.3f} J/m² is negative: the "
+                    "slab is more stable than the bulk, so this bulk is unstable "
+                    "at this model (not its ground state, or not relaxed)"
+                )
+            else:
+                energies[key] = gamma
+        common = dict(
+            input_structure=item.structure,
+            bulk_energy_per_atom=e_bulk,
+            slabs=rows,
+            failed_facets=failed_facets,
+            equivalent_facets=plan["equivalents"],
+            terminations=terminations,
+            convergence=convergence if self.surface_convergence else {},
         )
-        fractions = {
-            " ".join(map(str, hkl)): float(f)
-            for hkl, f in wulff.area_fraction_dict.items()
-        }
-        plots = [self._plot(wulff, target, ctx)] if self.plot_dir else []
+        if not energies:
+            return self.failed(
+                target,
+                ctx,
+                f"no facet of {formula} gives a surface energy: "
+                + "; ".join(failed_facets.values()),
+                error_type="NoValidFacet",
+                **common,
+            )
+        wulff, fractions, weighted, wulff_error = None, {}, None, None
+        try:
+            wulff = WulffShape(
+                conventional(item.structure).lattice,
+                [tuple(map(int, k.split())) for k in energies],
+                list(energies.values()),
+            )
+            fractions = {
+                " ".join(map(str, hkl)): float(f)
+                for hkl, f in wulff.area_fraction_dict.items()
+            }
+            weighted = float(wulff.weighted_surface_energy)
+        except Exception as err:  # e.g. an open prism of side facets alone
+            wulff = None
+            wulff_error = (
+                f"the facets {', '.join(f'({k})' for k in energies)} do not "
+                f"close a Wulff shape ({type(err).__name__}); add facets"
+            )
+        plots = [self._plot(wulff, target, ctx)] if self.plot_dir and wulff else []
         return self.doc(
             target,
             ctx,
             state="completed",
-            input_structure=item.structure,
             surface_energies=energies,
-            weighted_surface_energy=float(wulff.weighted_surface_energy),
+            weighted_surface_energy=weighted,
             wulff_fractions=fractions,
-            bulk_energy_per_atom=e_bulk,
-            slabs=rows,
-            convergence=convergence if self.surface_convergence else {},
+            wulff_error=wulff_error,
             plots=plots,
+            **common,
         )
 
     def _plot(self, wulff, target, ctx) -> str:
@@ -306,3 +423,34 @@ class SurfaceEnergyMaker(PropertyMaker):
         plt.savefig(path, dpi=120)
         plt.close("all")
         return str(path)
+
+
+def _refusal(atoms) -> str | None:
+    """Why a termination gives no surface energy of the bulk, or None."""
+    t = atoms.info["slab"]["termination"]
+    if not t["stoichiometric"]:
+        return (
+            f"{t['formula']} is not stoichiometric, so its surface energy is "
+            "not defined by the bulk's"
+        )
+    if not t["symmetric"]:
+        polar = ", polar" if t["polar"] else ""
+        return (
+            f"its two faces are not equivalent (top {t['top']}, bottom "
+            f"{t['bottom']}{polar}), so γ would average two different surfaces"
+        )
+    return None
+
+
+def _termination(atoms, gamma: float | None) -> dict:
+    """One row of ``terminations``."""
+    t = atoms.info["slab"]["termination"]
+    return {
+        "shift": t["shift"],
+        "spacing": t["spacing"],
+        "top": t["top"],
+        "bottom": t["bottom"],
+        "n_atoms": len(atoms),
+        "surface_energy": gamma,
+        "reason": _refusal(atoms),
+    }

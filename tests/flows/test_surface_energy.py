@@ -3,12 +3,17 @@ the Wulff shape; bad facets and non-stoichiometric slabs."""
 
 import numpy as np
 import pytest
-from ase.build import bulk, fcc100, fcc110, fcc111
+from ase.build import bulk, fcc100, fcc110, fcc111, molecule
 from ase.constraints import FixAtoms
 from ase.optimize import FIRE
+from pymatgen.core import Lattice, Structure
+from pymatgen.core.surface import SlabGenerator
 from pymatgen.io.ase import AseAtomsAdaptor
+from scipy.spatial.transform import Rotation
 
 from sevenomni_core import load_model
+from sevenomni_flows.adsorption import surfaces
+from sevenomni_flows.adsorption.surfaces import build_slab, build_slabs
 from sevenomni_flows.jobs import ModelSettings, SurfaceEnergyMaker
 from sevenomni_flows.jobs.surface_energy import surface_energy
 
@@ -170,3 +175,235 @@ def test_surface_convergence_matches_ase_slabs_at_each_layer_count(sevenn_calcul
             slab={"layers": 6, "fixed_layers": 2, "supercell": [1, 1], "vacuum": 15.0},
             surface_convergence=[2],
         )
+
+
+# --- issue 30: terminations, polar facets, negative γ, equivalent facets ---
+
+SMALL = {"layers": 4, "fixed_layers": 0, "supercell": [1, 1], "vacuum": 10.0}
+
+
+def _zno(scale: float = 1.0) -> Structure:
+    """Wurtzite ZnO, a = 3.25 Å, c = 5.2 Å, u = 0.38."""
+    lattice = Lattice.hexagonal(3.25 * scale, 5.2 * scale)
+    frac = [[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.38]]
+    frac.append([2 / 3, 1 / 3, 0.88])
+    return Structure(lattice, ["Zn", "Zn", "O", "O"], frac)
+
+
+def _co_in_a_box() -> Structure:
+    co = molecule("CO")
+    co.center(vacuum=5.0)
+    co.pbc = True
+    return AseAtomsAdaptor.get_structure(co)
+
+
+def _maker(miller) -> SurfaceEnergyMaker:
+    return SurfaceEnergyMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        miller_indices=miller,
+        slab=SMALL,
+    )
+
+
+def test_guards_fail_alone_and_equivalent_facets_merge():
+    """One batch: Cu stretched to a = 4.3 Å (19 % over its lattice constant)
+    has a negative γ on every facet, so each facet fails with its γ and the
+    document fails with the reasons; ZnO(001) and NaCl(111) have one
+    element on each face (polar) and fail as facets while ZnO(100) and
+    NaCl(100) complete; CO in a box is refused as not a bulk crystal.
+    NaCl (1 0 0) and (0 0 1) are one facet, reported once.  ZnO(100) has two
+    terminations: the one breaking one Zn-O bond per surface pair is lower
+    than the one breaking two (bond counting: about twice), and γ is the
+    lowest."""
+    g = AseAtomsAdaptor.get_structure
+    inputs = [g(bulk("Cu", "fcc", a=4.3)), _zno(), _co_in_a_box()]
+    inputs.append(g(bulk("NaCl", "rocksalt", a=5.64)))
+    cu, zno, co, nacl = _maker([[1, 0, 0], [0, 0, 1], [1, 1, 1]]).run(
+        inputs, ["Cu", "ZnO", "CO", "NaCl"]
+    )
+    assert cu.state == "failed" and "no facet of Cu gives a surface energy" in cu.error
+    assert set(cu.failed_facets) == {"1 0 0", "1 1 1"}
+    for facet, reason in cu.failed_facets.items():
+        [row] = cu.terminations[facet]
+        assert row["surface_energy"] < 0
+        assert f"Cu ({facet}): γ = {row['surface_energy']:.3f} J/m² is negative" in (
+            reason
+        )
+    assert zno.state == "completed", zno.error
+    assert list(zno.surface_energies) == ["1 0 0"]
+    for facet in ("0 0 1", "1 1 1"):
+        assert f"ZnO ({facet}): no termination gives a slab" in zno.failed_facets[facet]
+    assert "top Zn1, bottom O1, polar" in zno.failed_facets["0 0 1"]
+    low, high = sorted(t["surface_energy"] for t in zno.terminations["1 0 0"])
+    assert zno.surface_energies["1 0 0"] == low and 0.5 < low < 1.2
+    assert 1.5 < high / low < 4.0
+    assert "do not close a Wulff shape" in zno.wulff_error  # (100) prisms alone
+    assert co.state == "failed" and "CO is not a 3D bulk crystal" in co.error
+    assert "broadcast" not in co.error
+    assert nacl.state == "completed", nacl.error
+    assert nacl.equivalent_facets["1 0 0"] == ["1 0 0", "0 0 1"]
+    assert list(nacl.surface_energies) == ["1 0 0"]
+    assert nacl.wulff_fractions == {"1 0 0": pytest.approx(1.0)}
+    assert "top Na1, bottom Cl1, polar" in nacl.failed_facets["1 1 1"]
+
+
+def test_planted_old_guards_let_bad_facets_through(monkeypatch):
+    """The old behaviour planted back: with no floor on γ, stretched Cu
+    completes with a negative γ; with no merging, NaCl (1 0 0) and (0 0 1)
+    come out as two facets of 1.0 and 0.0 of the Wulff shape; with no bulk
+    check, CO in a box is not refused as a molecule."""
+    from sevenomni_flows.jobs import surface_energy as module
+
+    monkeypatch.setattr(module, "MIN_SURFACE_ENERGY", -np.inf)
+    monkeypatch.setattr(module, "canonical_miller", lambda conv, hkl: tuple(hkl))
+    monkeypatch.setattr(module, "check_bulk", lambda structure, label: None)
+    g = AseAtomsAdaptor.get_structure
+    cu, nacl = _maker([[1, 0, 0], [0, 0, 1]]).run(
+        [g(bulk("Cu", "fcc", a=4.3)), g(bulk("NaCl", "rocksalt", a=5.64))],
+        ["Cu", "NaCl"],
+    )
+    assert cu.state == "completed" and cu.surface_energies["1 0 0"] < 0
+    assert set(nacl.surface_energies) == {"1 0 0", "0 0 1"}
+    with pytest.raises(AssertionError):
+        assert list(nacl.surface_energies) == ["1 0 0"]
+    monkeypatch.setattr(surfaces, "check_bulk", lambda structure, label: None)
+    [co] = _maker([[1, 0, 0]]).run([_co_in_a_box()], ["CO"])
+    assert "not a 3D bulk crystal" not in (co.error or "")
+
+
+ROTATION = Rotation.from_euler("zyx", [30, 20, 10], degrees=True).as_matrix()
+
+
+def _rotated(s: Structure, shift=(0.0, 0.0, 0.0), scale: float = 1.0) -> Structure:
+    """``s`` rotated (and its origin moved by ``shift``, fractional)."""
+    lattice = Lattice(scale * s.lattice.matrix @ ROTATION.T)
+    return Structure(lattice, s.species, s.frac_coords + shift)
+
+
+def _zno_again(monkeypatch, build=None):
+    """ZnO (1 0 0) and (0 0 1) once more: rotated, its origin moved, its
+    lattice scaled by 1 + 1e-7 (float noise in a relaxed bulk), and
+    pymatgen's terminations listed in the reverse order (the reorder such
+    noise caused); ``build`` replaces build_slabs, given that order."""
+    from sevenomni_flows.jobs import surface_energy as module
+
+    listed: list[float] = []
+    get_slabs = SlabGenerator.get_slabs
+
+    def reversed_(self, *args, **kwargs):
+        slabs = get_slabs(self, *args, **kwargs)[::-1]
+        listed[:] = [round(float(s.shift), 4) for s in slabs]
+        return slabs
+
+    monkeypatch.setattr(SlabGenerator, "get_slabs", reversed_)
+    if build is not None:
+        monkeypatch.setattr(module, "build_slabs", lambda *a: build(listed, *a))
+    moved = _rotated(_zno(), (0.1, 0.2, 0.3), 1 + 1e-7)
+    [doc] = _maker([[1, 0, 0], [0, 0, 1]]).run([moved], ["ZnO"])
+    return doc
+
+
+def _same_answer(first, second) -> None:
+    assert first.state == second.state == "completed"
+    assert first.surface_energies["1 0 0"] == pytest.approx(
+        second.surface_energies["1 0 0"], abs=1e-4
+    )
+    assert first.failed_facets == second.failed_facets
+
+
+def test_zno_gives_the_same_answer_run_to_run(monkeypatch):
+    """ZnO(100) has two terminations 1.5 J/m² apart; the same γ per
+    termination (1e-4 J/m², float32 noise) and the same (0 0 1) failure
+    come out for the cell as given and rotated, moved, scaled by 1 + 1e-7
+    with pymatgen's list reversed.  Planted back, the first termination
+    only (``slabs[0]``) gives the other termination's γ then."""
+    [first] = _maker([[1, 0, 0], [0, 0, 1]]).run([_zno()], ["ZnO"])
+    second = _zno_again(monkeypatch)
+    _same_answer(first, second)
+    assert "polar" in first.failed_facets["0 0 1"]
+    for a, b in zip(
+        first.terminations["1 0 0"], second.terminations["1 0 0"], strict=True
+    ):
+        assert (a["top"], a["bottom"], a["n_atoms"]) == (
+            b["top"],
+            b["bottom"],
+            b["n_atoms"],
+        )
+        assert a["spacing"] == pytest.approx(b["spacing"], abs=1e-4)
+        assert a["surface_energy"] == pytest.approx(b["surface_energy"], abs=1e-4)
+
+    def first_only(listed, structure, hkl, protocol):
+        built = build_slabs(structure, hkl, protocol)
+        return [a for a in built if a.info["slab"]["termination"]["shift"] == listed[0]]
+
+    planted = _zno_again(monkeypatch, first_only)
+    with pytest.raises(AssertionError):
+        _same_answer(first, planted)
+
+
+def test_same_gamma_from_primitive_conventional_and_rotated_cells():
+    """NaCl as its 2-atom primitive cell, its 8-atom cubic cell and a
+    rotated primitive cell with its origin moved gives the same γ(100) and
+    γ(110) (1e-3 J/m²)."""
+    g = AseAtomsAdaptor.get_structure
+    primitive = g(bulk("NaCl", "rocksalt", a=5.64))
+    cubic = g(bulk("NaCl", "rocksalt", a=5.64, cubic=True))
+    docs = _maker([[1, 0, 0], [1, 1, 0]]).run(
+        [primitive, cubic, _rotated(primitive, (0.1, 0.2, 0.3))],
+        ["NaCl", "NaCl cubic", "NaCl rotated"],
+    )
+    for doc in docs:
+        assert doc.state == "completed", doc.error
+    ref = docs[0].surface_energies
+    assert set(ref) == {"1 0 0", "1 1 0"} and ref["1 0 0"] < ref["1 1 0"]
+    for doc in docs[1:]:
+        assert set(doc.surface_energies) == set(ref)
+        for facet, gamma in ref.items():
+            assert doc.surface_energies[facet] == pytest.approx(gamma, abs=1e-3)
+
+
+def test_build_slab_refuses_a_molecule_and_picks_its_termination_by_rule(
+    monkeypatch,
+):
+    """build_slab (the adsorption flows) refuses CO in a box by name, and
+    picks the same one of hcp Ti(10-10)'s two terminations whatever order
+    pymatgen lists them in (symmetric first, then the densest top layer,
+    then the canonical order)."""
+    with pytest.raises(ValueError, match="CO is not a 3D bulk crystal"):
+        build_slab(_co_in_a_box(), (1, 0, 0), SMALL)
+    ti = AseAtomsAdaptor.get_structure(bulk("Ti", "hcp", a=2.95, c=4.68))
+    assert len(build_slabs(ti, (1, 0, 0), SMALL)) == 2
+    picked = build_slab(ti, (1, 0, 0), SMALL)
+    get_slabs = SlabGenerator.get_slabs
+    monkeypatch.setattr(
+        SlabGenerator, "get_slabs", lambda self, *a, **k: get_slabs(self, *a, **k)[::-1]
+    )
+    again = build_slab(ti, (1, 0, 0), SMALL)
+    assert np.allclose(picked.positions, again.positions, atol=1e-6)
+    assert picked.info["slab"] == again.info["slab"]
+
+
+@pytest.mark.slow
+def test_the_issue_cases_with_the_default_slabs():
+    """The issue's cases with the default slab (6 layers, 15 Å vacuum):
+    wurtzite ZnO (100) and (001) twice, the second scaled by 1 + 1e-7, give
+    the same γ(100) (it came out 2.310 or 0.821 J/m²) and the same (001)
+    failure; MgO in the CsCl structure (a = 2.66 Å) no longer completes a
+    negative polar (100): that facet fails, and (110) and (111) are judged
+    on their own."""
+    maker = SurfaceEnergyMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        miller_indices=[[1, 0, 0], [0, 0, 1]],
+    )
+    [first] = maker.run([_zno()], ["ZnO"])
+    [second] = maker.run([_zno(1 + 1e-7)], ["ZnO"])
+    _same_answer(first, second)
+    print("ZnO", first.surface_energies, first.terminations, first.failed_facets)
+    low, high = sorted(t["surface_energy"] for t in first.terminations["1 0 0"])
+    assert first.surface_energies["1 0 0"] == low < 1.2 < 2.0 < high
+    mgo = Structure(Lattice.cubic(2.66), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    maker.miller_indices = [[1, 0, 0], [1, 1, 0], [1, 1, 1]]
+    [doc] = maker.run([mgo], ["MgO-CsCl"])
+    print("MgO-CsCl", doc.state, doc.error, doc.surface_energies, doc.failed_facets)
+    assert "polar" in doc.failed_facets["1 0 0"]
+    assert all(g > 0 for g in doc.surface_energies.values())
