@@ -16,6 +16,7 @@ from pymatgen.core.surface import (
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from ..dimensionality import check_bulk
 from .adsorbates import Adsorbate, oriented
 from .slab_protocol import SlabProtocol
 
@@ -24,7 +25,6 @@ __all__ = [
     "build_slab",
     "build_slabs",
     "canonical_miller",
-    "check_bulk",
     "check_metal",
     "find_sites",
     "image_distance",
@@ -40,7 +40,7 @@ class Site(dict):
 
 def check_metal(structure: Structure, label: str) -> None:
     """Raise ValueError unless ``structure`` is a periodic bulk of metals only."""
-    check_bulk(structure, label)
+    check_bulk(structure, label, "the surface adsorption flow")
     nonmetals = sorted(
         {str(el) for el in structure.composition if not Element(el).is_metal}
     )
@@ -49,39 +49,6 @@ def check_metal(structure: Structure, label: str) -> None:
             f"{label}: {structure.composition.reduced_formula} is not a metal "
             f"(non-metallic elements: {', '.join(nonmetals)}); the surface "
             "adsorption flow needs a metallic bulk"
-        )
-
-
-#: An empty layer thicker than this (Å) across a cell is vacuum, not bulk:
-#: atomic planes of crystals, layered ones included, lie closer (about 3.5 Å
-#: at most, across van der Waals gaps).
-MAX_GAP = 5.0
-
-
-def check_bulk(structure: Structure, label: str) -> None:
-    """Raise ValueError unless ``structure`` is a 3D bulk crystal.
-
-    A molecule, wire or slab in a periodic box leaves an empty layer thicker
-    than :data:`MAX_GAP` across the cell parallel to some of its faces (the
-    atoms' heights along each face normal are compared, periodically).
-    """
-    if not isinstance(structure, Structure):
-        raise ValueError(f"{label}: needs a periodic bulk structure, got a molecule")
-    recip = structure.lattice.reciprocal_lattice_crystallographic.matrix
-    gaps = []
-    for axis in range(3):
-        spacing = 1.0 / np.linalg.norm(recip[axis])
-        h = np.sort(structure.frac_coords[:, axis] % 1.0) * spacing
-        gaps.append(float(np.max(np.diff(h, append=h[0] + spacing))))
-    open_ = [("bc", "ca", "ab")[i] for i, g in enumerate(gaps) if g > MAX_GAP]
-    wide = ", ".join(f"{g:.1f}" for g in gaps if g > MAX_GAP)
-    if open_:
-        kind = {1: "a slab", 2: "a wire", 3: "a molecule or cluster"}[len(open_)]
-        raise ValueError(
-            f"{label}: {structure.composition.reduced_formula} is not a 3D bulk "
-            f"crystal: empty layers {wide} "
-            f"Å thick cross its cell parallel to the {', '.join(open_)} faces "
-            f"({kind} in a box?); slabs are cut from a bulk crystal"
         )
 
 
@@ -149,7 +116,7 @@ def build_slabs(
     protocol = SlabProtocol.model_validate(protocol)
     hkl = "".join(map(str, miller))
     formula = bulk.composition.reduced_formula
-    check_bulk(bulk, f"the ({hkl}) slab")
+    check_bulk(bulk, None, f"the ({hkl}) slab")
     # Miller indices refer to the conventional standard cell, as users expect
     conventional = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
     exact = protocol.layers is not None

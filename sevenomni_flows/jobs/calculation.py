@@ -22,10 +22,10 @@ from typing import Any, ClassVar
 from jobflow import Job, Maker
 from jobflow.core.job import JobConfig
 
+from ..dimensionality import not_bulk
 from ..schemas import Provenance, ResultDocument, bulky_fields
 from ..stores.results import Publisher
 from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
-from .dimensionality import not_bulk
 from .registry import register
 
 __all__ = ["JOB_DONE", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]

@@ -25,7 +25,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
-from ..adsorption.surfaces import build_slabs, canonical_miller, check_bulk
+from ..adsorption.surfaces import build_slabs, canonical_miller
 from ..schemas import ResultDocument, quantity
 from .adsorption import check_miller
 from .calculation import PropertyMaker, model_title
@@ -259,7 +259,6 @@ class SurfaceEnergyMaker(PropertyMaker):
         and a facet with no termination left fails with the reasons.
         """
         structure = item.structure
-        check_bulk(structure, item.label)
         formula = structure.composition.reduced_formula
         conv = conventional(structure)
         equivalents: dict[str, list[str]] = {}

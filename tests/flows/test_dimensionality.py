@@ -4,7 +4,7 @@ import pytest
 from ase.build import bulk, fcc111, graphene_nanoribbon, molecule, mx2
 from ase.lattice.hexagonal import Graphite
 
-from sevenomni_flows.jobs.dimensionality import bonded_dimension
+from sevenomni_flows.dimensionality import bonded_dimension
 
 
 def _slab():

@@ -238,7 +238,7 @@ def test_guards_fail_alone_and_equivalent_facets_merge():
     assert zno.surface_energies["1 0 0"] == low and 0.5 < low < 1.2
     assert 1.5 < high / low < 4.0
     assert "do not close a Wulff shape" in zno.wulff_error  # (100) prisms alone
-    assert co.state == "failed" and "CO is not a 3D bulk crystal" in co.error
+    assert co.state == "failed" and "CO (label CO): not a 3D bulk crystal" in co.error
     assert "broadcast" not in co.error
     assert nacl.state == "completed", nacl.error
     assert nacl.equivalent_facets["1 0 0"] == ["1 0 0", "0 0 1"]
@@ -256,7 +256,7 @@ def test_planted_old_guards_let_bad_facets_through(monkeypatch):
 
     monkeypatch.setattr(module, "MIN_SURFACE_ENERGY", -np.inf)
     monkeypatch.setattr(module, "canonical_miller", lambda conv, hkl: tuple(hkl))
-    monkeypatch.setattr(module, "check_bulk", lambda structure, label: None)
+    monkeypatch.setattr(module.SurfaceEnergyMaker, "bulk_only", False)
     g = AseAtomsAdaptor.get_structure
     cu, nacl = _maker([[1, 0, 0], [0, 0, 1]]).run(
         [g(bulk("Cu", "fcc", a=4.3)), g(bulk("NaCl", "rocksalt", a=5.64))],
@@ -266,7 +266,7 @@ def test_planted_old_guards_let_bad_facets_through(monkeypatch):
     assert set(nacl.surface_energies) == {"1 0 0", "0 0 1"}
     with pytest.raises(AssertionError):
         assert list(nacl.surface_energies) == ["1 0 0"]
-    monkeypatch.setattr(surfaces, "check_bulk", lambda structure, label: None)
+    monkeypatch.setattr(surfaces, "check_bulk", lambda *args: None)
     [co] = _maker([[1, 0, 0]]).run([_co_in_a_box()], ["CO"])
     assert "not a 3D bulk crystal" not in (co.error or "")
 
@@ -369,7 +369,7 @@ def test_build_slab_refuses_a_molecule_and_picks_its_termination_by_rule(
     picks the same one of hcp Ti(10-10)'s two terminations whatever order
     pymatgen lists them in (symmetric first, then the densest top layer,
     then the canonical order)."""
-    with pytest.raises(ValueError, match="CO is not a 3D bulk crystal"):
+    with pytest.raises(ValueError, match="CO: not a 3D bulk crystal"):
         build_slab(_co_in_a_box(), (1, 0, 0), SMALL)
     ti = AseAtomsAdaptor.get_structure(bulk("Ti", "hcp", a=2.95, c=4.68))
     assert len(build_slabs(ti, (1, 0, 0), SMALL)) == 2

@@ -24,7 +24,7 @@ from ase.neighborlist import neighbor_list
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-__all__ = ["CONTACT_GAP", "WHAT", "bonded_dimension", "not_bulk"]
+__all__ = ["CONTACT_GAP", "WHAT", "bonded_dimension", "check_bulk", "not_bulk"]
 
 #: Å added to the sum of two covalent radii for a contact.
 CONTACT_GAP = 2.5
@@ -79,7 +79,23 @@ def not_bulk(structure: Structure, label: str | None, prop: str) -> str | None:
     if dim == 3:
         return None
     name = structure.composition.reduced_formula
+    if label:
+        name = f"{name} (label {label})"
     return (
-        f"{name} (label {label}): not a 3D bulk crystal: its bonded network is "
+        f"{name}: not a 3D bulk crystal: its bonded network is "
         f"{dim}D ({WHAT[dim]}); {prop} needs a bulk"
     )
+
+
+def check_bulk(structure, label: str | None, prop: str) -> None:
+    """Raise ValueError unless ``structure`` is a periodic 3D bulk crystal.
+
+    The message is :func:`not_bulk`'s, naming ``label`` and ``prop``.
+    """
+    if not isinstance(structure, Structure):
+        raise ValueError(
+            f"{label}: {prop} needs a periodic bulk structure, got a molecule"
+        )
+    why = not_bulk(structure, label, prop)
+    if why:
+        raise ValueError(why)
