@@ -97,12 +97,15 @@ class ModelSettings:
 
 
 def maker_settings(maker: Any) -> dict:
-    """The fields of a Maker that change its results, as JSON values."""
+    """The fields of a Maker that change its results, as JSON values, and
+    its method's ``revision`` when it has been raised above 0."""
     values = {
         f.name: getattr(maker, f.name)
         for f in fields(maker)
         if f.name not in NOT_SETTINGS
     }
+    if getattr(maker, "revision", 0):
+        values["revision"] = maker.revision
     return json.loads(json.dumps(values, default=_jsonable))
 
 

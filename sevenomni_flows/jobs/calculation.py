@@ -87,6 +87,10 @@ class PropertyMaker(Maker):
     #: Whether it needs a 3D bulk crystal: any other input (a molecule in a
     #: box, a slab with vacuum) fails alone, saying so (see :func:`settle`).
     bulk_only: ClassVar[bool] = False
+    #: The revision of its method: raised when a fix changes the results of
+    #: unchanged settings, so that a rerun recomputes what the earlier method
+    #: stored instead of serving it (the old documents stay in the store).
+    revision: ClassVar[int] = 0
     #: Whether a screening gives it one job over all materials (a property
     #: of the set, e.g. the convex hull; see :meth:`over`).
     aggregate: ClassVar[bool] = False

@@ -169,6 +169,7 @@ class SurfaceEnergyMaker(PropertyMaker):
     document: ClassVar[type] = SurfaceEnergyDocument
     stage: ClassVar[str] = "material"
     bulk_only: ClassVar[bool] = True
+    revision: ClassVar[int] = 1  # every symmetric termination, γ < 0 refused
 
     def __post_init__(self):
         if self.miller_indices is not None:

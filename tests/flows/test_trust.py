@@ -599,3 +599,39 @@ def test_rerun_retries_machine_failures_only(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(documents, "TRANSIENT_ERRORS", planted)
     with pytest.raises(AssertionError):
         check_rerun_keeps_only_deterministic(tmp_path / "b", capsys, monkeypatch)
+
+
+def test_a_revised_method_recomputes_and_keeps_the_old_document(
+    tmp_path, capsys, monkeypatch
+):
+    """A fix that changes a property's numbers at unchanged settings raises its
+    Maker's ``revision``: the rerun recomputes instead of serving the earlier
+    method's document, and that document stays in the store.  Unrevised
+    properties keep their keys (no ``revision`` in their settings)."""
+    from sevenomni_flows.jobs import StaticMaker, SurfaceEnergyMaker, registry
+
+    body = """
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.70}
+properties: [relax, static]
+"""
+    spec = write_spec(tmp_path, body)
+    store = tmp_path / "r"
+    run(spec, store, capsys)
+    [before] = [r for r in query(store, capsys) if r["property"] == "static"]
+    assert "revision" not in before["protocol"]["settings"]
+    monkeypatch.setattr(StaticMaker, "revision", 1)
+    status, out = run(spec, store, capsys)
+    assert status == 0 and reused(out) == 1  # the relaxation only
+    [after] = [
+        r
+        for r in query(store, capsys)
+        if r["property"] == "static" and r["key"] != before["key"]
+    ]
+    assert after["protocol"]["settings"]["revision"] == 1
+    keys = {d["key"] for d in all_results(store) if d["property"] == "static"}
+    assert keys == {before["key"], after["key"]}  # the old one is kept
+    # the methods fixed by "same crystal, same answer" are revised
+    revised = {n for n, cls in registry.makers().items() if cls.revision}
+    assert {"surface_energy"} <= revised, revised
+    assert SurfaceEnergyMaker.revision >= 1
