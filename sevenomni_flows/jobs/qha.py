@@ -36,7 +36,15 @@ from .phonon import (
 from .plots import start_plot
 from .relax import inner_failure, per_cell, relax_groups
 
-__all__ = ["QhaDocument", "QhaMaker"]
+__all__ = ["QhaDocument", "QhaMaker", "first_outside"]
+
+
+def first_outside(volume, sampled) -> int | None:
+    """The index of the first volume of V(T) outside the range of the
+    ``sampled`` volumes (where the EOS fit extrapolates), or None."""
+    volume = np.asarray(volume)
+    outside = np.flatnonzero((volume < min(sampled)) | (volume > max(sampled)))
+    return int(outside[0]) if outside.size else None
 
 
 class QhaDocument(ResultDocument):
@@ -382,18 +390,17 @@ class QhaMaker(PropertyMaker):
             return self.failed(target, ctx, why, error_type="EosFitError", **common)
         temps = temperatures[:n]
         low, high = float(sampled.min()), float(sampled.max())
-        outside = np.flatnonzero((volume < low) | (volume > high))
+        left = first_outside(volume, sampled)
         # alpha and C_p at T are finite differences over T's neighbours: keep
         # the temperatures whose neighbours lie inside too
-        keep = n if outside.size == 0 else max(int(outside[0]) - 1, 0)
+        keep = n if left is None else max(left - 1, 0)
         at = int(np.argmin(np.abs(temps - 300.0)))
         warnings = []
-        if keep < n:
-            left = int(outside[0])
+        if left is not None:
             where = (
-                f"at {pressure} GPa, V(T) leaves the sampled volumes [{low:.3f}, "
-                f"{high:.3f}] Å³/atom at {temps[left]:g} K ({volume[left]:.3f} "
-                "Å³/atom)"
+                f"at {pressure} GPa, V(T) lies outside the sampled volumes "
+                f"[{low:.3f}, {high:.3f}] Å³/atom from {temps[left]:g} K "
+                f"({volume[left]:.3f} Å³/atom)"
             )
             if keep <= at:
                 why = (
