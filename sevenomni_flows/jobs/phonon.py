@@ -91,9 +91,7 @@ class PhononCell:
         return phonon
 
 
-def phonon_cell(
-    structure, min_length: float, supercell=None, key: str = "phonon.supercell"
-) -> PhononCell:
+def phonon_cell(structure, min_length: float, supercell=None) -> PhononCell:
     """The primitive cell of ``structure`` and its force-constant supercell.
 
     The same crystal gives the same physical supercell however its cell is
@@ -111,9 +109,6 @@ def phonon_cell(
         Å, used when ``supercell`` is None.
     supercell : 3x3 integers, optional
         A supercell of the input cell.
-    key : str
-        The spec key of ``supercell``, for the error of one that is not a
-        supercell of the primitive cell.
     """
     dataset = spglib.get_symmetry_dataset(
         phonopy_unit(structure).totuple(), symprec=SYMPREC
@@ -130,13 +125,8 @@ def phonon_cell(
         lengths = np.linalg.norm(conventional, axis=1)
         reps = np.diag([max(1, int(np.ceil(min_length / n))) for n in lengths])
         matrix = np.linalg.inv(centring) @ reps
-    else:
+    else:  # integers: the input's lattice vectors are the primitive's sums
         matrix = np.linalg.inv(primitive) @ np.asarray(supercell, dtype=float)
-    if not np.allclose(matrix, np.round(matrix), atol=1e-6):
-        raise ValueError(
-            f"{key} {supercell} is not a supercell of the primitive cell "
-            f"(primitive matrix {primitive.round(4).tolist()})"
-        )
     return PhononCell(
         primitive_matrix=primitive.round(12).tolist(),
         supercell_matrix=np.round(matrix).astype(int).tolist(),

@@ -230,9 +230,7 @@ class QhaMaker(PropertyMaker):
                 setups.append(why)
                 continue
             try:  # one primitive cell and supercell for every volume
-                cell = phonon_cell(
-                    it.structure, self.min_length, self.supercell, "qha.supercell"
-                )
+                cell = phonon_cell(it.structure, self.min_length, self.supercell)
                 # ``relax`` keeps the atoms in order: each volume's input cell
                 volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
                 setups.append(

@@ -290,17 +290,13 @@ class ThermalConductivityMaker(PropertyMaker):
     def phono3py(self, structure) -> tuple[PhononCell, Phono3py]:
         """The primitive cell and fc3 supercell of ``structure``, and a
         Phono3py object of them, its fc3 (and fc2) displacements generated."""
-        key = "thermal_conductivity"
-        cell = phonon_cell(
-            structure, self.min_length, self.supercell, f"{key}.supercell"
-        )
+        cell = phonon_cell(structure, self.min_length, self.supercell)
         fc2_matrix = None
         if self.phonon_supercell is not None or self.phonon_min_length is not None:
             fc2_matrix = phonon_cell(
                 structure,
                 self.phonon_min_length or self.min_length,
                 self.phonon_supercell,
-                f"{key}.phonon_supercell",
             ).supercell_matrix
         if fc2_matrix == cell.supercell_matrix:
             fc2_matrix = None  # the fc3 supercell's forces give fc2

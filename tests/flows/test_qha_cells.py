@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from sevenomni_core import load_model
 from sevenomni_flows.jobs import ModelSettings, PhononMaker, QhaMaker
-from sevenomni_flows.jobs.phonon import CUTOFF_FREQUENCY
+from sevenomni_flows.jobs.phonon import CUTOFF_FREQUENCY, phonon_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -195,3 +195,37 @@ def test_phonon_document_is_per_atom(monkeypatch):
     assert planted.heat_capacity_300k > THREE_R
     with pytest.raises(AssertionError):
         assert planted.heat_capacity_300k < THREE_R
+
+
+def test_one_supercell_for_every_cell():
+    """The force-constant supercell of a crystal does not depend on how its
+    cell is written: the conventional cell's diagonal min_length supercell
+    (a diagonal min_length supercell of each input cell would give Cu 64
+    atoms from the primitive cell and 108 from the conventional one); a
+    given supercell is of the input cell."""
+    for symbol, crystal, a, n_atoms in (
+        ("Cu", "fcc", 3.62, 108),
+        ("Si", "diamond", 5.45, 64),
+    ):
+        cells = {
+            k: AseAtomsAdaptor.get_structure(v)
+            for k, v in _cells(symbol, crystal, a).items()
+        }
+        found = {k: phonon_cell(s, 10.0) for k, s in cells.items()}
+        matrices = {str(c.supercell_matrix) for c in found.values()}
+        assert len(matrices) == 1, matrices
+        for label, cell in found.items():
+            unit = cell.unit(cells[label])
+            matrix = np.asarray(cell.supercell_matrix)
+            assert len(unit) * round(np.linalg.det(matrix)) == n_atoms, label
+            # phonopy's convention: supercell vectors (columns) = unit @ matrix
+            lengths = np.linalg.norm(matrix.T @ np.asarray(unit.cell), axis=1)
+            np.testing.assert_allclose(lengths, lengths[0])  # a cube
+            assert lengths[0] >= 10.0
+        twice = phonon_cell(cells["conventional"], 10.0, (2 * np.eye(3)).tolist())
+        assert (
+            twice.supercell_matrix
+            == phonon_cell(cells["primitive"], 7.0).supercell_matrix
+        )
+    hcp = AseAtomsAdaptor.get_structure(bulk("Mg"))  # P: conventional = primitive
+    assert phonon_cell(hcp, 10.0).supercell_matrix == [[4, 0, 0], [0, 4, 0], [0, 0, 2]]

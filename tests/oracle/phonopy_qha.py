@@ -44,9 +44,7 @@ def phonopy_qha(
             scaled_positions=cell.get_scaled_positions(),
         )
         phonons.append(
-            Phonopy(
-                unit, supercell_matrix=supercell, primitive_matrix=primitive_matrix
-            )
+            Phonopy(unit, supercell_matrix=supercell, primitive_matrix=primitive_matrix)
         )
     middle = phonons[len(phonons) // 2].primitive
     mesh = length2mesh(maker.mesh, middle.cell)
