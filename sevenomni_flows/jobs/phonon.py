@@ -210,7 +210,8 @@ def check_supercell(matrix, key: str = "phonon.supercell") -> list[list[int]]:
 
 @dataclass
 class PhononMaker(PropertyMaker):
-    """Harmonic phonons: band structure (seekpath path), DOS and free energy.
+    """Harmonic phonons: band structure (seekpath path), DOS and free energy,
+    entropy and heat capacity at 300 K per atom.
 
     Parameters
     ----------

@@ -4,6 +4,8 @@ The cells of every material at every volume are relaxed at fixed cell in
 one batch, and the displaced supercells of all of them are evaluated in
 one batched prediction; phonopy then gives each volume's harmonic free
 energy, and ``PhonopyQHA`` minimises G(V; T, p) at each temperature.
+Everything handed to it is per atom (phonopy's F, C_v and S come per
+primitive cell), so any cell of a crystal gives the same numbers.
 """
 
 from __future__ import annotations

@@ -172,3 +172,29 @@ def test_a_failed_eos_fit_fails_its_pressure_alone(monkeypatch):
     assert zero.state == "completed", zero.error
     assert two.state == "failed" and two.error_type == "EosFitError"
     assert "at 2.0 GPa" in two.error and "Met difficulty" in two.error
+
+
+def test_a_failed_displaced_supercell_fails_its_material_alone(monkeypatch):
+    """One displaced Cu supercell runs out of memory: Cu's documents fail
+    with a transient OutOfMemoryError naming the volume (not a RuntimeError
+    raised through the job), and MgO in the same batch completes."""
+    from sevenomni_core.batch import Prediction
+    from sevenomni_flows.jobs import qha as qha_module
+
+    real = qha_module.predict
+
+    def one_fails(atoms, **kwargs):
+        preds = real(atoms, **kwargs)
+        first = next(i for i, a in enumerate(atoms) if "Cu" in a.symbols)
+        preds[first] = Prediction(error="out of memory for this structure alone")
+        return preds
+
+    monkeypatch.setattr(qha_module, "predict", one_fails)
+    structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
+    mgo, cu = _narrow(linear_strain=[-0.02, 0.03], t_max=400.0).run(
+        structures, list(SOLIDS)
+    )
+    assert mgo.state == "completed", mgo.error
+    assert cu.state == "failed" and cu.error_type == "OutOfMemoryError"
+    assert cu.transient is True
+    assert "a displaced supercell at" in cu.error and "Å³/atom" in cu.error
