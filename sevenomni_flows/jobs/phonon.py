@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import numpy as np
+import spglib
 from phonopy import Phonopy
+from phonopy.physical_units import get_physical_units
 from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centring
 
 from sevenomni_core.batch import predict
 
@@ -17,23 +20,129 @@ from .plots import start_plot
 from .relax import per_cell
 
 __all__ = [
+    "CUTOFF_FREQUENCY",
+    "KJ_MOL_PER_EV",
+    "SYMPREC",
+    "PhononCell",
     "PhononMaker",
     "check_supercell",
     "displaced_atoms",
     "drift_free",
+    "failure_type",
+    "per_atom",
+    "phonon_cell",
     "phonopy_unit",
     "set_forces",
-    "supercell_matrix",
     "to_ase",
 ]
 
 
-def supercell_matrix(structure, min_length: float) -> list[list[int]]:
-    """A diagonal supercell whose lattice vectors are each at least ``min_length`` Å."""
-    reps = [
-        max(1, int(np.ceil(min_length / length))) for length in structure.lattice.abc
-    ]
-    return np.diag(reps).tolist()
+#: kJ/mol in one eV (phonopy's free energies are in kJ/mol).
+KJ_MOL_PER_EV: Final[float] = get_physical_units().EvTokJmol
+
+#: THz: modes below this carry no free energy, entropy or heat capacity.
+#: The three acoustic modes at Γ are zero but for force noise (±1e-7 THz in
+#: float64, up to ~5e-3 in float32); phonopy's default (zero) keeps those
+#: that come out positive, and each adds kT ln(hν/kT), about -18 kT in float64,
+#: a random offset of F(V) of ~1e-4 eV/atom that moves the QHA's α by
+#: several % (Si).  The lowest mesh frequency away from Γ is ~0.3-1 THz at
+#: the default mesh.
+CUTOFF_FREQUENCY: Final[float] = 0.05
+
+#: Å: the symmetry tolerance of the primitive cell search (phonopy's default).
+SYMPREC: Final[float] = 1e-5
+
+
+@dataclass(frozen=True)
+class PhononCell:
+    """The primitive cell phonopy is built on and its force-constant
+    supercell, for one crystal (:func:`phonon_cell`).
+
+    Attributes
+    ----------
+    primitive_matrix : 3x3 list of float
+        The primitive cell's lattice vectors (columns) in the basis of the
+        input cell: phonopy's ``primitive_matrix="auto"``.
+    supercell_matrix : 3x3 list of int
+        The force-constant supercell in the primitive cell's basis.
+    """
+
+    primitive_matrix: list[list[float]]
+    supercell_matrix: list[list[int]]
+
+    def unit(self, structure) -> PhonopyAtoms:
+        """The primitive cell of ``structure``: the input cell, or a strained
+        copy of it with the same atoms (thermal properties are per this
+        cell)."""
+        primitive = get_primitive(
+            phonopy_unit(structure), self.primitive_matrix, symprec=SYMPREC
+        )
+        return PhonopyAtoms(
+            symbols=primitive.symbols,
+            cell=primitive.cell,
+            scaled_positions=primitive.scaled_positions,
+        )
+
+    def phonopy(self, structure, displacement: float) -> Phonopy:
+        """A phonopy object of the primitive cell of ``structure`` in this
+        supercell, its displacements (Å) generated."""
+        phonon = Phonopy(self.unit(structure), supercell_matrix=self.supercell_matrix)
+        phonon.generate_displacements(distance=displacement)
+        return phonon
+
+
+def phonon_cell(structure, min_length: float, supercell=None) -> PhononCell:
+    """The primitive cell of ``structure`` and its force-constant supercell.
+
+    The same crystal gives the same physical supercell however its cell is
+    written (primitive, conventional, a supercell, rotated): without
+    ``supercell``, it is the diagonal supercell of the *conventional
+    standard* cell (spglib) whose lattice vectors are each at least
+    ``min_length`` Å, written in the primitive cell's basis.  A given
+    ``supercell`` refers to the input cell (``structure``'s lattice).
+
+    Parameters
+    ----------
+    structure : pymatgen Structure
+        The input cell.
+    min_length : float
+        Å, used when ``supercell`` is None.
+    supercell : 3x3 integers, optional
+        A supercell of the input cell.
+    """
+    dataset = spglib.get_symmetry_dataset(
+        phonopy_unit(structure).totuple(), symprec=SYMPREC
+    )
+    if dataset is None:  # no symmetry found: the input cell is its own
+        to_conventional, centring = np.eye(3), np.eye(3)
+    else:
+        to_conventional = np.linalg.inv(dataset.transformation_matrix)
+        letter = spglib.get_spacegroup_type(dataset.hall_number).international[0]
+        centring = get_primitive_matrix_by_centring(letter)
+    primitive = to_conventional @ centring
+    if supercell is None:
+        conventional = to_conventional.T @ np.asarray(structure.lattice.matrix)
+        lengths = np.linalg.norm(conventional, axis=1)
+        reps = np.diag([max(1, int(np.ceil(min_length / n))) for n in lengths])
+        matrix = np.linalg.inv(centring) @ reps
+    else:  # integers: the input's lattice vectors are the primitive's sums
+        matrix = np.linalg.inv(primitive) @ np.asarray(supercell, dtype=float)
+    return PhononCell(
+        primitive_matrix=primitive.round(12).tolist(),
+        supercell_matrix=np.round(matrix).astype(int).tolist(),
+    )
+
+
+def per_atom(phonon: Phonopy) -> dict[str, np.ndarray]:
+    """phonopy's thermal properties per mole of atoms: ``free_energy``
+    (kJ/mol), ``entropy`` and ``heat_capacity`` (J/K/mol); phonopy gives
+    them per mole of its primitive cells."""
+    n = len(phonon.primitive)
+    thermal = phonon.get_thermal_properties_dict()
+    return {
+        name: np.asarray(thermal[name]) / n
+        for name in ("free_energy", "entropy", "heat_capacity")
+    }
 
 
 def phonopy_unit(structure) -> PhonopyAtoms:
@@ -69,6 +178,12 @@ def drift_free(preds) -> np.ndarray:
     return forces - forces.mean(axis=1, keepdims=True)
 
 
+def failure_type(error: str) -> str:
+    """The error type of a failed prediction: out of memory (a rerun with
+    more memory may succeed), else the structure's own fault."""
+    return "OutOfMemoryError" if "out of memory" in error else "InvalidStructureError"
+
+
 def set_forces(phonon: Phonopy, preds) -> list[str]:
     """Set the forces of the displaced supercells; the errors if any failed."""
     errors = [p.error for p in preds if not p.ok]
@@ -95,14 +210,18 @@ def check_supercell(matrix, key: str = "phonon.supercell") -> list[list[int]]:
 
 @dataclass
 class PhononMaker(PropertyMaker):
-    """Harmonic phonons: band structure (seekpath path), DOS and free energy.
+    """Harmonic phonons: band structure (seekpath path), DOS and free energy,
+    entropy and heat capacity at 300 K per atom.
 
     Parameters
     ----------
     min_length : float
-        Smallest supercell lattice vector, Å (ignored with ``supercell``).
+        Å: without ``supercell``, the force constants come from the diagonal
+        supercell of the conventional standard cell whose lattice vectors
+        are each at least this long, whatever cell the input is written in
+        (:func:`phonon_cell`).
     supercell : 3x3 list, optional
-        Supercell matrix.
+        Supercell matrix of the input cell.
     displacement : float
         Finite displacement, Å.
     mesh : float
@@ -135,58 +254,49 @@ class PhononMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Displace every item; all supercells' forces in one batch; then each."""
-        phonons = []
+        setups = []
         for it in items:
-            try:
-                phonons.append(self.phonopy(it.structure))
-            except Exception as err:  # phonopy may refuse one structure
-                phonons.append(err)
-        cells = [displaced_atoms(p) if isinstance(p, Phonopy) else [] for p in phonons]
+            try:  # phonopy may refuse one structure
+                cell = phonon_cell(it.structure, self.min_length, self.supercell)
+                setups.append((cell, cell.phonopy(it.structure, self.displacement)))
+            except Exception as err:
+                setups.append(err)
+        cells = [displaced_atoms(s[1]) if isinstance(s, tuple) else [] for s in setups]
         flat = [a for group in cells for a in group]
         tasks = per_cell(cells, [it.task for it in items])
         preds = predict(flat, model=ctx.pot, task=tasks) if flat else []
         out, start = [], 0
-        for it, (target,), phonon, group in zip(
-            items, targets, phonons, cells, strict=True
+        for it, (target,), setup, group in zip(
+            items, targets, setups, cells, strict=True
         ):
             mine = preds[start : start + len(group)]
             start += len(group)
-            if isinstance(phonon, Exception):
-                out.append(phonon)
+            if isinstance(setup, Exception):
+                out.append(setup)
                 continue
             try:
-                out.append([self._finish(it, target, ctx, phonon, mine)])
+                out.append([self._finish(it, target, ctx, *setup, mine)])
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
         return out
 
-    def phonopy(self, structure) -> Phonopy:
-        """A phonopy object of ``structure`` with this Maker's supercell and
-        displacements generated."""
-        matrix = self.supercell or supercell_matrix(structure, self.min_length)
-        phonon = Phonopy(
-            phonopy_unit(structure), supercell_matrix=matrix, primitive_matrix="auto"
-        )
-        phonon.generate_displacements(distance=self.displacement)
-        return phonon
-
-    def _finish(self, item, target, ctx, phonon: Phonopy, preds) -> PhononDocument:
+    def _finish(
+        self, item, target, ctx, cell: PhononCell, phonon: Phonopy, preds
+    ) -> PhononDocument:
         errors = set_forces(phonon, preds)
         if errors:
-            return self.failed(
-                target,
-                ctx,
-                errors[0],
-                error_type="InvalidStructureError",
-            )
+            why = f"a displaced supercell failed: {errors[0]}"
+            return self.failed(target, ctx, why, error_type=failure_type(errors[0]))
         phonon.produce_force_constants()
         phonon.auto_band_structure(npoints=51, write_yaml=False)
         bands = phonon.get_band_structure_dict()
         freqs = np.concatenate([np.asarray(f) for f in bands["frequencies"]])
         phonon.run_mesh(self.mesh)
         phonon.run_total_dos()
-        phonon.run_thermal_properties(t_min=300, t_max=300, t_step=1)
-        thermal = phonon.get_thermal_properties_dict()
+        phonon.run_thermal_properties(
+            temperatures=[300.0], cutoff_frequency=CUTOFF_FREQUENCY
+        )
+        thermal = per_atom(phonon)
         mesh_freqs = phonon.get_mesh_dict()["frequencies"]
         gamma = phonon.get_frequencies([0.0, 0.0, 0.0])
         plots = [self._plot(phonon, target, ctx)] if self.plot_dir else []
@@ -197,12 +307,13 @@ class PhononMaker(PropertyMaker):
             state="completed",
             input_structure=item.structure,
             supercell_matrix=np.asarray(phonon.supercell_matrix).astype(int).tolist(),
+            primitive_matrix=cell.primitive_matrix,
             displacement=self.displacement,
             has_imaginary_modes=min_freq < self.imaginary_tol,
             min_frequency=min_freq,
             max_frequency=float(max(freqs.max(), mesh_freqs.max())),
             gamma_frequencies=[float(f) for f in gamma],
-            free_energy_300k=float(thermal["free_energy"][0]),
+            free_energy_300k=float(thermal["free_energy"][0]) / KJ_MOL_PER_EV,
             entropy_300k=float(thermal["entropy"][0]),
             heat_capacity_300k=float(thermal["heat_capacity"][0]),
             plots=plots,

@@ -4,6 +4,8 @@ The cells of every material at every volume are relaxed at fixed cell in
 one batch, and the displaced supercells of all of them are evaluated in
 one batched prediction; phonopy then gives each volume's harmonic free
 energy, and ``PhonopyQHA`` minimises G(V; T, p) at each temperature.
+Everything handed to it is per atom (phonopy's F, C_v and S come per
+primitive cell), so any cell of a crystal gives the same numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 from phonopy import Phonopy, PhonopyQHA
+from phonopy.structure.grid_points import length2mesh
 from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -21,15 +24,38 @@ from sevenomni_core.batch import predict
 from ..schemas import ResultDocument, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
-from .phonon import PhononMaker, check_supercell, displaced_atoms, set_forces
+from .phonon import (
+    CUTOFF_FREQUENCY,
+    PhononCell,
+    PhononMaker,
+    check_supercell,
+    displaced_atoms,
+    failure_type,
+    per_atom,
+    phonon_cell,
+    set_forces,
+)
 from .plots import start_plot
 from .relax import inner_failure, per_cell, relax_groups
 
-__all__ = ["QhaDocument", "QhaMaker"]
+__all__ = ["QhaDocument", "QhaMaker", "first_outside"]
+
+
+def first_outside(volume, sampled) -> int | None:
+    """The index of the first volume of V(T) outside the range of the
+    ``sampled`` volumes (where the EOS fit extrapolates), or None."""
+    volume = np.asarray(volume)
+    outside = np.flatnonzero((volume < min(sampled)) | (volume > max(sampled)))
+    return int(outside[0]) if outside.size else None
 
 
 class QhaDocument(ResultDocument):
-    """Quasi-harmonic V(T), thermal expansion, B_T(T), C_p(T) and G(T)."""
+    """Quasi-harmonic V(T), thermal expansion, B_T(T), C_p(T) and G(T).
+
+    Every extensive quantity is per atom, whatever cell the input is written
+    in.  The lists stop where V(T) leaves the sampled volumes (``t_max_valid``,
+    ``warnings``); a document whose 300 K volume lies outside them fails.
+    """
 
     property: str = "qha"
     columns: ClassVar[tuple[str, ...]] = (
@@ -49,10 +75,10 @@ class QhaDocument(ResultDocument):
     )
     bulk_modulus: list[float] | None = quantity("Isothermal bulk modulus", "GPa")
     heat_capacity: list[float] | None = quantity(
-        "Isobaric heat capacity C_p per mole of formula units of the cell", "J/K/mol"
+        "Isobaric heat capacity C_p per mole of atoms", "J/K/mol"
     )
     gibbs_free_energy: list[float] | None = quantity(
-        "Gibbs free energy G(T, p)", "eV/atom"
+        "Gibbs free energy G(T, p) per atom", "eV/atom"
     )
     thermal_expansion_300k: float | None = quantity(
         "Volumetric thermal expansion at 300 K", "1/K"
@@ -72,7 +98,21 @@ class QhaDocument(ResultDocument):
         description="Volumes with imaginary modes: volume (Å³/atom) and "
         "min_frequency (THz)",
     )
-    supercell_matrix: list[list[int]] | None = Field(None, description="Supercell")
+    supercell_matrix: list[list[int]] | None = Field(
+        None, description="Force-constant supercell, in the primitive cell's basis"
+    )
+    primitive_matrix: list[list[float]] | None = Field(
+        None, description="Primitive cell (columns) in the input cell's basis"
+    )
+    t_max_valid: float | None = quantity(
+        "Highest temperature listed: V(T) and the neighbours its finite "
+        "differences use lie within the sampled volumes",
+        "K",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Where V(T) left the sampled volumes, cutting the lists short",
+    )
 
 
 @dataclass
@@ -93,7 +133,10 @@ class QhaMaker(PropertyMaker):
     eos : str
         phonopy's EOS for F(V): ``vinet``, ``birch_murnaghan`` or ``murnaghan``.
     min_length, supercell, displacement, mesh, imaginary_tol
-        Phonon settings, as for :class:`~sevenomni_flows.jobs.phonon.PhononMaker`.
+        Phonon settings, as for :class:`~sevenomni_flows.jobs.phonon.PhononMaker`
+        (``supercell`` is of the input cell; without it the supercell comes
+        from ``min_length`` and the conventional cell, and is the same at
+        every volume).
     fmax, max_steps
         The fixed-cell relaxation of each volume, eV/Å and steps.
     plot_dir : str, optional
@@ -166,14 +209,13 @@ class QhaMaker(PropertyMaker):
         """The lattice-vector strains of the sampled volumes."""
         return np.linspace(*self.linear_strain, self.n_volumes).round(8).tolist()
 
+    def temperature_grid(self) -> np.ndarray:
+        """K: 0, t_step, ..., t_max."""
+        return np.arange(0.0, self.t_max + self.t_step / 2, self.t_step)
+
     def compute(self, items, targets, ctx):
         """Relax every volume of every item in one batch, then all displaced
         supercells in one batched prediction, then each QHA."""
-        phonon = PhononMaker(
-            min_length=self.min_length,
-            supercell=self.supercell,
-            displacement=self.displacement,
-        )
         cells = []
         for it in items:
             group = []
@@ -184,90 +226,108 @@ class QhaMaker(PropertyMaker):
             cells.append(group)
         tasks = [it.task for it in items]
         relaxed = relax_groups(cells, ctx, self.fmax, self.max_steps, tasks)
-        phonons: list[list[Phonopy] | str] = []
-        for results in relaxed:
+        setups: list[tuple[PhononCell, list[Phonopy]] | str | Exception] = []
+        for it, results in zip(items, relaxed, strict=True):
             why = inner_failure(results, self.fmax, self.max_steps, "volumes")
             if why:
-                phonons.append(why)
+                setups.append(why)
                 continue
-            # the unit cell of each volume: ``relax`` keeps atoms in order
-            phonons.append(
-                [
-                    phonon.phonopy(AseAtomsAdaptor.get_structure(r.atoms))
-                    for r in results
-                ]
-            )
-        flat = [
-            atoms
-            for group in phonons
-            if not isinstance(group, str)
-            for p in group
-            for atoms in displaced_atoms(p)
-        ]
+            try:  # one primitive cell and supercell for every volume
+                cell = phonon_cell(it.structure, self.min_length, self.supercell)
+                # ``relax`` keeps the atoms in order: each volume's input cell
+                volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
+                setups.append(
+                    (cell, [cell.phonopy(v, self.displacement) for v in volumes])
+                )
+            except Exception as err:  # phonopy may refuse one structure
+                setups.append(err)
         shown = [  # the displaced cells of each item, for their tasks
-            [a for p in group for a in displaced_atoms(p)]
-            if not isinstance(group, str)
+            [a for p in setup[1] for a in displaced_atoms(p)]
+            if isinstance(setup, tuple)
             else []
-            for group in phonons
+            for setup in setups
         ]
+        flat = [a for group in shown for a in group]
         preds = (
             predict(flat, model=ctx.pot, task=per_cell(shown, tasks)) if flat else []
         )
         out, start = [], 0
-        for it, owed, group, results in zip(
-            items, targets, phonons, relaxed, strict=True
+        for it, owed, setup, results in zip(
+            items, targets, setups, relaxed, strict=True
         ):
-            if isinstance(group, str):
+            if isinstance(setup, Exception):
+                out.append(setup)
+                continue
+            if isinstance(setup, str):
                 out.append(
                     [
-                        self.failed(t, ctx, group, error_type="InnerRelaxationError")
+                        self.failed(t, ctx, setup, error_type="InnerRelaxationError")
                         for t in owed
                     ]
                 )
                 continue
+            cell, phonons = setup
             mine = []
-            for p in group:
+            for p in phonons:
                 n = len(p.supercells_with_displacements)
                 mine.append(preds[start : start + n])
                 start += n
             try:
-                out.append(self._finish(it, owed, ctx, group, mine, results))
+                out.append(self._finish(it, owed, ctx, cell, phonons, mine, results))
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
         return out
 
-    def _finish(self, item, owed, ctx, phonons, preds, results) -> list[QhaDocument]:
+    def _finish(
+        self, item, owed, ctx, cell, phonons, preds, results
+    ) -> list[QhaDocument]:
+        """Every quantity per atom: V, E and phonopy's F, C_v and S (which it
+        gives per primitive cell) handed to ``PhonopyQHA``."""
         n_atoms = len(item.structure)
-        temperatures = np.arange(0.0, self.t_max + self.t_step / 2, self.t_step)
+        temperatures = self.temperature_grid()
+        volumes = np.array([r.atoms.get_volume() for r in results]) / n_atoms
+        energies = np.array([r.energy for r in results]) / n_atoms
+        common = {
+            "eos": self.eos,
+            "volumes": volumes.tolist(),
+            "electronic_energies": energies.tolist(),
+            "supercell_matrix": cell.supercell_matrix,
+            "primitive_matrix": cell.primitive_matrix,
+            "input_structure": item.structure,
+        }
+        # one q-mesh for every volume: a mesh from a length changes with the
+        # volume (Cu: 29³ to 28³ across +-3%), and F(V) would jump there
+        middle = phonons[len(phonons) // 2]
+        mesh = length2mesh(
+            self.mesh,
+            middle.primitive.cell,
+            rotations=middle.primitive_symmetry.pointgroup_operations,
+        )
         free, cv, entropy, imaginary = [], [], [], []
-        volumes = [float(r.atoms.get_volume()) for r in results]
         for p, mine, volume in zip(phonons, preds, volumes, strict=True):
             errors = set_forces(p, mine)
             if errors:
-                raise RuntimeError(f"a displaced supercell failed: {errors[0]}")
+                why = (
+                    f"a displaced supercell at {volume:.3f} Å³/atom failed: {errors[0]}"
+                )
+                kind = failure_type(errors[0])
+                return [
+                    self.failed(t, ctx, why, error_type=kind, **common) for t in owed
+                ]
             p.produce_force_constants()
-            p.run_mesh(self.mesh)
+            p.run_mesh(mesh, is_gamma_center=True)
             lowest = float(p.get_mesh_dict()["frequencies"].min())
             if lowest < self.imaginary_tol:
                 imaginary.append(
-                    {"volume": volume / n_atoms, "min_frequency": round(lowest, 4)}
+                    {"volume": float(volume), "min_frequency": round(lowest, 4)}
                 )
-            p.run_thermal_properties(temperatures=temperatures)
-            thermal = p.get_thermal_properties_dict()
+            p.run_thermal_properties(
+                temperatures=temperatures, cutoff_frequency=CUTOFF_FREQUENCY
+            )
+            thermal = per_atom(p)
             free.append(thermal["free_energy"])
             cv.append(thermal["heat_capacity"])
             entropy.append(thermal["entropy"])
-        energies = [float(r.energy) for r in results]
-        common = {
-            "eos": self.eos,
-            "volumes": [v / n_atoms for v in volumes],
-            "electronic_energies": [e / n_atoms for e in energies],
-            "imaginary_modes": imaginary,
-            "supercell_matrix": np.asarray(phonons[0].supercell_matrix)
-            .astype(int)
-            .tolist(),
-            "input_structure": item.structure,
-        }
         if imaginary:
             where = ", ".join(
                 f"{m['volume']:.3f} Å³/atom ({m['min_frequency']} THz)"
@@ -278,46 +338,99 @@ class QhaMaker(PropertyMaker):
                 f"{where}; their free energies are not defined"
             )
             return [
-                self.failed(t, ctx, why, error_type="ImaginaryModes", **common)
+                self.failed(
+                    t,
+                    ctx,
+                    why,
+                    error_type="ImaginaryModes",
+                    imaginary_modes=imaginary,
+                    **common,
+                )
                 for t in owed
             ]
         docs = []
         for target in owed:
             pressure = target.extra["pressure"]
-            qha = PhonopyQHA(
-                volumes=volumes,
-                electronic_energies=energies,
-                temperatures=temperatures,
-                free_energy=np.array(free).T,
-                cv=np.array(cv).T,
-                entropy=np.array(entropy).T,
-                pressure=pressure,
-                eos=self.eos,
-                t_max=self.t_max,
-            )
-            docs.append(self._document(target, ctx, qha, temperatures, n_atoms, common))
+            try:
+                qha = PhonopyQHA(
+                    volumes=volumes,
+                    electronic_energies=energies,
+                    temperatures=temperatures,
+                    free_energy=np.array(free).T,
+                    cv=np.array(cv).T,
+                    entropy=np.array(entropy).T,
+                    pressure=pressure,
+                    eos=self.eos,
+                    t_max=self.t_max,
+                )
+            except RuntimeError as err:  # phonopy's fit of F(V) failed
+                why = (
+                    f"at {pressure} GPa, phonopy's {self.eos} fit of G(V) failed: {err}"
+                )
+                docs.append(
+                    self.failed(target, ctx, why, error_type="EosFitError", **common)
+                )
+                continue
+            docs.append(self._document(target, ctx, qha, temperatures, volumes, common))
         return docs
 
-    def _document(self, target, ctx, qha, temperatures, n_atoms, common):
-        volume = np.asarray(qha.volume_temperature) / n_atoms
-        n = min(len(volume), len(qha.thermal_expansion))
+    def _document(self, target, ctx, qha, temperatures, sampled, common):
+        """The completed document, its lists stopped where V(T) leaves the
+        sampled volumes; failed if that is at or below 300 K."""
+        pressure = target.extra["pressure"]
+        volume = np.asarray(qha.volume_temperature)
+        # phonopy's lists stop a step before t_max (finite differences), and
+        # would leave out a temperature whose EOS fit failed
+        n = len(volume)
+        last = int(np.argmin(np.abs(temperatures - self.t_max)))
+        if n != min(last + 2, len(temperatures)) - 1:
+            why = (
+                f"at {pressure} GPa, phonopy's QHA kept {n} of the temperatures "
+                f"up to {self.t_max} K (an EOS fit left some out)"
+            )
+            return self.failed(target, ctx, why, error_type="EosFitError", **common)
         temps = temperatures[:n]
-        alpha = np.asarray(qha.thermal_expansion)[:n]
-        bulk = np.asarray(qha.bulk_modulus_temperature)[:n]
-        cp = np.asarray(qha.heat_capacity_P_numerical)
-        cp = np.concatenate([cp, np.full(max(n - len(cp), 0), np.nan)])[:n]
-        gibbs = np.asarray(qha.gibbs_temperature)[:n] / n_atoms
+        low, high = float(sampled.min()), float(sampled.max())
+        left = first_outside(volume, sampled)
+        # alpha and C_p at T are finite differences over T's neighbours: keep
+        # the temperatures whose neighbours lie inside too
+        keep = n if left is None else max(left - 1, 0)
         at = int(np.argmin(np.abs(temps - 300.0)))
+        warnings = []
+        if left is not None:
+            where = (
+                f"at {pressure} GPa, V(T) lies outside the sampled volumes "
+                f"[{low:.3f}, {high:.3f}] Å³/atom from {temps[left]:g} K "
+                f"({volume[left]:.3f} Å³/atom)"
+            )
+            if keep <= at:
+                why = (
+                    f"{where}: the values at 300 K would be extrapolated; shift or "
+                    "widen qha.linear_strain around this pressure's volume"
+                )
+                return self.failed(
+                    target,
+                    ctx,
+                    why,
+                    error_type="VolumeOutOfRange",
+                    t_max_valid=float(temps[keep - 1]) if keep else None,
+                    **common,
+                )
+            warnings.append(f"{where}; the lists stop at {temps[keep - 1]:g} K")
+        alpha = np.asarray(qha.thermal_expansion)[:keep]
+        bulk = np.asarray(qha.bulk_modulus_temperature)[:keep]
         values = {
-            "temperatures": temps.tolist(),
-            "volume": volume[:n].tolist(),
+            "temperatures": temps[:keep].tolist(),
+            "volume": volume[:keep].tolist(),
             "thermal_expansion": alpha.tolist(),
             "bulk_modulus": bulk.tolist(),
-            "heat_capacity": [None if np.isnan(c) else float(c) for c in cp],
-            "gibbs_free_energy": gibbs.tolist(),
+            "heat_capacity": np.asarray(qha.heat_capacity_P_numerical)[:keep].tolist(),
+            "gibbs_free_energy": np.asarray(qha.gibbs_temperature)[:keep].tolist(),
             "thermal_expansion_300k": float(alpha[at]),
             "volume_300k": float(volume[at]),
             "bulk_modulus_300k": float(bulk[at]),
+            "t_max_valid": float(temps[keep - 1]),
+            "warnings": warnings,
         }
         plots = [self._plot(target, ctx, values)] if self.plot_dir else []
         return self.doc(target, ctx, state="completed", plots=plots, **common, **values)

@@ -38,11 +38,12 @@ from ..schemas import ResultDocument, bulky, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import (
+    PhononCell,
     PhononMaker,
     check_supercell,
     drift_free,
-    phonopy_unit,
-    supercell_matrix,
+    failure_type,
+    phonon_cell,
     to_ase,
 )
 from .plots import start_plot
@@ -127,10 +128,12 @@ class ThermalConductivityDocument(ResultDocument):
     isotope: bool | None = Field(None, description="Isotope scattering included")
     mesh: list[int] | None = Field(None, description="q-point mesh of the solution")
     supercell_matrix: list[list[int]] | None = Field(
-        None, description="Supercell of fc3 (and of fc2 without phonon_supercell)"
+        None,
+        description="Supercell of fc3 (and of fc2 without phonon_supercell), in "
+        "the primitive cell's basis",
     )
     phonon_supercell_matrix: list[list[int]] | None = Field(
-        None, description="Supercell of fc2, if its own"
+        None, description="Supercell of fc2, if its own, in the primitive cell's basis"
     )
     primitive_matrix: list[list[float]] | None = Field(
         None, description="Primitive cell in the input cell's basis"
@@ -162,13 +165,17 @@ class ThermalConductivityMaker(PropertyMaker):
     Parameters
     ----------
     supercell : 3x3 list, optional
-        Supercell of the fc3 displacements (default: from ``min_length``).
+        Supercell of the input cell for the fc3 displacements (default: from
+        ``min_length``).
     phonon_supercell : 3x3 list, optional
-        A separate (larger) supercell for fc2; by default fc2 comes from the
-        fc3 supercell's forces (or from ``phonon_min_length``).
+        A separate (larger) supercell of the input cell for fc2; by default
+        fc2 comes from the fc3 supercell's forces (or from
+        ``phonon_min_length``).
     min_length, phonon_min_length : float
-        Å: smallest lattice vector of the fc3 (fc2) supercell when none is
-        given.
+        Å: when no supercell is given, the fc3 (fc2) supercell is the
+        diagonal one of the conventional standard cell whose lattice vectors
+        are each at least this long, whatever cell the input is written in
+        (:func:`~sevenomni_flows.jobs.phonon.phonon_cell`).
     displacement : float
         Finite displacement, Å (phono3py's default 0.03).
     cutoff_pair_distance : float, optional
@@ -281,26 +288,28 @@ class ThermalConductivityMaker(PropertyMaker):
         proto = protocol(self.property, pot, task, settings, item.on)
         return [Target(item.formula, item.structure_id, item.label, proto)]
 
-    def phono3py(self, structure) -> Phono3py:
-        """A Phono3py object of ``structure`` with this Maker's supercells,
-        its fc3 (and fc2) displacements generated."""
-        matrix = self.supercell or supercell_matrix(structure, self.min_length)
-        fc2_matrix = self.phonon_supercell
-        if fc2_matrix is None and self.phonon_min_length is not None:
-            fc2_matrix = supercell_matrix(structure, self.phonon_min_length)
-        if fc2_matrix is not None and np.array_equal(fc2_matrix, matrix):
+    def phono3py(self, structure) -> tuple[PhononCell, Phono3py]:
+        """The primitive cell and fc3 supercell of ``structure``, and a
+        Phono3py object of them, its fc3 (and fc2) displacements generated."""
+        cell = phonon_cell(structure, self.min_length, self.supercell)
+        fc2_matrix = None
+        if self.phonon_supercell is not None or self.phonon_min_length is not None:
+            fc2_matrix = phonon_cell(
+                structure,
+                self.phonon_min_length or self.min_length,
+                self.phonon_supercell,
+            ).supercell_matrix
+        if fc2_matrix == cell.supercell_matrix:
             fc2_matrix = None  # the fc3 supercell's forces give fc2
-        unit = phonopy_unit(structure)
         ph3 = Phono3py(
-            unit,
-            supercell_matrix=matrix,
+            cell.unit(structure),
+            supercell_matrix=cell.supercell_matrix,
             phonon_supercell_matrix=fc2_matrix,
-            primitive_matrix="auto",
         )
         ph3.generate_displacements(
             distance=self.displacement, cutoff_pair_distance=self.cutoff_pair_distance
         )
-        return ph3  # with fc2_matrix, its fc2 displacements too (phono3py's)
+        return cell, ph3  # with fc2_matrix, its fc2 displacements (phono3py's)
 
     def compute(self, items, targets, ctx):
         """Displace every item; the fc3 and fc2 supercells of all of them in
@@ -311,25 +320,32 @@ class ThermalConductivityMaker(PropertyMaker):
                 setups.append(self.phono3py(it.structure))
             except Exception as err:  # phono3py may refuse one structure
                 setups.append(err)
-        cells = [_displaced(p) if isinstance(p, Phono3py) else ([], []) for p in setups]
+        cells = [_displaced(s[1]) if isinstance(s, tuple) else ([], []) for s in setups]
         flat = [a for fc3, fc2 in cells for a in (*fc3, *fc2)]
         groups = [[*fc3, *fc2] for fc3, fc2 in cells]
         tasks = per_cell(groups, [it.task for it in items])
         preds = predict(flat, model=ctx.pot, task=tasks) if flat else []
         out, start = [], 0
-        for it, (target,), ph3, (fc3, fc2) in zip(
+        for it, (target,), setup, (fc3, fc2) in zip(
             items, targets, setups, cells, strict=True
         ):
             preds3 = preds[start : start + len(fc3)]
             preds2 = preds[start + len(fc3) : start + len(fc3) + len(fc2)]
             start += len(fc3) + len(fc2)
-            if isinstance(ph3, Exception):
-                out.append(ph3)
+            if isinstance(setup, Exception):
+                out.append(setup)
+                continue
+            cell, ph3 = setup
+            errors = [p.error for p in (*preds3, *preds2) if not p.ok]
+            if errors:
+                why = f"a displaced supercell failed: {errors[0]}"
+                error_type = failure_type(errors[0])
+                out.append([self.failed(target, ctx, why, error_type=error_type)])
                 continue
             try:
                 self._force_constants(ph3, preds3, preds2)
                 out.append(
-                    [self._finish(it, target, ctx, ph3, len(preds3) + len(preds2))]
+                    [self._finish(it, target, ctx, cell, ph3, len(fc3) + len(fc2))]
                 )
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
@@ -346,7 +362,9 @@ class ThermalConductivityMaker(PropertyMaker):
             ph3.phonon_forces = drift_free(preds2)
             ph3.produce_fc2(symmetrize_fc2=self.symmetrize, is_compact_fc=True)
 
-    def _finish(self, item, target, ctx, ph3: Phono3py, n_supercells: int):
+    def _finish(
+        self, item, target, ctx, cell: PhononCell, ph3: Phono3py, n_supercells: int
+    ):
         ph3.mesh_numbers = self.mesh
         quiet = io.StringIO()  # phono3py prints its warnings
         with contextlib.redirect_stdout(quiet):
@@ -365,7 +383,7 @@ class ThermalConductivityMaker(PropertyMaker):
             "phonon_supercell_matrix": None
             if ph3.phonon_supercell_matrix is None
             else np.asarray(ph3.phonon_supercell_matrix).astype(int).tolist(),
-            "primitive_matrix": np.asarray(ph3.primitive_matrix).round(10).tolist(),
+            "primitive_matrix": cell.primitive_matrix,
             "n_supercells": n_supercells,
             "min_frequency": float(freqs.min()),
             "fc2": pack_array(ph3.fc2, "float64"),

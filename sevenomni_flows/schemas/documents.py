@@ -260,7 +260,12 @@ class PhononDocument(ResultDocument):
         "max_frequency",
         "free_energy_300k",
     )
-    supercell_matrix: list[list[int]] | None = Field(None, description="Supercell")
+    supercell_matrix: list[list[int]] | None = Field(
+        None, description="Force-constant supercell, in the primitive cell's basis"
+    )
+    primitive_matrix: list[list[float]] | None = Field(
+        None, description="Primitive cell (columns) in the input cell's basis"
+    )
     displacement: float | None = Field(None, description="Displacement, Å")
     has_imaginary_modes: bool | None = Field(
         None, description="Any frequency below the tolerance (-0.05 THz)"
@@ -271,11 +276,13 @@ class PhononDocument(ResultDocument):
         None, description="Frequencies at Gamma, THz"
     )
     free_energy_300k: float | None = quantity(
-        "Harmonic free energy at 300 K per unit cell", "kJ/mol"
+        "Harmonic vibrational free energy at 300 K per atom", "eV/atom"
     )
-    entropy_300k: float | None = Field(None, description="Entropy at 300 K, J/K/mol")
-    heat_capacity_300k: float | None = Field(
-        None, description="Heat capacity at 300 K, J/K/mol"
+    entropy_300k: float | None = quantity(
+        "Vibrational entropy at 300 K per mole of atoms", "J/K/mol"
+    )
+    heat_capacity_300k: float | None = quantity(
+        "Heat capacity C_v at 300 K per mole of atoms", "J/K/mol"
     )
     band_structure: dict | None = bulky(
         "Band path: q-points, distances, frequencies (THz)"

@@ -7,13 +7,31 @@ import numpy as np
 from ase import Atoms
 from phonopy import Phonopy, PhonopyQHA
 from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.structure.grid_points import length2mesh
 
 
-def phonopy_qha(atoms, maker, calc, supercell):
+def phonopy_qha(
+    atoms,
+    maker,
+    calc,
+    supercell,
+    primitive_matrix="auto",
+    cutoff_frequency=None,
+    pressure=0.0,
+):
     """phonopy + PhonopyQHA with sevenn's calculator, volume by volume (the
-    positions of these two solids are fixed by symmetry at every volume)."""
+    positions of these solids are fixed by symmetry at every volume).
+
+    Volumes and energies are those of ``atoms``' cell; phonopy's free
+    energies are per its primitive cell.  So ``primitive_matrix="auto"`` is
+    right only for a primitive ``atoms``, and ``None`` (phonopy's thermal
+    properties of the whole cell) for any cell.  ``supercell`` is of
+    ``atoms``' cell; ``cutoff_frequency`` (THz) is phonopy's (None: zero).
+    The q-mesh is ``maker.mesh`` (a length) on the middle volume's
+    primitive cell, the same numbers at every volume.
+    """
     temperatures = np.arange(0.0, maker.t_max + maker.t_step / 2, maker.t_step)
-    volumes, energies, free, cv, entropy = [], [], [], [], []
+    volumes, energies, phonons = [], [], []
     for eps in maker.strains():
         cell = atoms.copy()
         cell.set_cell(atoms.cell.array * (1 + eps), scale_atoms=True)
@@ -25,7 +43,13 @@ def phonopy_qha(atoms, maker, calc, supercell):
             cell=cell.cell.array,
             scaled_positions=cell.get_scaled_positions(),
         )
-        phonon = Phonopy(unit, supercell_matrix=supercell, primitive_matrix="auto")
+        phonons.append(
+            Phonopy(unit, supercell_matrix=supercell, primitive_matrix=primitive_matrix)
+        )
+    middle = phonons[len(phonons) // 2].primitive
+    mesh = length2mesh(maker.mesh, middle.cell)
+    free, cv, entropy = [], [], []
+    for phonon in phonons:
         phonon.generate_displacements(distance=maker.displacement)
         forces = []
         for sc in phonon.supercells_with_displacements:
@@ -37,8 +61,10 @@ def phonopy_qha(atoms, maker, calc, supercell):
         forces = np.array(forces)
         phonon.forces = forces - forces.mean(axis=1, keepdims=True)
         phonon.produce_force_constants()
-        phonon.run_mesh(maker.mesh)
-        phonon.run_thermal_properties(temperatures=temperatures)
+        phonon.run_mesh(mesh, is_gamma_center=True)
+        phonon.run_thermal_properties(
+            temperatures=temperatures, cutoff_frequency=cutoff_frequency
+        )
         thermal = phonon.get_thermal_properties_dict()
         free.append(thermal["free_energy"])
         cv.append(thermal["heat_capacity"])
@@ -50,7 +76,7 @@ def phonopy_qha(atoms, maker, calc, supercell):
         free_energy=np.array(free).T,
         cv=np.array(cv).T,
         entropy=np.array(entropy).T,
-        pressure=0.0,
+        pressure=pressure,
         eos=maker.eos,
         t_max=maker.t_max,
     )
