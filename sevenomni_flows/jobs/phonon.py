@@ -241,6 +241,8 @@ class PhononMaker(PropertyMaker):
     property: ClassVar[str] = "phonon"
     document: ClassVar[type] = PhononDocument
     stage: ClassVar[str] = "material"
+    # 1: per atom; one supercell for every cell
+    revision: ClassVar[int] = 1
     bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 

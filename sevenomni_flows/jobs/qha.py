@@ -162,6 +162,8 @@ class QhaMaker(PropertyMaker):
     property: ClassVar[str] = "qha"
     document: ClassVar[type] = QhaDocument
     stage: ClassVar[str] = "material"
+    # 1: per-atom F, C_v, S; one supercell; no extrapolation
+    revision: ClassVar[int] = 1
     bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 

@@ -223,6 +223,8 @@ class ThermalConductivityMaker(PropertyMaker):
     property: ClassVar[str] = "thermal_conductivity"
     document: ClassVar[type] = ThermalConductivityDocument
     stage: ClassVar[str] = "material"
+    # 1: one supercell for every cell
+    revision: ClassVar[int] = 1
     bulk_only: ClassVar[bool] = True
     mixes_tasks: ClassVar[bool] = True
 
