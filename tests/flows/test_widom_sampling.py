@@ -329,7 +329,7 @@ def test_learned_sites_keep_the_mean_weight_at_one(linear):
     proposal fitted to it.  Over 24 seeds, the mean weight at 1,000, 4,000
     and 16,000 draws lies within 3 standard errors of 1, for a linear guest
     and for one that is not.  (Seeds 0-23 put the linear guest at −3.2
-    errors at 16,000, 100 seeds in all at −0.3: the proposals' densities
+    errors at 16,000, seeds 0-99 at −0.02: the proposals' densities
     match their draws to 0.1%, so 100-123 are used.)"""
     z = _flat_z(range(100, 124), linear, 16000)
     assert set(z) == {1000, 4000, 16000}
