@@ -20,19 +20,29 @@ proportion to the weights, an analytic two-well test settled on one well
 and stopped 10-40% low).  The first round's sites keep a share of the site
 draws, and the uniform part stays, so every proposal remains defensive.
 
-All rounds are weighted as one deterministic mixture (the balance
-heuristic, Veach and Guibas, SIGGRAPH 1995; adaptive multiple importance
-sampling, Cornuet, Marin, Mira and Robert, Scand. J. Stat. 39, 798 (2012)):
+Each draw is weighted against the proposal of its own round only,
 
-    w_i = p(x_i) / Σ_r (n_r/N) q_r(x_i)
+    w_i = p(x_i) / q_r(x_i),
 
-with n_r the draws of round r and N = Σ n_r.  For fixed proposals the mean
-of w·h is ⟨h⟩_p exactly; here later proposals depend on earlier draws, so
-the estimate is consistent (its bias vanishes as the rounds grow) rather
-than exact at every N.  What the recycling buys: an early draw that found a
-strong site before any proposal knew it is weighed against every proposal
-that later aimed there, rather than dominating the average with its
-first-round weight.
+q_r fixed before round r drew (fitted to earlier rounds only), so the mean
+of w·h is ⟨h⟩_p exactly at every N, however the sites were learned: the
+mean of p/q_r under q_r is 1 whatever q_r is. The balance heuristic of
+adaptive multiple importance sampling (Cornuet, Marin, Mira and Robert,
+Scand. J. Stat. 39, 798 (2012)), w_i = p / Σ_r (n_r/N) q_r(x_i) over every
+round, weighs the heaviest draws against the later proposals centred on
+them, and came out low: with a flat integrand its mean weight at 1,000
+draws was 5 standard errors below 1 (64 seeds), and two weak analytic
+wells run to 3% came out 2.4% low (mean z −1.1). Modified AMIS (Marin,
+Pudlo and Sedki, Bernoulli 25 (2019): each round against the rounds up to
+its own) is consistent only as the proposals settle; here its flat mean
+weight was still 7 errors low at 16,000 draws. Weighting each round by the
+inverse of its estimated variance came out 18% low on deep wells (48
+seeds): a round that missed the heavy draws has both a low estimate and a
+low variance. The recycled weights still rank the draws and weigh the
+fitted moments (a proposal may depend on anything drawn before it): on
+deep wells that the first sites miss, 107 of 112 seeds converged with
+them, 103 ranking by the own-round weights (110 with the recycled
+estimate).
 
 Model-free, as the rest of the sampling: tests check it against an analytic
 potential.
@@ -65,7 +75,7 @@ Copies = Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray 
 
 @dataclass
 class AdaptiveProposal:
-    """The proposals of successive rounds and the mixture weights over them.
+    """The proposals of successive rounds and the weights of their draws.
 
     Parameters
     ----------
@@ -94,6 +104,7 @@ class AdaptiveProposal:
     centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     rotations: np.ndarray = field(default_factory=lambda: np.zeros((0, 3, 3)))
     ratios: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    recorded: list[int] = field(default_factory=list)
     _next: MixtureProposal | None = None
 
     def current(self) -> MixtureProposal:
@@ -117,24 +128,31 @@ class AdaptiveProposal:
         )
         self.proposals.append(q)
         self.draws.append(int(draws))
+        self.recorded.append(len(new))
         self.centres = np.concatenate([self.centres, np.reshape(centres, (-1, 3))])
         self.rotations = np.concatenate(
             [self.rotations, np.reshape(rotations, (-1, 3, 3))]
         )
 
     def weights(self) -> np.ndarray:
-        """p/q_mixture of every recorded draw that carries weight."""
+        """p/q_r of every recorded draw that carries weight, q_r its own round's."""
+        rounds = np.repeat(np.arange(len(self.recorded)), self.recorded)
+        return 1.0 / self.ratios[np.arange(len(rounds)), rounds]
+
+    def recycled(self) -> np.ndarray:
+        """p/Σ_r (n_r/N) q_r of every recorded draw (ranks draws, never weighs K_H)."""
         share = np.array(self.draws, dtype=float) / max(sum(self.draws), 1)
         return 1.0 / (self.ratios @ share)
 
     def learn(self, mass: np.ndarray) -> None:
         """Aim the next round at the heaviest recorded draws.
 
-        ``mass`` holds u = w·exp(−βΔE) (any scale) of each recorded draw;
-        it only ranks them.
+        ``mass`` holds u = w·exp(−βΔE) (any scale) of each recorded draw,
+        w from :meth:`weights`; it only ranks them and weighs their moments,
+        re-expressed with the :meth:`recycled` weights.
         """
         base = self.base
-        mass = np.asarray(mass, dtype=float)
+        mass = np.asarray(mass, dtype=float) * self.recycled() / self.weights()
         if not (self.top and base.mixing and mass.size and mass.max() > 0):
             return
         chosen: list[int] = []

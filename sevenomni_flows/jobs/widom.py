@@ -129,8 +129,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         The biased proposal's share of draws near the sites, in [0, 1).
     learned_sites : int
         After each round, the heaviest distinct insertions so far (this many,
-        copied by symmetry) become sites of the next round's proposal, the
-        rounds weighted as one mixture
+        copied by symmetry) become sites of the next round's proposal, each
+        insertion weighted against its own round's proposal
         (:mod:`~sevenomni_flows.adsorption.adaptation`); 0 keeps the first
         round's sites throughout.
     relax_framework : bool
