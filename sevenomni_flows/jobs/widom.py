@@ -168,6 +168,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     property: ClassVar[str] = "widom"
     document: ClassVar[type] = WidomDocument
     stage: ClassVar[str] = "framework"
+    # 1: each insertion weighted against its own round's proposal (unbiased)
+    revision: ClassVar[int] = 1
 
     def __post_init__(self):
         self.guests = check_adsorbates(self.guests, "widom.guests")
