@@ -96,9 +96,12 @@ def phonon_cell(structure, min_length: float, supercell=None) -> PhononCell:
 
     The same crystal gives the same physical supercell however its cell is
     written (primitive, conventional, a supercell, rotated): without
-    ``supercell``, it is the diagonal supercell of the *conventional
-    standard* cell (spglib) whose lattice vectors are each at least
-    ``min_length`` Å, written in the primitive cell's basis.  A given
+    ``supercell``, it is the diagonal supercell of the *standardized
+    primitive* cell (spglib's standard conventional cell reduced by its
+    centring, phonopy's ``primitive_matrix="auto"``) whose lattice vectors
+    are each at least ``min_length`` Å.  For a primitive input this is the
+    supercell phonopy users build by hand, and it is about half the atoms
+    of the conventional cell's (fcc at 10 Å: 64 atoms, not 108).  A given
     ``supercell`` refers to the input cell (``structure``'s lattice).
 
     Parameters
@@ -121,10 +124,9 @@ def phonon_cell(structure, min_length: float, supercell=None) -> PhononCell:
         centring = get_primitive_matrix_by_centring(letter)
     primitive = to_conventional @ centring
     if supercell is None:
-        conventional = to_conventional.T @ np.asarray(structure.lattice.matrix)
-        lengths = np.linalg.norm(conventional, axis=1)
-        reps = np.diag([max(1, int(np.ceil(min_length / n))) for n in lengths])
-        matrix = np.linalg.inv(centring) @ reps
+        cell = primitive.T @ np.asarray(structure.lattice.matrix)  # rows
+        lengths = np.linalg.norm(cell, axis=1)
+        matrix = np.diag([max(1, int(np.ceil(min_length / n))) for n in lengths])
     else:  # integers: the input's lattice vectors are the primitive's sums
         matrix = np.linalg.inv(primitive) @ np.asarray(supercell, dtype=float)
     return PhononCell(

@@ -19,9 +19,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: J/K/mol: the classical (Dulong-Petit) heat capacity of a mole of atoms
 THREE_R = 3 * 8.314462618
-#: Å: the conventional cubic cells of Cu (3.62 Å) and Si (5.45 Å) doubled,
-#: 32- and 64-atom force-constant supercells, whatever the input cell
+#: Å: the primitive cells of Si (3.85 Å) doubled, 16 atoms, whatever the
+#: input cell; Cu's (2.56 Å) four times, 64 atoms (even, so that phonopy can
+#: be given the same supercell of the conventional cell)
 MIN_LENGTH = 7.0
+MIN_LENGTHS = {"Cu": 9.0, "Si": MIN_LENGTH}
+#: Those supercells as supercells of the conventional cubic cell (the fcc
+#: primitive vectors are (0, ½, ½), (½, 0, ½), (½, ½, 0) of the cube's)
+CONVENTIONAL_SUPERCELLS = {
+    "Cu": [[0, 2, 2], [2, 0, 2], [2, 2, 0]],
+    "Si": [[0, 1, 1], [1, 0, 1], [1, 1, 0]],
+}
 
 
 def _cells(symbol: str, crystal: str, a: float) -> dict:
@@ -38,12 +46,12 @@ def _cells(symbol: str, crystal: str, a: float) -> dict:
     }
 
 
-def _maker(**settings) -> QhaMaker:
+def _maker(min_length: float = MIN_LENGTH, **settings) -> QhaMaker:
     # 0.03 Å displacements (as in test_qha.py): smaller ones let float32 force
     # noise into Si's small thermal expansion
     return QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        min_length=MIN_LENGTH,
+        min_length=min_length,
         displacement=0.03,
         **{"t_max": 800.0, **settings},
     )
@@ -58,14 +66,14 @@ def _at_300k(doc) -> dict:
     }
 
 
-def _oracle_300k(atoms, maker, calc) -> dict:
+def _oracle_300k(atoms, maker, calc, supercell) -> dict:
     """phonopy's QHA on the conventional cell with primitive_matrix=None, in
-    the same physical supercell (the conventional cell doubled)."""
+    the same physical supercell (``supercell``, of the conventional cell)."""
     ref = phonopy_qha(
         atoms,
         maker,
         calc,
-        (2 * np.eye(3, dtype=int)).tolist(),
+        supercell,
         primitive_matrix=None,
         cutoff_frequency=CUTOFF_FREQUENCY,
     )
@@ -82,7 +90,7 @@ def _same_crystal(symbol, crystal, a, sevenn_calculator, rel):
     """Every cell of the crystal gives the same numbers (and supercell), and
     so does phonopy on the conventional cell."""
     cells = _cells(symbol, crystal, a)
-    maker = _maker()
+    maker = _maker(MIN_LENGTHS[symbol])
     docs = maker.run(
         [AseAtomsAdaptor.get_structure(c) for c in cells.values()], [*cells]
     )
@@ -94,7 +102,9 @@ def _same_crystal(symbol, crystal, a, sevenn_calculator, rel):
         for name, value in values.items():
             assert value == pytest.approx(ref[name], rel=rel[name]), (label, name)
     calc = sevenn_calculator(load_model("7net-0").path)
-    oracle = _oracle_300k(cells["conventional"], maker, calc)
+    oracle = _oracle_300k(
+        cells["conventional"], maker, calc, CONVENTIONAL_SUPERCELLS[symbol]
+    )
     for name, value in oracle.items():
         assert ref[name] == pytest.approx(value, rel=rel[name]), name
     return ours, oracle
@@ -199,13 +209,13 @@ def test_phonon_document_is_per_atom(monkeypatch):
 
 def test_one_supercell_for_every_cell():
     """The force-constant supercell of a crystal does not depend on how its
-    cell is written: the conventional cell's diagonal min_length supercell
-    (a diagonal min_length supercell of each input cell would give Cu 64
-    atoms from the primitive cell and 108 from the conventional one); a
-    given supercell is of the input cell."""
+    cell is written: the standardized primitive cell's diagonal min_length
+    supercell (a diagonal min_length supercell of each input cell would give
+    Cu 64 atoms from the primitive cell and 108 from the conventional one);
+    a given supercell is of the input cell."""
     for symbol, crystal, a, n_atoms in (
-        ("Cu", "fcc", 3.62, 108),
-        ("Si", "diamond", 5.45, 64),
+        ("Cu", "fcc", 3.62, 64),
+        ("Si", "diamond", 5.45, 54),
     ):
         cells = {
             k: AseAtomsAdaptor.get_structure(v)
@@ -220,12 +230,13 @@ def test_one_supercell_for_every_cell():
             assert len(unit) * round(np.linalg.det(matrix)) == n_atoms, label
             # phonopy's convention: supercell vectors (columns) = unit @ matrix
             lengths = np.linalg.norm(matrix.T @ np.asarray(unit.cell), axis=1)
-            np.testing.assert_allclose(lengths, lengths[0])  # a cube
-            assert lengths[0] >= 10.0
+            np.testing.assert_allclose(lengths, lengths[0])  # fcc lattice
+            assert 10.0 <= lengths[0] < 10.0 + lengths[0] / matrix[0, 0]  # smallest
+        # a given supercell is of the input cell: the cube doubled
         twice = phonon_cell(cells["conventional"], 10.0, (2 * np.eye(3)).tolist())
-        assert (
-            twice.supercell_matrix
-            == phonon_cell(cells["primitive"], 7.0).supercell_matrix
+        unit = twice.unit(cells["conventional"])
+        assert len(unit) * round(np.linalg.det(twice.supercell_matrix)) == 8 * len(
+            cells["conventional"]
         )
     hcp = AseAtomsAdaptor.get_structure(bulk("Mg"))  # P: conventional = primitive
     assert phonon_cell(hcp, 10.0).supercell_matrix == [[4, 0, 0], [0, 4, 0], [0, 0, 2]]
