@@ -336,7 +336,7 @@ ENTRIES: dict[str, Entry] = {
             miller_indices=[[1, 0, 0], [1, 1, 1]],
             slab={"layers": 4, "fixed_layers": 0, "supercell": [1, 1], "vacuum": 10.0},
         ),
-        material=_cu,
+        material=_si,
     ),
     "adsorption": Entry(
         "adsorption",
