@@ -59,7 +59,8 @@ class Field:
         ``intensive``: the value (a number or a list, e.g. over temperature)
         as is; ``per_atom``: a value of the whole input cell, divided by its
         atoms; ``stress``: a Voigt stress (xx yy zz yz xz xy) rotated back;
-        ``tensor``: a 3x3 tensor (or a list of them) rotated back;
+        ``tensor``: a 3x3 tensor (or a list of them) rotated back, relative
+        to its largest component with ``relative``;
         ``elastic``: a 6x6 Voigt stiffness rotated back through its rank-4
         form; ``norms``: per-atom vectors (forces) by their sorted norms, one
         per atom of the reference; ``facets``: a dict per facet, keys mapped
@@ -277,8 +278,11 @@ def compare(
     elif kind == "per_atom":
         a, b = np.asarray(a, float) / n_ref, np.asarray(b, float) / n_other
     elif kind in ("stress", "tensor", "elastic"):
-        a = _matrix(a) if kind == "stress" else a
+        a = np.asarray(_matrix(a) if kind == "stress" else a, dtype=float)
         b = _rotate_back(kind, b, rep.rotation)
+        if fld.relative:  # relative to each tensor's largest component
+            scale = np.abs(a).max(axis=(-2, -1), keepdims=True)
+            return _worst(a, b, False, np.broadcast_to(scale, a.shape))
     elif kind == "norms":
         na = np.sort(np.linalg.norm(np.asarray(a, float), axis=-1))
         nb = np.sort(np.linalg.norm(np.asarray(b, float), axis=-1))
@@ -295,7 +299,8 @@ def _worst(a: np.ndarray, b: np.ndarray, relative: bool, scale=None) -> float:
         return 0.0
     diff = np.abs(a - b)
     if scale is not None:
-        diff = diff / np.where(scale > 0, scale, np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diff = np.where(scale > 0, diff / scale, np.where(diff > 0, np.inf, 0.0))
     elif relative:
         diff = diff / np.maximum(np.abs(a), 1e-300)
     worst = np.nanmax(diff) if not np.isnan(diff).all() else 0.0
