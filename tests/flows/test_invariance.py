@@ -18,8 +18,6 @@ KNOWN = {
     "phonon": "free_energy/entropy/heat_capacity_300k are per primitive cell "
     "(phonopy's), not per input cell as the document says: 4x off per atom "
     "on the conventional cell",
-    "elastic": "the rotated cell's tensor, rotated back, differs by ~1.2 GPa "
-    "(K_VRH 0.5 GPa) whatever the strains and fmax; other cells agree to 1e-4",
     "qha": "per-primitive-cell free energies (fixed on branch qha)",
     "surface_energy": "terminations and slabs[0] (fixed on branch surf)",
 }
@@ -114,3 +112,33 @@ def test_field_kinds_are_checked():
         Field("sigma", 3.0, "x")
     with pytest.raises(ValueError, match="unknown representation 'mirrored'"):
         representations(["mirrored"])
+
+
+def test_the_elastic_tolerance_is_the_models_own_nonlinearity(sevenn_calculator):
+    """Why the elastic tensor agrees only to ~2 GPa between frames: with
+    sevenn's own calculator (not ours), dσ/dε of Si along a general strain
+    direction moves by over 2% between strains of 1e-4 and 1e-3, so finite
+    strain fits along the axes of two frames see different slopes."""
+    from ase.build import bulk
+    from ase.units import GPa
+
+    from sevenomni_core import load_model
+
+    calc = sevenn_calculator(load_model("7net-0").path)
+    si = bulk("Si", "diamond", a=5.43)
+    d = np.random.default_rng(0).normal(size=(3, 3))
+    d = (d + d.T) / 2 / np.abs(d + d.T).max() * 2
+
+    def slope(h):
+        out = []
+        for sign in (-1, 1):
+            atoms = si.copy()
+            atoms.set_cell(
+                atoms.cell.array @ (np.eye(3) + sign * h * d).T, scale_atoms=True
+            )
+            atoms.calc = calc
+            out.append(atoms.get_stress() / GPa)
+        return (out[1] - out[0]) / (2 * h)
+
+    coarse, fine = slope(1e-3), slope(1e-4)
+    assert np.abs(coarse - fine).max() > 0.02 * np.abs(fine).max()
