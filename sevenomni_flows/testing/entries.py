@@ -348,7 +348,9 @@ ENTRIES: dict[str, Entry] = {
     "adsorption": Entry(
         "adsorption",
         fields={
-            "adsorption_energy": Field("intensive", 0.02, f"eV: {RELAXED} (0.05)"),
+            "adsorption_energy": Field(
+                "intensive", 5e-3, f"eV: {RELAXED} (0.05 eV/Å: ~1e-3 eV)"
+            ),
             "reference_energy": Field("intensive", 1e-4, "eV: the same molecule"),
             "site": Field("same", 0.0, "the same lowest site"),
         },
@@ -381,8 +383,10 @@ ENTRIES: dict[str, Entry] = {
     "slab_convergence": Entry(
         "slab_convergence",
         fields={
-            "adsorption_energy": Field("intensive", 0.02, f"eV: {RELAXED} (0.05)"),
-            "max_deviation": Field("intensive", 0.02, "eV: as the energies"),
+            "adsorption_energy": Field(
+                "intensive", 5e-3, f"eV: {RELAXED} (0.05 eV/Å: ~1e-3 eV)"
+            ),
+            "max_deviation": Field("intensive", 5e-3, "eV: as the energies"),
         },
         skip={
             "host": "names the Miller index given",
@@ -448,10 +452,10 @@ ENTRIES: dict[str, Entry] = {
     "neb": Entry(
         "neb",
         fields={
-            "barrier": Field("intensive", 0.02, "eV: bands converge to fmax 0.05"),
-            "reverse_barrier": Field("intensive", 0.02, "eV: as the barrier"),
-            "reaction_energy": Field("intensive", 0.01, f"eV: ends {RELAXED}"),
-            "energies": Field("intensive", 0.02, "eV: as the barrier"),
+            "barrier": Field("intensive", 5e-3, "eV: bands converge to fmax 0.05"),
+            "reverse_barrier": Field("intensive", 5e-3, "eV: as the barrier"),
+            "reaction_energy": Field("intensive", 5e-3, f"eV: ends {RELAXED}"),
+            "energies": Field("intensive", 5e-3, "eV: as the barrier"),
             "climbing_image": Field("same", 0.0, "the same band"),
             "converged": Field("same", 0.0, "each converges"),
         },
@@ -467,7 +471,9 @@ ENTRIES: dict[str, Entry] = {
     "mof": Entry(
         "mof",
         fields={
-            "adsorption_energy": Field("intensive", 0.02, f"eV: {RELAXED} (0.05)"),
+            "adsorption_energy": Field(
+                "intensive", 5e-3, f"eV: {RELAXED} (0.05 eV/Å: ~1e-3 eV)"
+            ),
             "reference_energy": Field("intensive", 1e-4, "eV: the same molecule"),
             "site": Field("same", 0.0, "the same lowest site"),
         },
