@@ -38,14 +38,14 @@ model: 7net-0
 device: cpu
 structures:
   - {bulk: Si, crystal: diamond, a: 5.43}
-  - {bulk: Cu, crystal: fcc, a: 3.63}
+  - {bulk: MgO, crystal: rocksalt, a: 4.21}
 properties: [relax, qha, thermal_conductivity, stability, surface_energy, md]
 relax: {fmax: 0.01, max_steps: 300}
 qha: {n_volumes: 5, t_max: 400.0, t_step: 40.0,
       supercell: [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}
 thermal_conductivity: {supercell: [[2, 0, 0], [0, 2, 0], [0, 0, 2]],
                        mesh: [8, 8, 8], temperatures: [300.0]}
-surface_energy: {miller_indices: [[1, 1, 1]],
+surface_energy: {miller_indices: [[1, 0, 0]],
                  slab: {layers: 4, fixed_layers: 0, supercell: [1, 1], vacuum: 10.0}}
 md: {temperatures: [300], steps: 100, interval: 10, min_length: 8.0}
 bands:
