@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -334,8 +335,6 @@ def check(
         The worst difference of every compared field; raises AssertionError
         when a representation gives no completed document.
     """
-    import time
-
     material = entry.material() if material is None else material
     maker = entry.maker() if maker is None else maker
     reps, given = inputs(entry, material, maker.stage, folder)
@@ -347,7 +346,7 @@ def check(
         groups.setdefault(group, []).append(i)
     for members in groups.values():
         settings = reps[members[0]].settings
-        runner = _with(maker, settings) if settings else maker
+        runner = replace(maker, **settings) if settings else maker
         todo = [given[i] for i in members]
         extra = runner.extra_inputs(todo) if maker.stage == "material" else []
         made = runner.run(
@@ -379,9 +378,3 @@ def check(
         rows.append(Row(name, fld.kind, worst, fld.tol, where, fld.relative))
     values = {rep.name: doc for rep, doc in zip(reps, docs, strict=True)}
     return Report(entry.section, [r.name for r in reps], rows, seconds, values)
-
-
-def _with(maker: Any, settings: dict) -> Any:
-    from dataclasses import replace
-
-    return replace(maker, **settings)
