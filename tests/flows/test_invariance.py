@@ -14,13 +14,7 @@ from sevenomni_flows.testing import CHEAP, ENTRIES, Field, check, representation
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Known bugs the harness finds on this branch (the numbers are in the report).
-KNOWN = {
-    "phonon": "free_energy/entropy/heat_capacity_300k are per primitive cell "
-    "(phonopy's), not per input cell as the document says: 4x off per atom "
-    "on the conventional cell",
-    "qha": "per-primitive-cell free energies (fixed on branch qha)",
-    "surface_energy": "terminations and slabs[0] (fixed on branch surf)",
-}
+KNOWN: dict[str, str] = {}  # section -> the known failure it shows
 
 
 def _marks(section):
