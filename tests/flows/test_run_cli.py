@@ -598,3 +598,77 @@ properties: [relax, static, eos, elastic]
     assert maker.run([co], ["co"])[0].error_type == "NotBulk"
     monkeypatch.setattr(EosMaker, "bulk_only", False)  # planted
     assert maker.run([co], ["co"])[0].state == "completed"
+
+
+def test_guards_through_run_fail_alone_with_their_reasons(tmp_path, capsys):
+    """Where a number cannot be right, ``sevenomni run`` stores a failed
+    document with the reason and completes the rest, exiting 1: QHA at a
+    pressure whose volumes lie outside the sampled ones, a bulk whose
+    surfaces come out more stable than itself (Cu stretched to a = 4.3 Å,
+    γ < 0 on every facet), the same stretched Cu's imaginary modes, and a
+    molecule in a box for the bulk-only properties.  Cu itself completes."""
+    from ase.build import molecule
+    from ase.io import write
+
+    write(tmp_path / "co.extxyz", molecule("CO", vacuum=5.0, pbc=True))
+    spec = write_spec(
+        tmp_path,
+        """
+model: 7net-0
+device: cpu
+structures:
+  - {bulk: Cu, crystal: fcc, a: 3.62}
+  - {bulk: Cu, crystal: fcc, a: 4.3}
+  - {file: co.extxyz}
+properties: [relax, qha, surface_energy]
+relax: {fmax: 0.05, relax_cell: false}
+qha:
+  pressures: [0.0, 30.0]
+  linear_strain: [-0.03, 0.03]
+  min_length: 7.0
+  t_max: 600.0
+  displacement: 0.03
+surface_energy:
+  miller_indices: [[1, 0, 0], [1, 1, 1]]
+  slab: {layers: 4, fixed_layers: 0, supercell: [1, 1], vacuum: 10.0}
+""",
+    )
+    status, out = run(spec, tmp_path / "r", capsys)
+    assert status == 1
+    assert "5 completed, 7 failed, 0 skipped, 0 missing" in out
+    rows = query(tmp_path / "r", capsys)
+    relaxed = {r["key"]: r["volume_per_atom"] for r in rows if r["property"] == "relax"}
+    assert all(r["state"] == "completed" for r in rows if r["property"] == "relax")
+
+    def row(prop, volume, **where):
+        found = [
+            r
+            for r in rows
+            if r["property"] == prop
+            and relaxed.get(r["protocol"]["on"], 0) == pytest.approx(volume, rel=0.05)
+            and all(r.get(k) == v for k, v in where.items())
+        ]
+        assert len(found) == 1, (prop, volume, where, len(found))
+        return found[0]
+
+    cu, wide = 3.62**3 / 4, 4.3**3 / 4
+    assert row("qha", cu, pressure=0.0)["state"] == "completed"
+    high = row("qha", cu, pressure=30.0)
+    assert high["state"] == "failed" and high["error_type"] == "VolumeOutOfRange"
+    assert high["error"].startswith(
+        "at 30.0 GPa, V(T) lies outside the sampled volumes"
+    )
+    assert "the values at 300 K would be extrapolated" in high["error"]
+    for pressure in (0.0, 30.0):
+        soft = row("qha", wide, pressure=pressure)
+        assert soft["error_type"] == "ImaginaryModes", soft["error"]
+    good = row("surface_energy", cu)
+    assert good["state"] == "completed"
+    assert all(g > 0 for g in good["surface_energies"].values())
+    bad = row("surface_energy", wide)
+    assert bad["state"] == "failed"
+    assert bad["error"].startswith("no facet of Cu gives a surface energy")
+    assert "Cu (1 0 0): γ = -1.1" in bad["error"] and "is negative" in bad["error"]
+    for prop in ("qha", "surface_energy"):
+        co = [r for r in rows if r["formula"] == "CO" and r["property"] == prop]
+        assert co and all(r["error_type"] == "NotBulk" for r in co)
