@@ -4,6 +4,7 @@ numbers, for every numeric field of every document."""
 import math
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -81,15 +82,15 @@ def differences(a, b, path="") -> list[str]:
     return [] if type(a) is type(b) else [f"{path}: types {type(a)} {type(b)}"]
 
 
-def _stored(body, folder, capsys) -> dict:
+def _stored(body, folder, capsys, status: int = 0) -> dict:
     folder.mkdir()
     spec = folder / "spec.yaml"
     spec.write_text(textwrap.dedent(body))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        status = main(["run", str(spec), "--store", str(folder / "results")])
+        code = main(["run", str(spec), "--store", str(folder / "results")])
     capsys.readouterr()
-    assert status == 0
+    assert code == status
     store = embedded_job_store(folder / "results")
     store.connect()
     docs = list(results_store(store).query({}))
@@ -138,3 +139,62 @@ def test_differences_finds_a_changed_number():
         ".a[1].b: 2.0 and 2.0001"
     ]
     assert differences(doc, {"a": [1.0, {"b": 2.0 * (1 + 1e-7)}], "plots": []}) == []
+
+
+MOF = Path(__file__).resolve().parents[2] / "workflows/structures/Mg-MOF-74.cif"
+
+SURFACES_AND_PORES = f"""
+model: 7net-0
+device: cpu
+structures:
+  - {{bulk: Cu, crystal: fcc, a: 3.63}}
+  - {{bulk: ZnO, crystal: wurtzite, a: 3.25, c: 5.2}}
+properties: [relax, surface_energy, adsorption]
+relax: {{fmax: 0.01, max_steps: 300}}
+surface_energy:
+  miller_indices: [[1, 0, 0], [0, 0, 1]]
+  slab: {{layers: 4, fixed_layers: 0, supercell: [1, 1], vacuum: 10.0}}
+adsorption:
+  adsorbates: [H]
+  miller_indices: [[1, 1, 1]]
+  slab: {{layers: 3, fixed_layers: 1, supercell: [2, 2], vacuum: 10.0}}
+  fmax: 0.05
+  max_steps: 200
+frameworks:
+  - {{file: {MOF}, name: Mg-MOF-74, guests: [CO2]}}
+framework_properties: [adsorption, widom]
+mof: {{n_random: 0, max_metal_sites: 1, max_steps: 200}}
+widom: {{guests: [CO2], temperatures: [300.0], n_insertions: 300,
+         site_relaxations: 2, site_max_steps: 40}}
+"""
+
+
+@pytest.mark.slow
+def test_surfaces_and_pores_twice_give_the_same_numbers(tmp_path, capsys):
+    """The issue's ZnO case (wurtzite, (100) with two terminations, (001)
+    polar), adsorption on Cu(111), and MOF adsorption and Widom insertion
+    (seeded) in Mg-MOF-74, twice into fresh stores: the same documents, the
+    same states and the same numbers.  ZnO's adsorption fails both times (not
+    a metal), with the same reason."""
+    one = _stored(SURFACES_AND_PORES, tmp_path / "one", capsys, status=1)
+    two = _stored(SURFACES_AND_PORES, tmp_path / "two", capsys, status=1)
+    assert set(one) == set(two)
+    assert {(p, label) for p, label, _ in one} >= {
+        ("surface_energy", "ZnO"),
+        ("adsorption", "Cu"),
+        ("adsorption", "Mg-MOF-74"),
+        ("widom", "Mg-MOF-74"),
+    }
+    failed = {
+        (p, d["formula"]) for (p, _, _), d in one.items() if d["state"] != "completed"
+    }
+    assert failed == {("adsorption", "ZnO")}, failed
+    zno = next(
+        d
+        for (p, _, _), d in one.items()
+        if (p, d["formula"]) == ("surface_energy", "ZnO")
+    )
+    assert list(zno["surface_energies"]) == ["1 0 0"]
+    assert "0 0 1" in zno["failed_facets"]
+    for key, doc in one.items():
+        assert not differences(doc, two[key]), (key, differences(doc, two[key]))
