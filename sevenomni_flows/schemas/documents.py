@@ -174,7 +174,9 @@ class StaticDocument(ResultDocument):
 
     property: str = "static"
     columns: ClassVar[tuple[str, ...]] = ("energy_per_atom",)
-    energy: float | None = quantity("Total energy", "eV")
+    energy: float | None = quantity(
+        "Total energy of the whole input cell (per atom: energy_per_atom)", "eV"
+    )
     energy_per_atom: float | None = quantity("Energy per atom", "eV/atom")
     forces: list[list[float]] | None = Field(None, description="Forces, eV/Å")
     stress: list[float] | None = Field(
@@ -193,7 +195,9 @@ class RelaxDocument(ResultDocument):
         "steps",
     )
     structure: Structure | None = Field(None, description="The relaxed structure")
-    energy: float | None = quantity("Final total energy", "eV")
+    energy: float | None = quantity(
+        "Final total energy of the whole cell (per atom: energy_per_atom)", "eV"
+    )
     energy_per_atom: float | None = quantity("Final energy", "eV/atom")
     volume_change: float | None = quantity("Final over initial volume", "unitless")
     volume_per_atom: float | None = quantity("Final volume", "Å³/atom")
@@ -313,7 +317,9 @@ class AdsorptionDocument(ResultDocument):
     reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
     reference_energy: float | None = Field(None, description="E(reference), eV")
     reference_description: str | None = Field(None, description="How it was obtained")
-    host_energy: float | None = Field(None, description="Relaxed empty host, eV")
+    host_energy: float | None = quantity(
+        "Relaxed empty host, the whole slab or framework cell as computed", "eV"
+    )
     n_candidates: int = Field(0, description="Placements relaxed")
     n_anomalous: int = Field(0, description="Placements flagged and excluded")
     candidates: list[dict] = Field(
@@ -461,7 +467,9 @@ class WidomDocument(ResultDocument):
     )
     lowest_energy: float | None = Field(None, description="Lowest accepted ΔE, eV")
     framework_density: float | None = Field(None, description="kg/m³")
-    framework_energy: float | None = Field(None, description="Empty framework, eV")
+    framework_energy: float | None = quantity(
+        "Empty framework, the whole cell as computed", "eV"
+    )
     guest_energy: float | None = Field(None, description="Relaxed gas-phase guest, eV")
     energies: list[float] | None = Field(
         None, description="Accepted ΔE, eV, in insertion order"

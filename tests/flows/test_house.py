@@ -152,16 +152,21 @@ def _restated(source: str, props: set[str], units: set[str]) -> list[str]:
 def test_no_property_list_or_unit_table_is_restated():
     """No module of the flows package writes its own list of properties or
     table of units: the registry lists the properties, the document fields
-    hold the units.  One literal selection is allowed: the default
-    ``properties:`` of a screening (``DEFAULT_PROPERTIES``)."""
+    hold the units.  Two literals are allowed: the default ``properties:``
+    of a screening (``DEFAULT_PROPERTIES``), and the invariance harness's
+    table (``testing.entries.ENTRIES``), one entry per property, which
+    ``test_every_registered_property_has_an_entry`` holds equal to the
+    registry, so it cannot drift from it."""
     props, units = _property_names(), _units()
     found = {}
     for path in PACKAGE.rglob("*.py"):
         if hits := _restated(path.read_text(), props, units):
             found[str(path.relative_to(PACKAGE))] = hits
-    assert set(found) == {"flows/screening.py"}, found
+    assert set(found) == {"flows/screening.py", "testing/entries.py"}, found
     [default] = found["flows/screening.py"]
     assert "'elastic', 'eos', 'phonon', 'relax'" in default, default
+    [table] = found["testing/entries.py"]
+    assert all(f"'{p}'" in table for p in props), table  # every property
 
 
 def test_the_restated_check_finds_lists_and_unit_tables():
