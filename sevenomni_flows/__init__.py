@@ -1,25 +1,47 @@
 """sevenomni_flows: jobflow Makers for screening with SevenNet models.
 
+Every property Maker of the registry is exported here.
+
 >>> from sevenomni_flows import RelaxMaker, ElasticMaker, PhononMaker, EosMaker
 """
 
 from .jobs import (
     ElasticMaker,
     EosMaker,
+    MDMaker,
     ModelSettings,
+    MofAdsorptionMaker,
+    NebMaker,
     PhononMaker,
+    QhaMaker,
     RelaxMaker,
+    SlabAdsorptionMaker,
+    SlabConvergenceMaker,
+    StabilityMaker,
     StaticMaker,
+    SurfaceEnergyMaker,
+    ThermalConductivityMaker,
+    WidomMaker,
 )
 from .stores import embedded_job_store, mongo_job_store
 
 __all__ = [
     "ElasticMaker",
     "EosMaker",
+    "MDMaker",
     "ModelSettings",
+    "MofAdsorptionMaker",
+    "NebMaker",
     "PhononMaker",
+    "QhaMaker",
     "RelaxMaker",
+    "SlabAdsorptionMaker",
+    "SlabConvergenceMaker",
+    "StabilityMaker",
     "StaticMaker",
+    "SurfaceEnergyMaker",
+    "ThermalConductivityMaker",
+    "WidomMaker",
     "embedded_job_store",
     "mongo_job_store",
 ]

@@ -598,3 +598,13 @@ def test_the_key_check_fails_on_a_key_blind_to_what_changed(
     )
     with pytest.raises(AssertionError):
         _check_one_changed_setting(section, tmp_path)
+
+
+def test_every_property_maker_is_exported():
+    """``from sevenomni_flows import QhaMaker`` works for every registered
+    property, as for the first five."""
+    import sevenomni_flows
+
+    for cls in makers().values():
+        assert getattr(sevenomni_flows, cls.__name__, None) is cls, cls.__name__
+        assert cls.__name__ in sevenomni_flows.__all__
