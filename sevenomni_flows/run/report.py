@@ -25,7 +25,11 @@ def tally(run: Plan, rows: list[dict]) -> dict[str, int]:
     counts = Counter(r.get("state") for r in rows)
     counts["missing"] = len(run.planned) - len(rows)
     counts["unconverged"] = sum(
-        1 for r in rows if r.get("property") == "relax" and r.get("converged") is False
+        1
+        for r in rows
+        if r.get("property") == "relax"
+        and r.get("state") == "completed"  # a refused input never ran
+        and r.get("converged") is False
     )
     return {
         k: counts.get(k, 0)

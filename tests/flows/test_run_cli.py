@@ -423,9 +423,10 @@ def test_each_ase_constraint_is_honoured_or_fails_its_structure(
     def check(store):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            status, _ = run(spec, store, capsys)
+            status, out = run(spec, store, capsys)
         assert not [w for w in caught if "onstraint" in str(w.message)]
         assert status == 1
+        assert "2 failed, 0 skipped, 0 missing; 0 relaxations unconverged" in out
         docs = {r["label"]: r for r in query(store, capsys)}
         assert set(docs) == set(copies)
         for name, cls in (("fixedline", "FixedLine"), ("fixbond", "FixBondLengths")):
@@ -672,3 +673,26 @@ surface_energy:
     for prop in ("qha", "surface_energy"):
         co = [r for r in rows if r["formula"] == "CO" and r["property"] == prop]
         assert co and all(r["error_type"] == "NotBulk" for r in co)
+
+
+def test_a_failed_relaxation_is_not_counted_unconverged():
+    """The run's tally: a relaxation that failed (a refused input, a guard)
+    never ran to its end, so it counts as failed, not as unconverged; a
+    completed one that stopped at max_steps does."""
+    from types import SimpleNamespace
+
+    from sevenomni_flows.run.report import tally
+
+    rows = [
+        {"property": "relax", "state": "failed", "converged": False},
+        {"property": "relax", "state": "completed", "converged": False},
+        {"property": "relax", "state": "completed", "converged": True},
+    ]
+    counts = tally(SimpleNamespace(planned=["a", "b", "c"]), rows)
+    assert counts == {
+        "completed": 2,
+        "failed": 1,
+        "skipped": 0,
+        "missing": 0,
+        "unconverged": 1,
+    }
