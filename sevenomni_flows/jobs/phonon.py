@@ -14,7 +14,7 @@ from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centr
 
 from sevenomni_core.batch import predict
 
-from ..schemas import PhononDocument
+from ..schemas import PhononDocument, failure_type
 from .calculation import PropertyMaker, model_title
 from .plots import start_plot
 from .relax import per_cell
@@ -28,7 +28,6 @@ __all__ = [
     "check_supercell",
     "displaced_atoms",
     "drift_free",
-    "failure_type",
     "per_atom",
     "phonon_cell",
     "phonopy_unit",
@@ -180,12 +179,6 @@ def drift_free(preds) -> np.ndarray:
     return forces - forces.mean(axis=1, keepdims=True)
 
 
-def failure_type(error: str) -> str:
-    """The error type of a failed prediction: out of memory (a rerun with
-    more memory may succeed), else the structure's own fault."""
-    return "OutOfMemoryError" if "out of memory" in error else "InvalidStructureError"
-
-
 def set_forces(phonon: Phonopy, preds) -> list[str]:
     """Set the forces of the displaced supercells; the errors if any failed."""
     errors = [p.error for p in preds if not p.ok]
@@ -219,7 +212,7 @@ class PhononMaker(PropertyMaker):
     ----------
     min_length : float
         Å: without ``supercell``, the force constants come from the diagonal
-        supercell of the conventional standard cell whose lattice vectors
+        supercell of the standardized primitive cell whose lattice vectors
         are each at least this long, whatever cell the input is written in
         (:func:`phonon_cell`).
     supercell : 3x3 list, optional

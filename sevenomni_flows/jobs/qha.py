@@ -21,7 +21,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import predict
 
-from ..schemas import ResultDocument, quantity
+from ..schemas import ResultDocument, failure_type, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import (
@@ -30,7 +30,6 @@ from .phonon import (
     PhononMaker,
     check_supercell,
     displaced_atoms,
-    failure_type,
     per_atom,
     phonon_cell,
     set_forces,

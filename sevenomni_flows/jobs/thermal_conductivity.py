@@ -34,7 +34,7 @@ from pydantic import Field
 
 from sevenomni_core.batch import predict
 
-from ..schemas import ResultDocument, bulky, quantity
+from ..schemas import ResultDocument, bulky, failure_type, quantity
 from .base import Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .phonon import (
@@ -42,7 +42,6 @@ from .phonon import (
     PhononMaker,
     check_supercell,
     drift_free,
-    failure_type,
     phonon_cell,
     to_ase,
 )
@@ -173,7 +172,7 @@ class ThermalConductivityMaker(PropertyMaker):
         ``phonon_min_length``).
     min_length, phonon_min_length : float
         Å: when no supercell is given, the fc3 (fc2) supercell is the
-        diagonal one of the conventional standard cell whose lattice vectors
+        diagonal one of the standardized primitive cell whose lattice vectors
         are each at least this long, whatever cell the input is written in
         (:func:`~sevenomni_flows.jobs.phonon.phonon_cell`).
     displacement : float

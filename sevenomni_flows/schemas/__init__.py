@@ -12,6 +12,7 @@ from .documents import (
     SlabConvergenceDocument,
     StaticDocument,
     WidomDocument,
+    failure_type,
 )
 from .fields import bulky, bulky_fields, document_classes, quantity, unit_of
 from .provenance import Provenance, structure_id
@@ -32,6 +33,7 @@ __all__ = [
     "bulky",
     "bulky_fields",
     "document_classes",
+    "failure_type",
     "quantity",
     "structure_id",
     "unit_of",

@@ -25,6 +25,7 @@ __all__ = [
     "State",
     "StaticDocument",
     "WidomDocument",
+    "failure_type",
     "is_transient",
 ]
 
@@ -76,6 +77,19 @@ def is_transient(error_type: str | None, message: str | None) -> bool:
     if error_type in TRANSIENT_ERRORS:
         return True
     return error_type == "RuntimeError" and bool(_OUT_OF_MEMORY.search(message or ""))
+
+
+def failure_type(error: str) -> str:
+    """The error type of a structure whose prediction failed with ``error``:
+    ``OutOfMemoryError`` (transient: a rerun with more memory may succeed)
+    when it ran out of memory, else ``InvalidStructureError``.
+
+    >>> failure_type("out of memory for this structure alone")
+    'OutOfMemoryError'
+    """
+    if _OUT_OF_MEMORY.search(error):
+        return "OutOfMemoryError"
+    return "InvalidStructureError"
 
 
 class ResultDocument(BaseModel):
