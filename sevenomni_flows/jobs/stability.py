@@ -198,12 +198,17 @@ class StabilityMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
     spec_exclude: ClassVar[tuple[str, ...]] = ("hull",)
 
-    def entries_path(self, task: str | None) -> Path | None:
-        """The ``hull_entries`` file of ``task``, relative to ``spec_dir``."""
+    def entries_of(self, task: str | None) -> str | None:
+        """The ``hull_entries`` file of ``task`` as given (None if none)."""
         given = self.hull_entries
         if isinstance(given, dict):
             mine = {k.lower(): v for k, v in given.items()}
             given = mine.get(str(task).lower())
+        return given
+
+    def entries_path(self, task: str | None) -> Path | None:
+        """The ``hull_entries`` file of ``task``, relative to ``spec_dir``."""
+        given = self.entries_of(task)
         if given is None:
             return None
         path = Path(given).expanduser()
@@ -265,8 +270,7 @@ class StabilityMaker(PropertyMaker):
             return []
         settings = maker_settings(self)
         if isinstance(self.hull_entries, dict):  # the key holds this task's file
-            path = {k.lower(): v for k, v in self.hull_entries.items()}
-            settings["hull_entries"] = path.get(str(task).lower())
+            settings["hull_entries"] = self.entries_of(task)
         hull = settings.pop("hull").get(str(task), "")
         proto = protocol(self.property, pot, task, settings, item.on, {"hull": hull})
         return [Target(item.formula, item.structure_id, item.label, proto)]
