@@ -24,6 +24,8 @@ from ase.neighborlist import neighbor_list
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from .schemas import structure_id
+
 __all__ = ["CONTACT_GAP", "WHAT", "bonded_dimension", "check_bulk", "not_bulk"]
 
 #: Å added to the sum of two covalent radii for a contact.
@@ -73,9 +75,23 @@ def _positive(shift: np.ndarray) -> np.ndarray:
     return shift[np.arange(len(shift)), first] > 0
 
 
+#: The dimensionality of each structure seen, by structure id: every
+#: bulk-only property of a screening asks about the same relaxed structures.
+_SEEN: dict[str, int] = {}
+_MAX_SEEN = 65536
+
+
 def not_bulk(structure: Structure, label: str | None, prop: str) -> str | None:
-    """Why ``prop`` cannot run on ``structure`` (not a 3D bulk crystal), or None."""
-    dim = bonded_dimension(AseAtomsAdaptor.get_atoms(structure))
+    """Why ``prop`` cannot run on ``structure`` (not a 3D bulk crystal), or None.
+
+    A structure's dimensionality is computed once per process.
+    """
+    key = structure_id(structure)
+    dim = _SEEN.get(key)
+    if dim is None:
+        if len(_SEEN) >= _MAX_SEEN:
+            _SEEN.clear()
+        dim = _SEEN[key] = bonded_dimension(AseAtomsAdaptor.get_atoms(structure))
     if dim == 3:
         return None
     name = structure.composition.reduced_formula
