@@ -340,7 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the jobs: model jobs to GPU workers, the rest to CPU workers.",
     )
     p.add_argument("spec", help="the YAML spec, e.g. workflows/cluster/screening.yaml")
-    p.add_argument("--engine", required=True, choices=["fireworks", "jobflow-remote"])
+    p.add_argument(
+        "--engine",
+        required=True,
+        choices=["fireworks", "jobflow-remote"],
+        help="the workflow manager that runs the jobs",
+    )
     p.add_argument(
         "--launchpad",
         default=None,

@@ -46,6 +46,7 @@ __all__ = [
     "main",
     "param_docs",
     "spec_reference",
+    "subcommands",
     "with_cli_reference",
 ]
 
@@ -410,7 +411,8 @@ def spec_reference() -> str:
 # ------------------------------------------------------------------ CLI
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> dict[str, Any]:
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The subcommands of a parser, by name."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return dict(action.choices)
@@ -502,7 +504,7 @@ def cli_reference(parser: argparse.ArgumentParser | None = None) -> str:
     prog = parser.prog
     lines = [CLI_BEGIN, ""]
     lines += _command(prog, parser.description or "", parser, " COMMAND ...")
-    for name, sub in _subcommands(parser).items():
+    for name, sub in subcommands(parser).items():
         text = sub.description or helps.get(name, "")
         lines += _command(f"{prog} {name}", text, sub)
     lines.append(CLI_END)
@@ -516,7 +518,7 @@ def cli_flags(parser: argparse.ArgumentParser | None = None) -> dict[str, list[s
 
         parser = build_parser()
     out = {"": [s for a in parser._actions for s in a.option_strings]}
-    for name, sub in _subcommands(parser).items():
+    for name, sub in subcommands(parser).items():
         out[name] = [s for a in sub._actions for s in a.option_strings]
     return out
 

@@ -131,17 +131,40 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list the models and tasks available offline")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="json: with the models' paths and what 'auto' resolves to",
+    )
     p.set_defaults(func=_cmd_models)
     p = sub.add_parser("eval", help="energy, forces and stress of structure files")
     p.add_argument(
         "structures", nargs="+", help="files ASE can read (CIF, POSCAR, extxyz, ...)"
     )
-    p.add_argument("--model", default="auto")
-    p.add_argument("--task", default=None)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument(
+        "--model",
+        default="auto",
+        help="registry name (see `sevenomni models`) or checkpoint path; auto: "
+        "the best model available offline",
+    )
+    p.add_argument(
+        "--task", default=None, help="task (fidelity); default: the model's own"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="precision of the evaluation",
+    )
+    p.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="json: also every force and the stress in eV/Å³ (the table "
+        "gives energy, max force and stress in GPa)",
+    )
     p.set_defaults(func=_cmd_eval)
     p = sub.add_parser(
         "train",
