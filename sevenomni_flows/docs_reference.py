@@ -159,23 +159,37 @@ def _is_section(tp: Any) -> bool:
     )
 
 
-def _section_of(tp: Any) -> type | None:
-    """The model of a section key (``X`` or ``X | None``), else None."""
+def _members(tp: Any) -> tuple:
+    """The members of a union (a type alone is its own one member)."""
     tp, _ = _strip(tp)
-    if _is_union(tp):
-        models = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _section_of(models[0]) if len(models) == 1 else None
-    return tp if _is_section(tp) else None
+    return typing.get_args(tp) if _is_union(tp) else (tp,)
+
+
+def _section_of(tp: Any) -> type | None:
+    """The model of a section key (``X``, ``X | None``, ``list[float] | X``),
+    else None."""
+    models = [_strip(a)[0] for a in _members(tp) if _is_section(_strip(a)[0])]
+    return models[0] if len(models) == 1 else None
 
 
 def _entries(tp: Any) -> type | None:
     """The item model of a list of models (``structures:``), else None."""
-    tp, _ = _strip(tp)
-    if typing.get_origin(tp) is list:
-        (item,) = typing.get_args(tp)
-        item, _ = _strip(item)
-        return item if _is_section(item) else None
+    for member in _members(tp):
+        member, _ = _strip(member)
+        if typing.get_origin(member) is list:
+            (item,) = typing.get_args(member)
+            item, _ = _strip(item)
+            if _is_section(item):
+                return item
     return None
+
+
+def _only_keys(tp: Any) -> bool:
+    """Whether a key takes nothing but its nested keys (or null)."""
+    return all(
+        a is type(None) or _section_of(a) is not None or _entries(a) is not None
+        for a in _members(tp)
+    )
 
 
 def _type(tp: Any) -> str:
@@ -298,6 +312,8 @@ def _default(value: Any) -> str:
         return "required"
     if isinstance(value, BaseModel):
         value = value.model_dump()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
     text = json.dumps(value, ensure_ascii=False, default=str)
     return f"`{text}`".replace("|", "\\|")
 
@@ -308,25 +324,23 @@ def _rows(fields: list[_Field], texts: dict[str, str], units: list[str], prefix=
     rows = []
     for f in fields:
         key = prefix + f.name
-        inner = _section_of(f.annotation)
+        inner, item = _section_of(f.annotation), _entries(f.annotation)
+        if not _only_keys(f.annotation):
+            text = _clean(f.description) or texts.get(f.name, "")
+            rows.append(
+                Row(
+                    key=f"`{key}`",
+                    type=_type(f.annotation),
+                    default=_default(f.default),
+                    unit=f.unit or _unit_in(text, units),
+                    range="; ".join(_range(f.annotation, f.metadata)),
+                    description=text,
+                )
+            )
         if inner is not None:
             rows += _rows(_fields(inner), param_docs(inner), units, key + ".")
-            continue
-        item = _entries(f.annotation)
-        if item is not None:
+        elif item is not None:
             rows += _rows(_fields(item), param_docs(item), units, key + "[].")
-            continue
-        text = _clean(f.description) or texts.get(f.name, "")
-        rows.append(
-            Row(
-                key=f"`{key}`",
-                type=_type(f.annotation),
-                default=_default(f.default),
-                unit=f.unit or _unit_in(text, units),
-                range="; ".join(_range(f.annotation, f.metadata)),
-                description=text,
-            )
-        )
     return rows
 
 
@@ -361,11 +375,7 @@ def spec_reference() -> str:
     units = _units()
     registered = makers()
     fields = _fields(RunSpec)
-    plain = [
-        f
-        for f in fields
-        if _section_of(f.annotation) is None and _entries(f.annotation) is None
-    ]
+    plain = [f for f in fields if not _only_keys(f.annotation)]
     lines = [
         "# Spec reference",
         "",

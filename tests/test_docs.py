@@ -8,6 +8,7 @@ sevenomni_flows.docs_reference`` (the failure messages say so).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import re
 from pathlib import Path
@@ -141,6 +142,13 @@ class _Entry(BaseModel):
     name: str = Field(description="Label")
 
 
+@dataclasses.dataclass
+class _Grid:
+    """A section written as a dataclass."""
+
+    t_min: float = dataclasses.field(default=0.0, metadata={"description": "K: lowest"})
+
+
 class _Toy(BaseModel):
     """A spec with one key of each kind the walk must read."""
 
@@ -155,6 +163,8 @@ class _Toy(BaseModel):
     )
     slab: _Nested = Field(default_factory=_Nested)
     entries: list[_Entry] = []
+    tgrid: _Grid = Field(default_factory=_Grid)
+    grid: list[float] | _Nested = Field([1.0, 2.0], description="A list, or keys")
 
 
 def test_spec_reference_reads_types_defaults_units_and_ranges(monkeypatch):
@@ -171,10 +181,14 @@ def test_spec_reference_reads_types_defaults_units_and_ranges(monkeypatch):
         "energy": "| `energy` | float | `0.0` | eV/atom |  | An energy |",
         "slab": "| `vacuum` | float or null | `null` | Å |  | Å between images |",
         "entries": "| `name` | str | required |  |  | Label |",
+        "grid": "| `grid` | list of float or section | `[1.0, 2.0]` |  |  | A list, "
+        "or keys |\n| `grid.vacuum` | float or null | `null` | Å |  | Å between",
+        "tgrid": "| `t_min` | float | `0.0` | K |  | K: lowest |",
     }
     for key, row in rows.items():
         assert row in page, key
-    assert "## `entries`" in page and "## `slab`" in page
+    for section in ("entries", "slab", "tgrid"):
+        assert f"## `{section}`" in page
 
 
 # ------------------------------------------------------------ properties
