@@ -490,7 +490,7 @@ def _command(prog: str, text: str, parser, tail: str = "") -> list[str]:
         f"### `{prog}`",
         "",
         *([_clean(text), ""] if text else []),
-        "```",
+        "```text",
         _synopsis(prog, parser) + tail,
         "```",
         "",
