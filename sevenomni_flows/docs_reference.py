@@ -125,7 +125,7 @@ def _units() -> list[str]:
         for name in cls.model_fields
         if (unit := unit_of(cls, name)) and unit != "unitless"
     }
-    return sorted(units | set(_INPUT_UNITS), key=len, reverse=True)
+    return sorted(units | set(_INPUT_UNITS), key=lambda u: (-len(u), u))
 
 
 def _unit_in(text: str, units: list[str]) -> str:
