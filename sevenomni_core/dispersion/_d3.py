@@ -538,12 +538,14 @@ def d3_graphs(
     graphs: Sequence[Mapping[str, torch.Tensor]],
     stress: bool,
     forces: bool = True,
+    energies: bool = True,
     backend: str = "auto",
 ) -> D3Result:
     """``potential.dispersion`` for single-structure graphs (as from
     :func:`~sevenomni_core.data.atoms_to_graph`), on the potential's device
     and in its dtype (simple-dftd3, float64, on the CPU: :func:`d3_backend`);
-    energies only with ``forces=False``."""
+    energies only with ``forces=False``; per-atom energies may be None
+    with ``energies=False``."""
     config = potential.dispersion
     if config is None:
         raise ValueError(f"{potential.name} has no dispersion term")
@@ -576,6 +578,7 @@ def d3_graphs(
         potential.dtype,
         stress,
         forces,
+        energies=energies,
         backend=backend,
     )
 

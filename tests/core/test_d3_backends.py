@@ -18,11 +18,17 @@ from ase.build import bulk, fcc111, molecule
 from ase.io import read
 from ase.units import Bohr, Hartree
 from structures import slab_with_adsorbate
+from tiny import tiny_parity_potential
 
+import sevenomni_core.dispersion._d3 as d3_module
+from sevenomni_core.batch import relax
+from sevenomni_core.batch.predict import evaluate_graphs
+from sevenomni_core.data import atoms_to_graph
 from sevenomni_core.dispersion import (
     D3Config,
     d3_backend,
     evaluate_d3,
+    with_dispersion,
 )
 
 dftd3 = pytest.importorskip("dftd3.interface")
@@ -145,8 +151,6 @@ def test_backend_selection(monkeypatch, caplog):
     """simple-dftd3 on the CPU; the torch path on another device, without
     the package or for a periodic flat cell, the reason logged; asking for
     simple-dftd3 where it cannot run, or an unknown backend, is an error."""
-    import sevenomni_core.dispersion._d3 as d3_module
-
     cell, pbc = np.eye(3)[None] * 5, np.ones((1, 3), bool)
     flat = np.diag([5.0, 5.0, 0.0])[None]
     monkeypatch.setattr(d3_module, "_LOGGED", set())
@@ -175,3 +179,31 @@ def test_backend_selection(monkeypatch, caplog):
         [without] = evaluate_d3(atoms, config)
     assert "not installed" in caplog.text and not calls
     assert abs(with_package.energy[0] - without.energy[0]) < 1e-9
+
+
+def test_relaxation_steps_skip_the_per_atom_pass(monkeypatch):
+    """Relaxation steps never read per-atom energies: their D3 goes to
+    simple-dftd3 without the pairwise pass; ``evaluate_graphs`` otherwise
+    keeps them, with the same energies and forces either way."""
+    pot = with_dispersion(tiny_parity_potential(torch.float64), "d3bj", "pbe")
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=2)
+    graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, 0)
+    [full] = evaluate_graphs(pot, [graph])
+    [lean] = evaluate_graphs(pot, [graph], energies=False)
+    assert lean.energies is None and full.energies.shape == (len(atoms),)
+    assert lean.energy == pytest.approx(full.energy, abs=1e-12)
+    np.testing.assert_allclose(lean.forces, full.forces, rtol=0, atol=1e-12)
+
+    asked = []
+    real = d3_module.simple_dftd3_one
+
+    def spy(*args, **kwargs):
+        asked.append(args[-1])  # energies: the last positional argument
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(d3_module, "simple_dftd3_one", spy)
+    [res] = relax([atoms], model=pot, task="a", max_steps=3, dtype="float64")
+    # the first call: the atoms far apart, whose per-atom energies are the
+    # reference of the energy-drop guard; then the steps, without them
+    assert res.steps > 0 and asked[0] and len(asked) > 2 and not any(asked[1:])
