@@ -53,6 +53,15 @@ def test_widom_speed_smoke():
     assert "rigid host (setup included)" in out and "full sum with gradient" in out
 
 
+def test_d3_speed_smoke():
+    """The D3 benchmark times the torch path, the default and simple-dftd3 on
+    both systems and prints ratios; all give the same energy."""
+    out = _smoke("d3_speed.py")
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 2 and "ratio now" in out
+    assert all(float(r.split("|")[-2]) < 1e-6 for r in rows)  # max dE, eV
+
+
 def test_md_speed_smoke():
     """The MD benchmark times both sides on the same dynamics."""
     out = _smoke("md_speed.py")

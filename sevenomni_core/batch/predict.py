@@ -53,7 +53,11 @@ class Prediction:
 
 
 def _run(
-    potential: Potential, graphs: list[dict], stress: bool, forces: bool = True
+    potential: Potential,
+    graphs: list[dict],
+    stress: bool,
+    forces: bool = True,
+    energies: bool = True,
 ) -> list[Prediction]:
     batch = collate(graphs)
     batch = {k: v.to(potential.device) for k, v in batch.items()}
@@ -68,9 +72,9 @@ def _run(
     force = out[K.FORCES].detach().double().cpu().numpy() if forces else None
     stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
     if potential.dispersion is not None:
-        d3 = d3_graphs(potential, graphs, stress, forces)
+        d3 = d3_graphs(potential, graphs, stress, forces, energies=energies)
         energy = energy + d3.energy
-        atomic = atomic + d3.energies
+        atomic = atomic + d3.energies if energies else None
         if forces:
             force = force + d3.forces
         if stress:
@@ -85,7 +89,7 @@ def _run(
             Prediction(
                 energy=float(energy[b]),
                 forces=None if force is None else force[lo:hi],
-                energies=atomic[lo:hi],
+                energies=atomic[lo:hi] if energies else None,
                 stress=stresses[b] if (stresses is not None and periodic) else None,
             )
         )
@@ -93,7 +97,11 @@ def _run(
 
 
 def evaluate_graphs(
-    potential: Potential, graphs: list[dict], stress: bool = True, forces: bool = True
+    potential: Potential,
+    graphs: list[dict],
+    stress: bool = True,
+    forces: bool = True,
+    energies: bool = True,
 ) -> list[Prediction]:
     """Evaluate graphs in one pass; on an error, split the batch and retry.
 
@@ -102,14 +110,16 @@ def evaluate_graphs(
     (the exception's type and message), and the others complete.
 
     With ``forces=False`` only energies are computed (no gradient pass), as
-    for Widom insertions; ``forces`` and ``stress`` are then None.
+    for Widom insertions; ``forces`` and ``stress`` are then None.  With
+    ``energies=False`` the per-atom energies are None (D3 on the CPU then
+    skips its pairwise pass, as relaxation steps do).
 
     With ``potential.dispersion`` set, its D3 energy, forces and stress are
     added, from the same positions and cells (and the graphs' ``pbc`` when
     they carry one, see :data:`sevenomni_core.dispersion.PBC`).
     """
     try:
-        return _run(potential, graphs, stress, forces)
+        return _run(potential, graphs, stress, forces, energies)
     except torch.OutOfMemoryError:
         if potential.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -127,9 +137,9 @@ def evaluate_graphs(
             err,
         )
     half = len(graphs) // 2
-    return evaluate_graphs(potential, graphs[:half], stress, forces) + evaluate_graphs(
-        potential, graphs[half:], stress, forces
-    )
+    return evaluate_graphs(
+        potential, graphs[:half], stress, forces, energies
+    ) + evaluate_graphs(potential, graphs[half:], stress, forces, energies)
 
 
 def predict(

@@ -369,7 +369,7 @@ def relax(
     while pending or active:
         while pending and len(active) < capacity:
             active.append(pending.popleft())
-        preds = evaluate_graphs(pot, [s.graph for s in active])
+        preds = evaluate_graphs(pot, [s.graph for s in active], energies=False)
         if on_step is not None:
             on_step(len(active))
         still = []

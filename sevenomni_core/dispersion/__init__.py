@@ -9,6 +9,8 @@ evaluation (``predict``, ``relax``, the calculator) includes it:
 >>> pot = with_dispersion(load_model("7net-0"), "d3bj")  # doctest: +SKIP
 
 The D3 model comes from tad-dftd3; see :mod:`._d3` for what is done here.
+On the CPU, simple-dftd3 (the ``dftd3`` package) evaluates it with the same
+parameters and cutoffs (:func:`d3_backend`).
 """
 
 from ._config import (
@@ -21,10 +23,19 @@ from ._config import (
     resolve_dispersion,
     with_dispersion,
 )
-from ._d3 import PBC, D3Result, d3_graphs, d3_packed, evaluate_d3
+from ._d3 import (
+    BACKENDS,
+    PBC,
+    D3Result,
+    d3_backend,
+    d3_graphs,
+    d3_packed,
+    evaluate_d3,
+)
 from .rigid_host import RigidHostD3
 
 __all__ = [
+    "BACKENDS",
     "DAMPINGS",
     "PBC",
     "SINGLE_TASK_FUNCTIONAL",
@@ -33,6 +44,7 @@ __all__ = [
     "D3Config",
     "D3Result",
     "RigidHostD3",
+    "d3_backend",
     "d3_graphs",
     "d3_packed",
     "evaluate_d3",

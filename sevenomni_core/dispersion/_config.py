@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
@@ -253,8 +254,17 @@ class D3Config:
             "atm": self.atm,
             "atm_cutoff": self.atm_cutoff if self.atm else None,
             "units": "cutoffs in Å; damping radii a2 in bohr",
-            "library": f"tad-dftd3 {_tad_version}",
+            "library": _library(),
         }
+
+
+def _library() -> str:
+    """The libraries that evaluate D3 (simple-dftd3 on the CPU if installed)."""
+    try:
+        simple = f"simple-dftd3 {version('dftd3')} on the CPU, "
+    except PackageNotFoundError:
+        simple = ""
+    return f"{simple}tad-dftd3 {_tad_version}"
 
 
 def resolve_dispersion(

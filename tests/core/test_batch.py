@@ -134,8 +134,8 @@ def test_relax_errors_fail_alone(monkeypatch, relax_inputs):
     real = relax_module.evaluate_graphs
     pot = load_model("7net-0")
 
-    def exploding(potential, graphs, stress=True):
-        preds = real(potential, graphs, stress)
+    def exploding(potential, graphs, stress=True, **kwargs):
+        preds = real(potential, graphs, stress, **kwargs)
         for g, p in zip(graphs, preds, strict=True):
             if int(g["num_atoms"][0]) == 4:  # the Cu cell blows up
                 p.forces = p.forces * np.nan

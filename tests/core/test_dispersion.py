@@ -104,7 +104,7 @@ def assert_matches(atoms, result, expected, e_tol=E_TOL, f_tol=F_TOL, s_tol=S_TO
 def test_d3_matches_simple_dftd3(name, damping):
     atoms = STRUCTURES[name]()
     config = D3Config(damping, functional="pbe")
-    [res] = evaluate_d3(atoms, config, dtype="float64")
+    [res] = evaluate_d3(atoms, config, dtype="float64", backend="torch")
     expected = oracle(atoms, config)
     assert_matches(atoms, res, expected)
     assert abs(res.energies.sum() - res.energy[0]) < 1e-10
@@ -119,7 +119,7 @@ def test_d3_matches_simple_dftd3(name, damping):
 def test_three_body_term_matches_simple_dftd3(make, atm_cutoff):
     atoms = make()
     config = D3Config("d3bj", functional="pbe", atm=True, atm_cutoff=atm_cutoff)
-    [res] = evaluate_d3(atoms, config)
+    [res] = evaluate_d3(atoms, config, backend="torch")
     assert_matches(atoms, res, oracle(atoms, config))
     [two_body] = evaluate_d3(atoms, dataclasses.replace(config, atm=False))
     assert abs(res.energy[0] - two_body.energy[0]) > 1e-4  # ATM is really on
@@ -176,7 +176,7 @@ def test_rigid_host_equals_the_full_sum(host, guest, damping):
     got = d3.energies(placed)
     for positions, energy in zip(placed, got, strict=True):
         atoms = host + Atoms(guest.numbers, positions)
-        [full] = evaluate_d3(atoms, config, dtype="float64")
+        [full] = evaluate_d3(atoms, config, dtype="float64", backend="torch")
         assert energy == pytest.approx(full.energy[0], abs=1e-9)
     atoms = host + Atoms(guest.numbers, placed[0])
     assert abs(got[0] - oracle(atoms, config)[0]) / len(atoms) < E_TOL
@@ -201,16 +201,16 @@ def test_rigid_host_refuses_what_it_cannot_do():
 def test_float32_on_cpu():
     atoms = pt_slab()
     config = D3Config("d3bj", functional="pbe")
-    [res] = evaluate_d3(atoms, config, dtype="float32")
+    [res] = evaluate_d3(atoms, config, dtype="float32", backend="torch")
     assert_matches(atoms, res, oracle(atoms, config), 1e-5, 1e-4, 1e-5)
 
 
 def test_batched_equals_single():
     structures = [pt_slab(), benzene(), bulk_si(), slab_with_adsorbate()]
     config = D3Config("d3zero", functional="pbe")
-    batched = evaluate_d3(structures, config)
+    batched = evaluate_d3(structures, config, backend="torch")
     for atoms, got in zip(structures, batched, strict=True):
-        [alone] = evaluate_d3(atoms, config)
+        [alone] = evaluate_d3(atoms, config, backend="torch")
         np.testing.assert_allclose(got.energy, alone.energy, rtol=0, atol=1e-10)
         np.testing.assert_allclose(got.forces, alone.forces, rtol=0, atol=1e-10)
         if alone.stress is not None:
@@ -218,7 +218,9 @@ def test_batched_equals_single():
 
 
 class D3Only(Calculator):
-    """The D3 term as an ASE calculator, for ASE's finite differences."""
+    """The D3 term's torch path as an ASE calculator, for ASE's finite
+    differences (simple-dftd3's derivatives are its own, and the two paths
+    agree: ``test_d3_backends.py``)."""
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]  # noqa: RUF012
 
@@ -228,7 +230,7 @@ class D3Only(Calculator):
 
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        [res] = evaluate_d3(self.atoms, self.config)
+        [res] = evaluate_d3(self.atoms, self.config, backend="torch")
         energy = float(res.energy[0])
         self.results = {"energy": energy, "free_energy": energy, "forces": res.forces}
         if res.stress is not None:

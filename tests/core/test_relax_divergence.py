@@ -76,8 +76,8 @@ def test_atoms_pushed_together_stop_at_the_floor(pot, monkeypatch):
     relax_module = importlib.import_module("sevenomni_core.batch.relax")
     real = relax_module.evaluate_graphs
 
-    def attracting(potential, graphs, stress=True):
-        preds = real(potential, graphs, stress)
+    def attracting(potential, graphs, stress=True, **kwargs):
+        preds = real(potential, graphs, stress, **kwargs)
         for g, p in zip(graphs, preds, strict=True):
             if int(g["num_atoms"][0]) == 4:  # pull atoms 0 and 1 together
                 pos = g["positions"].numpy()
