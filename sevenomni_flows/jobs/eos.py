@@ -155,7 +155,12 @@ class EosMaker(PropertyMaker):
     def _plot(self, fit, target, ctx) -> str:
         plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_eos.png")
         fig, ax = plt.subplots(figsize=(5, 4))
-        fit.plot(ax=ax)
+        # pymatgen's own text says eV and Ang^3 for these per-atom numbers
+        text = (
+            f"E0 = {fit.e0:.3f} eV/atom\nV0 = {fit.v0:.2f} Å³/atom\n"
+            f"B0 = {fit.b0 / GPa:.1f} GPa\nB0' = {fit.b1:.2f}"
+        )
+        fit.plot(ax=ax, text=text)
         ax.set_title(f"{target.label}: equation of state, {model_title(ctx, target)}")
         ax.set_xlabel("volume (Å³/atom)", fontsize=11)
         ax.set_ylabel("energy (eV/atom)", fontsize=11)
