@@ -37,6 +37,7 @@ from .plots import alnum_name, start_plot
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [
+    "DEFAULT_GUESTS",
     "FrameworkInput",
     "MofAdsorptionMaker",
     "SlabAdsorptionMaker",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 GAS_BOX = 15.0  # Å, cubic box of the gas references (non-periodic)
+#: The guests of a framework when none are named (the Maker's and a spec's).
+DEFAULT_GUESTS = ("CO2", "H2O", "N2")
 
 
 def gas_molecule(name: str) -> Atoms:
@@ -531,7 +534,7 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     """
 
     name: str = "mof adsorption"
-    guests: list[str] = field(default_factory=lambda: ["CO2", "H2O", "N2"])
+    guests: list[str] = field(default_factory=lambda: list(DEFAULT_GUESTS))
     n_random: int = 3
     open_metal_sites: bool = True
     max_metal_sites: int = 1

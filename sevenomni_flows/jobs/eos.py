@@ -28,10 +28,11 @@ def scaled_structures(structure, linear_strains):
     return out
 
 
-def fit_eos(volumes, energies, eos: str = "birch_murnaghan"):
+def fit_eos(volumes, energies, eos: str):
     """Fit E(V) (Å³/atom, eV/atom); returns the pymatgen fit and its parameters.
 
-    The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
+    ``eos`` is pymatgen's name of the form (``EosMaker.eos`` holds the
+    default).  The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
     """
     fit = EOS(eos).fit(np.asarray(volumes), np.asarray(energies))
     params = {
