@@ -21,7 +21,7 @@ from pydantic import (
 
 from .adsorption import core_mof as core_mof_db
 from .flows.screening import DEFAULT_PROPERTIES
-from .jobs.adsorption import check_adsorbates
+from .jobs.adsorption import DEFAULT_GUESTS, check_adsorbates
 from .jobs.base import NOT_SETTINGS, ModelSettings
 from .jobs.neb import KINDS
 from .jobs.registry import makers
@@ -199,7 +199,7 @@ class FrameworkEntry(_Strict):
         description="Pore-limiting diameter, Å (file and glob; core_mof uses "
         "its PLD): larger guests fail as pore-blocked",
     )
-    guests: list[str] = ["CO2", "H2O", "N2"]
+    guests: list[str] = list(DEFAULT_GUESTS)
 
     @field_validator("core_mof", mode="before")
     @classmethod

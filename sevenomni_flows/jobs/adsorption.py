@@ -32,11 +32,12 @@ from ..adsorption.surfaces import (
 )
 from ..schemas import AdsorptionDocument, structure_id
 from .base import Item, Target, maker_settings, protocol
-from .calculation import PropertyMaker
+from .calculation import PropertyMaker, model_title
 from .plots import alnum_name, start_plot
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [
+    "DEFAULT_GUESTS",
     "FrameworkInput",
     "MofAdsorptionMaker",
     "SlabAdsorptionMaker",
@@ -46,6 +47,8 @@ __all__ = [
 ]
 
 GAS_BOX = 15.0  # Å, cubic box of the gas references (non-periodic)
+#: The guests of a framework when none are named (the Maker's and a spec's).
+DEFAULT_GUESTS = ("CO2", "H2O", "N2")
 
 
 def gas_molecule(name: str) -> Atoms:
@@ -336,7 +339,11 @@ def per_adsorbate(maker, item, pot, task, names, host, miller=None) -> list[Targ
     return targets
 
 
-def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> str:
+def _plot(
+    docs: list[AdsorptionDocument], folder: str, label: str, sid: str, model: str
+) -> str:
+    """Every candidate's E_ads per adsorbate, titled with the host and
+    ``model`` (the model and task)."""
     plt, path = start_plot(folder, f"{alnum_name(label)}_{sid}_adsorption.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, doc in enumerate(docs):
@@ -358,18 +365,21 @@ def _plot(docs: list[AdsorptionDocument], folder: str, label: str, sid: str) -> 
                 textcoords="offset points",
             )
     ax.set_xticks(range(len(docs)), [d.adsorbate for d in docs])
+    ax.set_xlabel("adsorbate")
     ax.set_ylabel("adsorption energy (eV)")
-    ax.set_title(f"{label}: candidates (x: anomalous, excluded)")
+    ax.set_title(
+        f"{label}: adsorption sites, {model}\n(x: anomalous, excluded)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return str(path)
 
 
-def _with_plot(docs, plot_dir, label, sid) -> list:
+def _with_plot(docs, plot_dir, label, sid, model: str) -> list:
     """Attach the host's candidates plot to its documents."""
     if plot_dir and docs:
-        path = _plot(docs, plot_dir, label, sid)
+        path = _plot(docs, plot_dir, label, sid, model)
         for d in docs:
             d.plots = [path]
     return docs
@@ -507,7 +517,8 @@ class SlabAdsorptionMaker(PropertyMaker):
             warnings=image_warnings(built, ctx.pot.cutoff),
         )
         host = targets[0].extra["host"]
-        return _with_plot(docs, self.plot_dir, host, item.structure_id)
+        title = model_title(ctx, targets[0])
+        return _with_plot(docs, self.plot_dir, host, item.structure_id, title)
 
 
 @dataclass
@@ -523,7 +534,7 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     """
 
     name: str = "mof adsorption"
-    guests: list[str] = field(default_factory=lambda: ["CO2", "H2O", "N2"])
+    guests: list[str] = field(default_factory=lambda: list(DEFAULT_GUESTS))
     n_random: int = 3
     open_metal_sites: bool = True
     max_metal_sites: int = 1
@@ -595,4 +606,5 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
             self, ctx, [(host, placements, None)], False
         )
         docs = _documents(self, targets, ctx, placements, evaluated, host_res, refs)
-        return _with_plot(docs, self.plot_dir, item.label, item.structure_id)
+        title = model_title(ctx, targets[0])
+        return _with_plot(docs, self.plot_dir, item.label, item.structure_id, title)

@@ -28,10 +28,11 @@ def scaled_structures(structure, linear_strains):
     return out
 
 
-def fit_eos(volumes, energies, eos: str = "birch_murnaghan"):
+def fit_eos(volumes, energies, eos: str):
     """Fit E(V) (Å³/atom, eV/atom); returns the pymatgen fit and its parameters.
 
-    The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
+    ``eos`` is pymatgen's name of the form (``EosMaker.eos`` holds the
+    default).  The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
     """
     fit = EOS(eos).fit(np.asarray(volumes), np.asarray(energies))
     params = {
@@ -155,7 +156,12 @@ class EosMaker(PropertyMaker):
     def _plot(self, fit, target, ctx) -> str:
         plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_eos.png")
         fig, ax = plt.subplots(figsize=(5, 4))
-        fit.plot(ax=ax)
+        # pymatgen's own text says eV and Ang^3 for these per-atom numbers
+        text = (
+            f"E0 = {fit.e0:.3f} eV/atom\nV0 = {fit.v0:.2f} Å³/atom\n"
+            f"B0 = {fit.b0 / GPa:.1f} GPa\nB0' = {fit.b1:.2f}"
+        )
+        fit.plot(ax=ax, text=text)
         ax.set_title(f"{target.label}: equation of state, {model_title(ctx, target)}")
         ax.set_xlabel("volume (Å³/atom)", fontsize=11)
         ax.set_ylabel("energy (eV/atom)", fontsize=11)

@@ -328,8 +328,12 @@ class PhononMaker(PropertyMaker):
         )
         phonon.plot_band_structure_and_dos()
         fig = plt.gcf()
-        fig.axes[0].set_ylabel("frequency (THz)")
-        fig.axes[-1].set_xlabel("DOS (states/THz)")
+        # phonopy's band segments, then its DOS (its grid's empty colorbar
+        # axes follow)
+        *bands, dos = [ax for ax in fig.axes if ax.has_data()]
+        bands[0].set_ylabel("frequency (THz)")
+        bands[0].set_xlabel("wave vector")
+        dos.set_xlabel("DOS (states/THz)")
         plt.suptitle(f"{target.label}: phonons, {model_title(ctx, target)}")
         plt.savefig(path, dpi=120)
         plt.close("all")

@@ -23,7 +23,7 @@ from .adsorption import (
     evaluate_candidates,
     per_adsorbate,
 )
-from .calculation import PropertyMaker
+from .calculation import PropertyMaker, model_title
 from .plots import alnum_name, start_plot
 from .relax import check_optimizer
 
@@ -150,7 +150,8 @@ class SlabConvergenceMaker(PropertyMaker):
             docs.append(self.document_for(target, ctx, rows))
         if self.plot_dir:
             for doc in docs:
-                doc.plots = [_plot(doc, self.plot_dir, item.structure_id)]
+                title = model_title(ctx, targets[0])
+                doc.plots = [_plot(doc, self.plot_dir, item.structure_id, title)]
         return docs
 
     def document_for(self, target, ctx, rows) -> SlabConvergenceDocument:
@@ -212,7 +213,8 @@ def _row(ads, built, host_res, placements, results, refs) -> dict:
     }
 
 
-def _plot(doc: SlabConvergenceDocument, folder: str, sid: str) -> str:
+def _plot(doc: SlabConvergenceDocument, folder: str, sid: str, model: str) -> str:
+    """E_ads against slab thickness, one line per lateral cell."""
     safe = alnum_name(f"{doc.host}_{doc.adsorbate}")
     plt, path = start_plot(folder, f"{safe}_{sid}_slab_convergence.png")
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -225,9 +227,14 @@ def _plot(doc: SlabConvergenceDocument, folder: str, sid: str) -> str:
             "o-",
             label=f"p({cell[0]}x{cell[1]})",
         )
-    ax.set_xlabel("layers")
+    ax.set_xticks(sorted({r["layers"] for r in doc.rows}))
+    ax.set_xlabel("slab thickness (layers)")
     ax.set_ylabel(f"E_ads({doc.adsorbate}) (eV)")
-    ax.set_title(f"{doc.host}: {doc.adsorbate}, top {doc.free_layers} layers free")
+    ax.set_title(
+        f"{doc.host}: E_ads of {doc.adsorbate} (top {doc.free_layers} layers free), "
+        f"{model}",
+        fontsize=9,
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import numpy as np
 from monty.serialization import loadfn
 from pydantic import Field
-from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
+from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram, triangular_coord
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -33,12 +34,13 @@ from ..schemas import ResultDocument, quantity
 from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .elements import SOURCE, is_reference, references
-from .plots import start_plot
+from .plots import save_figure
 
 __all__ = [
     "MP2020_TASKS",
     "StabilityDocument",
     "StabilityMaker",
+    "hull_figure",
     "lowest_elements",
     "mp2020",
     "read_entries",
@@ -371,7 +373,7 @@ class StabilityMaker(PropertyMaker):
             fractions[name] = fractions.get(name, 0.0) + float(amount)
         plots = []
         if self.plot_dir and 2 <= len(system) <= 3:
-            plots = [self._plot(diagram, target, ctx)]
+            plots = [self._plot(diagram, entry, target, ctx)]
         return self.doc(
             target,
             ctx,
@@ -393,10 +395,98 @@ class StabilityMaker(PropertyMaker):
             plots=plots,
         )
 
-    def _plot(self, diagram: PhaseDiagram, target: Target, ctx) -> str:
-        plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_hull.png")
-        ax = PDPlotter(diagram, backend="matplotlib").get_plot()
-        ax.set_title(f"{target.label}: convex hull, {model_title(ctx, target)}")
-        plt.savefig(path, dpi=120)
-        plt.close("all")
-        return str(path)
+    def _plot(self, diagram: PhaseDiagram, entry, target: Target, ctx) -> str:
+        title = f"{target.label}: convex hull, {model_title(ctx, target)}"
+        fig = hull_figure(diagram, entry, target.label, title)
+        return save_figure(
+            fig, self.plot_dir, f"{target.formula}_{target.key}_hull.png"
+        )
+
+
+def hull_figure(diagram: PhaseDiagram, entry, name: str, title: str):
+    """The convex hull of a binary or ternary system, with ``entry`` on it.
+
+    A binary is drawn as formation energy (eV/atom) against the atomic
+    fraction of its second element; a ternary as its composition triangle.
+    Stable phases are labelled; unstable ones are drawn up to ``entry``'s
+    energy above the hull (at least 0.2 eV/atom), so that ``entry`` always
+    shows, however unstable: pymatgen's plot hides everything above 0.2.
+    ``entry`` is a red star, annotated with ``name`` and its energy above
+    the hull.
+
+    Parameters
+    ----------
+    diagram : PhaseDiagram
+        The hull, with ``entry`` among its entries or not.
+    entry : PDEntry
+        The material the plot is about.
+    name : str
+        Its label.
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    e_hull = float(diagram.get_e_above_hull(entry, allow_negative=True))
+    limit = max(e_hull, 0.2) + 1e-9
+    fig = Figure(figsize=(5.5, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    lines, _, _ = PDPlotter(diagram).pd_plot_data
+    for x, y in lines:
+        ax.plot(x, y, "k-", lw=1.2, zorder=1)
+    for other in diagram.all_entries:
+        if other is entry:
+            continue
+        stable = other in diagram.stable_entries
+        if not stable and diagram.get_e_above_hull(other) > limit:
+            continue
+        x, y = _hull_point(diagram, other)
+        style = {"color": "C2"} if stable else {"mfc": "white", "color": "0.4"}
+        ax.plot(x, y, "o", ms=6, zorder=2, **style)
+        if stable:
+            ax.annotate(
+                other.composition.reduced_formula,
+                (x, y),
+                xytext=(0, 6 if y >= 0 else -8),
+                textcoords="offset points",
+                ha="center",
+                va="bottom" if y >= 0 else "top",
+                fontsize=9,
+            )
+    x, y = _hull_point(diagram, entry)
+    ax.plot(x, y, "*", color="C3", ms=13, zorder=3)
+    ax.annotate(
+        f"{name}\n{e_hull:.3f} eV/atom above hull",
+        (x, y),
+        xytext=(8, -4),
+        textcoords="offset points",
+        va="top",
+        color="C3",
+        fontsize=9,
+    )
+    if len(diagram.elements) == 2:
+        a, b = (el.symbol for el in diagram.elements)
+        ax.set_xlabel(f"x in {a}$_{{1-x}}${b}$_x$ (atomic fraction of {b})")
+        ax.set_ylabel("formation energy (eV/atom)")
+        ax.margins(x=0.12, y=0.12)
+    else:
+        ax.set_aspect("equal")  # the composition triangle: no axes
+        ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def _hull_point(diagram: PhaseDiagram, entry) -> tuple[float, float]:
+    """Where ``entry`` lies on the hull plot: (fraction, formation energy)
+    for a binary, its triangular coordinates for a ternary."""
+    fractions = [
+        entry.composition.get_atomic_fraction(el) for el in diagram.elements[1:]
+    ]
+    if len(fractions) == 1:
+        return fractions[0], float(diagram.get_form_energy_per_atom(entry))
+    x, y = np.ravel(triangular_coord([fractions]))
+    return float(x), float(y)

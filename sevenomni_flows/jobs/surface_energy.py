@@ -29,9 +29,14 @@ from ..adsorption.surfaces import build_slabs, canonical_miller
 from ..schemas import ResultDocument, quantity
 from .adsorption import check_miller
 from .calculation import PropertyMaker, model_title
-from .plots import start_plot
+from .plots import pyplot, start_plot, visible_colors
 
-__all__ = ["SurfaceEnergyDocument", "SurfaceEnergyMaker", "surface_energy"]
+__all__ = [
+    "SurfaceEnergyDocument",
+    "SurfaceEnergyMaker",
+    "surface_energy",
+    "wulff_figure",
+]
 
 
 def conventional(structure):
@@ -418,11 +423,48 @@ class SurfaceEnergyMaker(PropertyMaker):
         plt, path = start_plot(
             self.plot_dir, f"{target.formula}_{target.key}_wulff.png"
         )
-        wulff.get_plot()
-        plt.gcf().suptitle(f"{target.label}: Wulff shape, {model_title(ctx, target)}")
-        plt.savefig(path, dpi=120)
-        plt.close("all")
+        fig = wulff_figure(
+            wulff, f"{target.label}: Wulff shape, {model_title(ctx, target)}"
+        )
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
         return str(path)
+
+
+def wulff_figure(wulff: WulffShape, title: str):
+    """The Wulff shape, one plainly visible color per facet, and a legend
+    of each facet's γ (J/m²), lowest first.
+
+    Parameters
+    ----------
+    wulff : WulffShape
+        Built from surface energies in J/m².
+    title : str
+        The figure's title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A pyplot figure: close it after use.
+    """
+    plt = pyplot()
+    shown = sorted((e, k) for k, e in enumerate(wulff.e_surf_list) if wulff.on_wulff[k])
+    colors = visible_colors(len(shown))
+    custom = {
+        tuple(wulff.miller_list[k]): color
+        for (_, k), color in zip(shown, colors, strict=True)
+    }
+    ax = wulff.get_plot(custom_colors=custom, aspect_ratio=(6, 6))
+    ax.legend(
+        [plt.Rectangle((0, 0), 1, 1, fc=color) for color in colors],
+        [f"{wulff.input_miller_fig[k]}: {e:.2f} J/m²" for e, k in shown],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 1),
+        ncol=min(3, len(shown)),
+        title="surface energy γ",
+    )
+    ax.figure.suptitle(title)
+    return ax.figure
 
 
 def _refusal(atoms) -> str | None:

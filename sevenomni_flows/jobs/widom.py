@@ -43,7 +43,7 @@ from ..adsorption.widom import (
 from ..schemas import WidomDocument
 from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker
+from .calculation import PropertyMaker, model_title
 from .insertions import batched_energies
 from .plots import alnum_name, start_plot
 
@@ -485,7 +485,10 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         top = _top(r, energies)
         plots = []
         if self.plot_dir:
-            plots = [_plot(energies, weights, results[0], s, self.plot_dir, r.target)]
+            title = model_title(ctx, r.target)
+            plots = [
+                _plot(energies, weights, results[0], s, self.plot_dir, r.target, title)
+            ]
         return self.doc(
             r.target,
             ctx,
@@ -589,8 +592,12 @@ def _selectivities(docs: list[WidomDocument]) -> None:
         }
 
 
-def _plot(energies, weights, result, sample, folder: str, target: Target) -> str:
-    """ΔE histogram and the convergence history of K_H at the first temperature."""
+def _plot(
+    energies, weights, result, sample, folder: str, target: Target, model: str
+) -> str:
+    """ΔE histogram and the convergence history of K_H at the first
+    temperature, titled with the host, the guest and ``model`` (the model and
+    task)."""
     host, guest = target.extra["host"], target.extra["guest"]
     name = f"{alnum_name(f'{host}_{guest}')}_{target.structure_id}_widom.png"
     plt, path = start_plot(folder, name)
@@ -599,8 +606,8 @@ def _plot(energies, weights, result, sample, folder: str, target: Target) -> str
     finite = np.isfinite(energies)
     left.hist(energies[finite], bins=60, weights=weights[finite])
     left.set_xlabel("ΔE (eV)")
-    left.set_ylabel("insertions (importance-weighted)")
-    left.set_title(f"{host}: {guest}, {np.mean(~finite):.0%} zero weight")
+    left.set_ylabel("insertions per bin (weighted)")
+    left.set_title(f"ΔE of {guest}: {np.mean(~finite):.0%} zero weight", fontsize=10)
     n = [h["evaluations"] for h in sample.history]
     k = [h["henry_coefficient"][0] for h in sample.history]
     err = [h["henry_coefficient_error"][0] for h in sample.history]
@@ -608,6 +615,8 @@ def _plot(energies, weights, result, sample, folder: str, target: Target) -> str
     right.set_xscale("log")
     right.set_xlabel("model evaluations")
     right.set_ylabel(f"K_H at {t:g} K (mol/kg/Pa)")
+    right.set_title("convergence of K_H", fontsize=10)
+    fig.suptitle(f"{host}: Widom insertion of {guest}, {model}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

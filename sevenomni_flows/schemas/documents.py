@@ -227,7 +227,7 @@ class EosDocument(ResultDocument):
 
     property: str = "eos"
     columns: ClassVar[tuple[str, ...]] = ("v0", "b0", "e0")
-    eos: str = Field("birch_murnaghan", description="EOS fitted (pymatgen name)")
+    eos: str | None = Field(None, description="EOS fitted (pymatgen name)")
     volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
     energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
     v0: float | None = quantity("Equilibrium volume", "Å³/atom")
