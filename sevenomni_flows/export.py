@@ -81,6 +81,9 @@ def _write(path: Path, structures: list, metas: list[dict], fmt: str, many: bool
         for s, meta in zip(structures, metas, strict=True):
             atoms = AseAtomsAdaptor.get_atoms(s)
             atoms.info = dict(meta)  # flat strings: they round-trip
+            for name, values in list(atoms.arrays.items()):
+                if values.dtype.kind in "OUS" and any(v in (None, "") for v in values):
+                    del atoms.arrays[name]  # e.g. no bulk Wyckoff site for H
             frames.append(atoms)
         ase.io.write(path, frames, format="extxyz")
         return
