@@ -230,7 +230,7 @@ def _select(args: argparse.Namespace, fields: list[str] | None = None):
         For a filter that is not JSON/YAML, not a mapping, or refused by the
         store, an unknown field, or no store there.
     """
-    from .reader import open_results
+    from .reader import check_fields, open_results
     from .summary import read_filter, to_mongo_filter
 
     user = {}
@@ -249,6 +249,10 @@ def _select(args: argparse.Namespace, fields: list[str] | None = None):
     except ValueError as err:
         raise _Refused(f"filter {args.filter!r}: {err}") from None
     try:
+        check_fields(fields or [])
+    except ValueError as err:
+        raise _Refused(f"--fields: {err}") from None
+    try:
         if args.project:
             from .submit.jobflow_remote import project_job_store
 
@@ -259,8 +263,6 @@ def _select(args: argparse.Namespace, fields: list[str] | None = None):
         raise _Refused(str(err)) from None
     try:
         found = list(results.find(user, fields=fields))
-    except ValueError as err:  # an unknown field
-        raise _Refused(f"--fields: {err}") from None
     except Exception as err:  # the database's own check of the filter
         if not _rejected_filter(err):
             raise
