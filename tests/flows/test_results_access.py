@@ -346,3 +346,52 @@ def test_the_documented_python_call_runs(store, monkeypatch, capsys):
     docs = stored(store)
     assert f"{docs[('Cu hop', 'neb')]['barrier']:.3f}" in out
     assert f"{docs[('Cu', 'qha')]['heat_capacity'][-1]:.2f}" in out
+
+
+def test_python_call_reads_a_mongodb_uri(store, monkeypatch):
+    """The same documents copied into MongoDB (mongomock, bulky fields in
+    GridFS as ``sevenomni run --store mongodb://`` keeps them) read back
+    through the URI: the NEB images of each band are its own."""
+    import maggma.stores.gridfs
+    import maggma.stores.mongolike
+    from pymatgen.core import Structure
+
+    mongomock_ng = pytest.importorskip("mongomock_ng")
+    gridfs = pytest.importorskip("mongomock_ng.gridfs")
+    from mongomock_ng.store import ServerStore
+
+    from sevenomni_flows import open_results
+    from sevenomni_flows.schemas import bulky_fields
+    from sevenomni_flows.stores import mongo_job_store
+
+    server = ServerStore()
+
+    class Client(mongomock_ng.MongoClient):
+        def close(self):
+            """mongomock_ng's close() empties the server for all clients."""
+
+    gridfs.enable_gridfs_integration()
+    for module in (maggma.stores.mongolike, maggma.stores.gridfs):
+        monkeypatch.setattr(
+            module, "MongoClient", lambda *a, **k: Client(*a, _store=server, **k)
+        )
+    source = embedded_job_store(store)
+    source.connect()
+    target = mongo_job_store("mongodb://localhost")
+    target.connect()
+    for doc in source.query({}, load=True):
+        doc.pop("_id")
+        target.update(doc, save={"data": list(bulky_fields())})
+    docs = [
+        {k: v for k, v in d.items() if k != "_id"}
+        for d in source.additional_stores["results"].query({})
+    ]
+    target.additional_stores["results"].update(docs, key="key")
+    embedded = {(d["label"], d["property"]): d for d in docs}
+    with open_results("mongodb://localhost") as results:
+        found = list(results.find({"property": "neb"}))
+        assert len(found) == 2
+        for r in found:
+            expected = by_key(store, embedded[(r["label"], "neb")])["images"]
+            for image, d in zip(r["images"], expected, strict=True):
+                assert close(image, Structure.from_dict(d))
