@@ -202,7 +202,9 @@ class Results:
         self.job_store = job_store
         self.where = where
         self.store = results_store(job_store, where)
-        self._outputs: dict[str, dict[str, dict]] = {}
+        self._outputs: dict[str, dict[str, dict]] = {}  # job -> key -> output
+        self._blobs: dict[tuple[str, str], Any] = {}  # (key, field) -> value
+        self._selected: set[tuple] = set()  # (job_uuid, key) of the last find
 
     def find(
         self, filter: dict | None = None, fields: list[str] | None = None
@@ -234,28 +236,61 @@ class Results:
             properties = list(dict.fromkeys([*IDENTITY, *fields]))
         docs = list(self.store.query(criteria, properties=properties))
         docs.sort(key=lambda d: (str(d.get("label")), str(d.get("property"))))
+        self._selected = {(d.get("job_uuid"), d.get("key")) for d in docs}
         return iter([Result(d, self) for d in docs])
 
     def bulky(self, job_uuid: str | None, key: str | None, name: str) -> Any:
         """A bulky field of the document ``key`` made by job ``job_uuid``,
-        from the data store (None when that job stored no output)."""
+        from the data store (None when that job stored no output).
+
+        The first time a field is asked for, it is read for every result of
+        the last :meth:`find` at once: a few queries, not one per result
+        (the embedded store has no index, and reads every blob per query).
+        """
         if job_uuid is None:
             return None
-        if job_uuid not in self._outputs:
-            found = self.job_store.query_one(
-                {"uuid": job_uuid}, properties=["output"], sort={"index": -1}
+        if (key, name) not in self._blobs:
+            self._fetch(name, self._selected | {(job_uuid, key)})
+        return self._blobs[(key, name)]
+
+    def _fetch(self, name: str, wanted: set[tuple]) -> None:
+        """Read field ``name`` of the (job_uuid, key) documents ``wanted``."""
+        from .stores.results import CHUNK
+
+        wanted = {(j, k) for j, k in wanted if j and (k, name) not in self._blobs}
+        jobs = sorted({j for j, _ in wanted} - set(self._outputs))
+        for start in range(0, len(jobs), CHUNK):
+            found = self.job_store.query(
+                {"uuid": {"$in": jobs[start : start + CHUNK]}},
+                properties=["output"],
+                sort={"index": 1},  # the last run of a job wins
             )
-            output = (found or {}).get("output") or []
-            docs = output if isinstance(output, list) else [output]
-            self._outputs[job_uuid] = {
-                d.get("key"): d for d in docs if isinstance(d, dict)
-            }
-        value = self._outputs[job_uuid].get(key, {}).get(name)
-        if not (isinstance(value, dict) and "blob_uuid" in value):
-            return value
-        store = self.job_store.additional_stores[value.get("store") or "data"]
-        blob = store.query_one({"blob_uuid": value["blob_uuid"]}, properties=["data"])
-        return None if blob is None else blob.get("data")
+            for job in found:
+                output = job.get("output") or []
+                docs = output if isinstance(output, list) else [output]
+                self._outputs[job["uuid"]] = {
+                    d.get("key"): d for d in docs if isinstance(d, dict)
+                }
+        for job in jobs:
+            self._outputs.setdefault(job, {})  # no output: a killed job
+        refs: dict[str, dict[str, str]] = {}  # store -> blob_uuid -> key
+        for job, key in wanted:
+            value = self._outputs.get(job, {}).get(key, {}).get(name)
+            self._blobs[(key, name)] = value
+            if isinstance(value, dict) and "blob_uuid" in value:
+                store = value.get("store") or "data"
+                refs.setdefault(store, {})[value["blob_uuid"]] = key
+                self._blobs[(key, name)] = None  # until read
+        for store_name, keys in refs.items():
+            store = self.job_store.additional_stores[store_name]
+            blobs = list(keys)
+            for start in range(0, len(blobs), CHUNK):
+                found = store.query(
+                    {"blob_uuid": {"$in": blobs[start : start + CHUNK]}},
+                    properties=["blob_uuid", "data"],
+                )
+                for blob in found:
+                    self._blobs[(keys[blob["blob_uuid"]], name)] = blob.get("data")
 
     def close(self) -> None:
         """Close the store's connections."""

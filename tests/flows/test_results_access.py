@@ -395,3 +395,36 @@ def test_python_call_reads_a_mongodb_uri(store, monkeypatch):
             expected = by_key(store, embedded[(r["label"], "neb")])["images"]
             for image, d in zip(r["images"], expected, strict=True):
                 assert close(image, Structure.from_dict(d))
+
+
+def test_bulky_fields_of_a_selection_are_read_in_one_query(store, monkeypatch):
+    """Reading both bands' images makes one data-store query, not one per
+    result: the embedded store has no index and decodes every blob per
+    query (100 results of 5 images: 1.3 s batched, 54 s one by one).
+    Planted bug: a fetch of each result's own blob only makes two."""
+    from maggma.stores import MontyStore
+
+    from sevenomni_flows import open_results
+
+    calls = []
+    real = MontyStore.query
+
+    def counted(self, criteria=None, *args, **kwargs):
+        if self.collection_name == "outputs_data":
+            calls.append(criteria)
+        return real(self, criteria, *args, **kwargs)
+
+    monkeypatch.setattr(MontyStore, "query", counted)
+
+    def queries(planted: bool) -> int:
+        calls.clear()
+        with open_results(store) as results:
+            found = list(results.find({"property": "neb"}))
+            if planted:
+                monkeypatch.setattr(results, "_selected", set())
+            assert [len(r["images"]) for r in found] == [5, 5]
+        return len(calls)
+
+    assert queries(planted=False) == 1
+    with pytest.raises(AssertionError):
+        assert queries(planted=True) == 1
