@@ -285,7 +285,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     fields = None
     if args.fields is not None:
-        fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+        fields = list(dict.fromkeys(f.strip() for f in args.fields.split(",")))
+        fields = [f for f in fields if f]
         if not fields or args.format == "tasks":
             print(
                 "error: --fields takes field names, e.g. --fields "

@@ -410,6 +410,8 @@ def field_rows(results: list, fields: list[str]) -> list[dict]:
         if r.get("labels"):  # every name it was asked by, as summarize says
             row["label"] = ", ".join(dict.fromkeys([r.get("label"), *r["labels"]]))
         for name in fields:
+            if name in FIELD_ROWS:  # already there
+                continue
             row[name] = jsanitize(_field(r, name), strict=True, enum_values=True)
         rows.append(row)
     rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
@@ -446,6 +448,7 @@ def format_fields(rows: list[dict], fields: list[str], fmt: str) -> str:
     a field's header names its unit where the rows' documents agree on one."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
+    fields = [f for f in dict.fromkeys(fields) if f not in FIELD_ROWS]
     docs = [
         documents()[p] for p in {r.get("property") for r in rows} if p in documents()
     ]
