@@ -3,6 +3,9 @@
 Every property Maker of the registry is exported here.
 
 >>> from sevenomni_flows import RelaxMaker, ElasticMaker, PhononMaker, EosMaker
+
+Stored results are read back with :func:`open_results` (see
+:mod:`sevenomni_flows.reader`).
 """
 
 from .jobs import (
@@ -23,6 +26,7 @@ from .jobs import (
     ThermalConductivityMaker,
     WidomMaker,
 )
+from .reader import open_results
 from .stores import embedded_job_store, mongo_job_store
 
 __all__ = [
@@ -44,4 +48,5 @@ __all__ = [
     "WidomMaker",
     "embedded_job_store",
     "mongo_job_store",
+    "open_results",
 ]

@@ -1,4 +1,5 @@
-"""``sevenomni`` with the workflow commands: ``run``, ``submit`` and ``query``.
+"""``sevenomni`` with the workflow commands: ``run``, ``submit``, ``query`` and
+``export``.
 
 The core commands (``models``, ``eval``) come from :mod:`sevenomni_core.cli`.
 """
@@ -215,71 +216,120 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_query(args: argparse.Namespace) -> int:
-    from .summary import format_rows, read_filter, summarize, to_mongo_filter
+class _Refused(Exception):
+    """A command-line input refused with a message (exit status 2)."""
+
+
+def _select(args: argparse.Namespace, fields: list[str] | None = None):
+    """The stored results that ``args.filter`` selects in ``args.store`` (or
+    ``args.project``'s jobstore), and whether a filter was given.
+
+    Raises
+    ------
+    _Refused
+        For a filter that is not JSON/YAML, not a mapping, or refused by the
+        store, an unknown field, or no store there.
+    """
+    from .reader import check_fields, open_results
+    from .summary import read_filter, to_mongo_filter
 
     user = {}
     if args.filter:
         try:
             user = read_filter(args.filter)
         except yaml.YAMLError as err:
-            print(
-                f"error: filter {args.filter!r} is {_yaml_problem(err)}",
-                file=sys.stderr,
-            )
-            return 2
+            raise _Refused(f"filter {args.filter!r} is {_yaml_problem(err)}") from None
         if not isinstance(user, dict):
-            print(
-                f"error: filter {args.filter!r} is not a mapping; give one like "
-                '\'{"formula": "Si"}\'',
-                file=sys.stderr,
+            raise _Refused(
+                f"filter {args.filter!r} is not a mapping; give one like "
+                '\'{"formula": "Si"}\''
             )
-            return 2
     try:
-        query = to_mongo_filter(user or {})
+        to_mongo_filter(user or {})
     except ValueError as err:
-        print(f"error: filter {args.filter!r}: {err}", file=sys.stderr)
-        return 2
-    if args.project:
-        from .submit.jobflow_remote import project_job_store
-
-        store = project_job_store(args.project)
-    else:
-        folder = Path(args.store)
-        if "://" not in args.store and not folder.exists():
-            print(f"error: no results store at {folder}", file=sys.stderr)
-            return 2
-        from .run import open_store
-
-        store = open_store(args.store)
-    from .stores.results import results_store
-
+        raise _Refused(f"filter {args.filter!r}: {err}") from None
     try:
-        results = results_store(store, args.project or args.store)
+        check_fields(fields or [])
     except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise _Refused(f"--fields: {err}") from None
     try:
-        rows = [summarize(d) for d in results.query(query)]
+        if args.project:
+            from .submit.jobflow_remote import project_job_store
+
+            results = open_results(project_job_store(args.project))
+        else:
+            results = open_results(args.store)
+    except (FileNotFoundError, ValueError) as err:
+        raise _Refused(str(err)) from None
+    try:
+        found = list(results.find(user, fields=fields))
     except Exception as err:  # the database's own check of the filter
         if not _rejected_filter(err):
             raise
         why = " ".join(str(err).split()) or type(err).__name__
-        print(
-            f"error: filter {args.filter!r}: the store rejected it: {why}",
-            file=sys.stderr,
-        )
+        raise _Refused(
+            f"filter {args.filter!r}: the store rejected it: {why}"
+        ) from None
+    return found, bool(user)
+
+
+def _nothing(args: argparse.Namespace, filtered: bool) -> str:
+    """What to say when a filter selects nothing."""
+    where = f"project {args.project}'s jobstore" if args.project else args.store
+    what = f"match {args.filter}" if filtered else "are stored"
+    return f"no results {what} in {where}"
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    from .summary import field_rows, format_fields, format_rows, summarize
+
+    fields = None
+    if args.fields is not None:
+        fields = list(dict.fromkeys(f.strip() for f in args.fields.split(",")))
+        fields = [f for f in fields if f]
+        if not fields or args.format == "tasks":
+            print(
+                "error: --fields takes field names, e.g. --fields "
+                "volume,heat_capacity, with --format table, csv or json",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        found, filtered = _select(args, fields)
+    except _Refused as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
-    if not rows:
-        where = f"project {args.project}'s jobstore" if args.project else args.store
-        what = f"match {args.filter}" if user else "are stored"
-        message = f"no results {what} in {where}"
+    if not found:
+        message = _nothing(args, filtered)
         if args.format == "table":
             print(message)
             return 0
         print(message, file=sys.stderr)  # stdout stays valid CSV/JSON
+    if fields is not None:
+        print(format_fields(field_rows(found, fields), fields, args.format))
+        return 0
+    rows = [summarize(r) for r in found]
+    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
     print(format_rows(rows, args.format))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_structures
+
+    try:
+        found, filtered = _select(args)
+    except _Refused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not found:
+        print(_nothing(args, filtered) + ": nothing written")
+        return 0
+    written = export_structures(found, args.to, args.format)
+    if not written:
+        print(f"the {len(found)} results selected hold no structures: nothing written")
+        return 0
+    print(f"{len(written)} files of {len(found)} results written to {args.to}")
     return 0
 
 
@@ -314,7 +364,8 @@ def _rejected_filter(err: Exception) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full ``sevenomni`` parser: core commands plus run, submit and query."""
+    """The full ``sevenomni`` parser: core commands plus run, submit, query
+    and export."""
     parser = core_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     p = sub.add_parser("run", help="run a screening spec (YAML) locally")
@@ -396,7 +447,47 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="tasks: each task's values side by side, with their difference",
     )
+    p.add_argument(
+        "--fields",
+        default=None,
+        help="comma-separated stored fields to print instead of the summary "
+        "columns, arrays and bulky ones included, e.g. volume,heat_capacity "
+        "(with --format json: every value in full)",
+    )
     p.set_defaults(func=_cmd_query)
+    p = sub.add_parser(
+        "export",
+        help="write the structures of stored results to files",
+        description="Write every structure of the documents a filter selects "
+        "(relaxed cells, relaxed slabs, adsorbate configurations, NEB images, "
+        "Widom's top poses), named <label>_<property>_<field>, each file "
+        "carrying the document's reuse key.",
+    )
+    p.add_argument(
+        "filter",
+        nargs="?",
+        default=None,
+        help='Mongo-style filter as for query, e.g. \'{"property": "relax"}\'',
+    )
+    p.add_argument("--to", required=True, help="folder to write to (created)")
+    p.add_argument(
+        "--format",
+        choices=["extxyz", "cif", "poscar", "json"],
+        default="extxyz",
+        help="file format; a list (NEB images, placements) is one extxyz or "
+        "JSON file, numbered CIF/POSCAR files",
+    )
+    p.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help="results folder, mongodb:// URI or jobflow store file",
+    )
+    p.add_argument(
+        "--project",
+        default=None,
+        help="read the jobstore of this jobflow-remote project instead",
+    )
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

@@ -17,6 +17,8 @@ from .schemas import unit_of
 __all__ = [
     "COMMON",
     "cross_task",
+    "field_rows",
+    "format_fields",
     "format_rows",
     "indexed_fields",
     "per_property",
@@ -380,3 +382,101 @@ def format_rows(rows: list[dict], fmt: str) -> str:
             title += f"; rows differ in {', '.join(mixed)}: not computed alike"
         blocks.append(title + "\n" + _table(mine, _columns(prop, mine), prop))
     return "\n\n".join(blocks)
+
+
+#: Identity columns of ``query --fields`` rows, before the fields asked for.
+FIELD_ROWS = ("label", "formula", "property", "state", "key")
+#: Lists longer than this show as a count in ``query --fields`` tables.
+MAX_LISTED = 6
+
+
+def _field(result: Any, name: str) -> Any:
+    """A stored field, dotted names walking into mappings (``model.task``)."""
+    first, *rest = name.split(".")
+    value = result.get(first)
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def field_rows(results: list, fields: list[str]) -> list[dict]:
+    """One row per stored result: its identity, then each field asked for,
+    JSON-ready (structures as pymatgen dicts, bulky fields loaded)."""
+    from monty.json import jsanitize
+
+    rows = []
+    for r in results:
+        row = {k: r.get(k) for k in FIELD_ROWS}
+        if r.get("labels"):  # every name it was asked by, as summarize says
+            row["label"] = ", ".join(dict.fromkeys([r.get("label"), *r["labels"]]))
+        for name in fields:
+            if name in FIELD_ROWS:  # already there
+                continue
+            row[name] = jsanitize(_field(r, name), strict=True, enum_values=True)
+        rows.append(row)
+    rows.sort(key=lambda r: (str(r.get("label")), str(r.get("property"))))
+    return rows
+
+
+def _short(value: Any) -> str:
+    """A table cell: a structure by its formula, a long list by its length."""
+    if isinstance(value, dict) and value.get("@class") == "Structure":
+        return f"<{len(value.get('sites', []))}-site structure>"
+    if isinstance(value, list) and any(_short(v).startswith("<") for v in value):
+        return f"[{len(value)} structures]"
+    if isinstance(value, list) and len(value) > MAX_LISTED:
+        return f"[{len(value)} values]"
+    if isinstance(value, list):
+        return ";".join(_short(v) for v in value) or "-"
+    return _cell(value)
+
+
+def _csv_cell(value: Any) -> str:
+    """A CSV cell: numbers and lists of them as in tables, nested values
+    (tensors, structures, maps) as JSON."""
+    flat = isinstance(value, list) and not any(
+        isinstance(v, list | dict) for v in value
+    )
+    if isinstance(value, list | dict) and not flat:
+        return json.dumps(value)
+    return _cell(value)
+
+
+def format_fields(rows: list[dict], fields: list[str], fmt: str) -> str:
+    """``query --fields`` rows as JSON (every value in full), CSV (lists
+    joined with ``;``) or a table (long lists and structures summarised);
+    a field's header names its unit where the rows' documents agree on one."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    fields = [f for f in dict.fromkeys(fields) if f not in FIELD_ROWS]
+    docs = [
+        documents()[p] for p in {r.get("property") for r in rows} if p in documents()
+    ]
+    units = {f: {unit_of(d, f) for d in docs if f in d.model_fields} for f in fields}
+    headers = [
+        f"{f} ({next(iter(units[f]))})"
+        if len(units[f]) == 1 and None not in units[f]
+        else f
+        for f in fields
+    ]
+    columns = [*FIELD_ROWS, *fields]
+    titles = [*FIELD_ROWS, *headers]
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(titles)
+        for r in rows:
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
+        return buf.getvalue()
+    shown = [
+        {t: _short(r.get(c)) for t, c in zip(titles, columns, strict=True)}
+        for r in rows
+    ]
+    table = _table(shown, [t for t in titles if t != "key"], None)
+    if any(
+        isinstance(r.get(f), list) and len(r[f]) > MAX_LISTED
+        for r in rows
+        for f in fields
+    ):
+        table += "\n(long lists are counted here: --format json or csv gives them)"
+    return table

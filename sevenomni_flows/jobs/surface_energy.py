@@ -18,6 +18,7 @@ import numpy as np
 from ase.units import J, m
 from pydantic import Field
 from pymatgen.analysis.wulff import WulffShape
+from pymatgen.core import Structure
 from pymatgen.core.surface import get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -26,7 +27,7 @@ from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
-from ..schemas import ResultDocument, quantity
+from ..schemas import ResultDocument, bulky, quantity
 from .adsorption import check_miller
 from .calculation import PropertyMaker, model_title
 from .plots import pyplot, start_plot, visible_colors
@@ -102,6 +103,10 @@ class SurfaceEnergyDocument(ResultDocument):
         description="Per slab relaxed: miller, shift, layers, fixed_layers, "
         "n_atoms, area (Å²), energy (eV, relaxed), unrelaxed_energy (eV, with "
         "fixed layers), surface_energy (J/m²), converged",
+    )
+    relaxed_slabs: list[Structure] | None = bulky(
+        "Each relaxed slab, in the order of slabs (bottom layers fixed as "
+        "selective dynamics)"
     )
     failed_facets: dict[str, str] = Field(
         default_factory=dict,
@@ -374,6 +379,7 @@ class SurfaceEnergyMaker(PropertyMaker):
             input_structure=item.structure,
             bulk_energy_per_atom=e_bulk,
             slabs=rows,
+            relaxed_slabs=[AseAtomsAdaptor.get_structure(r.atoms) for _, _, r in mine],
             failed_facets=failed_facets,
             equivalent_facets=plan["equivalents"],
             terminations=terminations,

@@ -16,20 +16,9 @@ def open_store(where: str | Path):
     :func:`~sevenomni_flows.stores.job_store_from_file`).  MongoDB stores get
     indexes on the summary fields.
     """
-    from ..stores import (
-        embedded_job_store,
-        ensure_indexes,
-        job_store_from_file,
-        mongo_job_store,
-    )
+    from ..stores import ensure_indexes, job_store_at
 
-    text = str(where)
-    if text.startswith(("mongodb://", "mongodb+srv://")):
-        store = mongo_job_store(text)
-    elif text.endswith((".yaml", ".yml", ".json")):
-        store = job_store_from_file(text)
-    else:
-        store = embedded_job_store(where)
+    store = job_store_at(where)
     store.connect()
     ensure_indexes(store, indexed_fields())
     return store

@@ -34,7 +34,13 @@ from typing import Final
 import yaml
 from jobflow import JobStore
 
-__all__ = ["INDEXED", "StoreConfigError", "ensure_indexes", "job_store_from_file"]
+__all__ = [
+    "INDEXED",
+    "StoreConfigError",
+    "ensure_indexes",
+    "job_store_at",
+    "job_store_from_file",
+]
 
 #: Identity fields indexed in every results store (plans filter on them);
 #: the caller adds the summary fields of the properties.
@@ -93,6 +99,21 @@ def job_store_from_file(path: str | os.PathLike) -> JobStore:
         return JobStore.from_dict_spec(spec)
     except (KeyError, TypeError, ValueError) as err:
         raise StoreConfigError(f"{path}: invalid store config: {err!r}") from err
+
+
+def job_store_at(where: str | os.PathLike) -> JobStore:
+    """The JobStore at ``where`` (not connected yet): a MongoDB URI
+    (``mongodb://``, ``mongodb+srv://``), a store config file (``.yaml``,
+    ``.yml``, ``.json``; see :func:`job_store_from_file`), or else a folder
+    holding the embedded store."""
+    from .embedded import embedded_job_store, mongo_job_store
+
+    text = str(where)
+    if text.startswith(("mongodb://", "mongodb+srv://")):
+        return mongo_job_store(text)
+    if text.endswith((".yaml", ".yml", ".json")):
+        return job_store_from_file(text)
+    return embedded_job_store(where)
 
 
 def ensure_indexes(store: JobStore, fields: Iterable[str] = ()) -> list[str]:
