@@ -5,11 +5,11 @@ Every property Maker of the registry is exported here.
 >>> from sevenomni_flows import RelaxMaker, ElasticMaker, PhononMaker, EosMaker
 """
 
-from .jobs import (
+from .jobs import ModelSettings
+from .properties import (
     ElasticMaker,
     EosMaker,
     MDMaker,
-    ModelSettings,
     MofAdsorptionMaker,
     NebMaker,
     PhononMaker,

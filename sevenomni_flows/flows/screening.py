@@ -7,11 +7,12 @@ from typing import Any
 
 from jobflow import Flow, Maker
 
-from ..jobs import ModelSettings, RelaxMaker
+from ..jobs import ModelSettings
 from ..jobs.base import as_structure
 from ..jobs.calculation import PropertyMaker, is_pick, pick
-from ..jobs.elements import is_reference
 from ..jobs.registry import makers as registered
+from ..properties import RelaxMaker
+from ..properties.stability.elements import is_reference
 from ..schemas import structure_id
 
 __all__ = ["DEFAULT_PROPERTIES", "ScreeningMaker", "properties"]

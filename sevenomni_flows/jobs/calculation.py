@@ -149,7 +149,7 @@ class PropertyMaker(Maker):
     def extra_inputs(self, structures: list) -> list[tuple[str, Any]]:
         """Structures this property needs relaxed beside the screened ones,
         as ``(label, structure)`` (none, by default; labels start with
-        :data:`~sevenomni_flows.jobs.elements.PREFIX`)."""
+        :data:`~sevenomni_flows.properties.stability.elements.PREFIX`)."""
         return []
 
     def targets(self, item: Item, pot, task) -> list[Target]:

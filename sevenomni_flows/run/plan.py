@@ -19,7 +19,7 @@ from jobflow import Flow
 from ..flows import ScreeningMaker
 from ..jobs import ModelSettings
 from ..jobs.base import Item, resolve_input
-from ..jobs.elements import is_reference
+from ..properties.stability.elements import is_reference
 from ..schemas import Provenance, structure_id
 from ..spec import Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store

@@ -23,23 +23,24 @@ from ase.build import bulk
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ..jobs import (
+from ..jobs import ModelSettings
+from ..properties import (
     ElasticMaker,
     EosMaker,
     MDMaker,
-    ModelSettings,
+    MofAdsorptionMaker,
     NebMaker,
     PhononMaker,
+    QhaMaker,
     RelaxMaker,
+    SlabAdsorptionMaker,
+    SlabConvergenceMaker,
+    StabilityMaker,
     StaticMaker,
+    SurfaceEnergyMaker,
+    ThermalConductivityMaker,
+    WidomMaker,
 )
-from ..jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
-from ..jobs.qha import QhaMaker
-from ..jobs.slab_convergence import SlabConvergenceMaker
-from ..jobs.stability import StabilityMaker
-from ..jobs.surface_energy import SurfaceEnergyMaker
-from ..jobs.thermal_conductivity import ThermalConductivityMaker
-from ..jobs.widom import WidomMaker
 from .invariance import Entry, Field
 from .representations import Representation, conventional
 

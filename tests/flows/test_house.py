@@ -415,7 +415,8 @@ def test_odd_structures_share_the_flows_batches():
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from sevenomni_core.testing import odd_structures
-    from sevenomni_flows.jobs import ModelSettings, RelaxMaker, StaticMaker
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.properties import RelaxMaker, StaticMaker
 
     settings = ModelSettings("7net-0", device="cpu", dtype="float64")
     odd = {k: a for k, a in odd_structures().items() if a.pbc.all()}
@@ -498,7 +499,7 @@ def test_the_engine_default_check_finds_a_restated_default():
     from dataclasses import dataclass
 
     from sevenomni_core.batch import relax
-    from sevenomni_flows.jobs import RelaxMaker
+    from sevenomni_flows.properties import RelaxMaker
 
     @dataclass
     class Restated(RelaxMaker):

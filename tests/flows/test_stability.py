@@ -13,9 +13,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
 from sevenomni_flows.cli import main
-from sevenomni_flows.jobs import StabilityMaker
 from sevenomni_flows.jobs.base import Item
-from sevenomni_flows.jobs.elements import prototype, references
+from sevenomni_flows.properties import StabilityMaker
+from sevenomni_flows.properties.stability.elements import prototype, references
 from sevenomni_flows.run.store import open_store
 from sevenomni_flows.stores.results import results_store
 
@@ -181,7 +181,7 @@ def test_mp2020_corrections_and_their_refusal():
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
     from sevenomni_flows.jobs import ModelSettings
-    from sevenomni_flows.jobs.stability import mp2020
+    from sevenomni_flows.properties.stability.maker import mp2020
 
     def rocksalt(metal):
         return Structure.from_spacegroup(

@@ -14,9 +14,9 @@ from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centr
 
 from sevenomni_core.batch import predict
 
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import PhononDocument, failure_type
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
 from .relax import per_cell
 
 __all__ = [

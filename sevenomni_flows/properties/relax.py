@@ -14,9 +14,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from sevenomni_core.batch import OPTIMIZERS, predict, relax
 from sevenomni_core.batch.inputs import default
 
+from ..jobs.base import as_structure, constrained_atoms
+from ..jobs.calculation import PropertyMaker
 from ..schemas import RelaxDocument, StaticDocument
-from .base import as_structure, constrained_atoms
-from .calculation import PropertyMaker
 
 __all__ = [
     "Progress",

@@ -11,8 +11,8 @@ from ase.units import GPa
 from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ..jobs.calculation import PropertyMaker
 from ..schemas import ElasticDocument
-from .calculation import PropertyMaker
 from .relax import inner_failure, labelled_atoms, relax_groups
 
 __all__ = ["ElasticMaker", "elastic_strains"]
@@ -37,7 +37,7 @@ class ElasticMaker(PropertyMaker):
     ``ElasticTensor.from_independent_strains`` after subtracting the stress of
     the unstrained cell.  If any strained cell does not converge within
     ``max_steps``, the property fails (see
-    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
+    :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
     ----------

@@ -20,11 +20,11 @@ from sevenomni_core.batch import md
 from sevenomni_core.batch.inputs import default
 from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
 
-from .. import dynamics
-from ..schemas import MDDocument
-from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
+from ...jobs.base import Target, maker_settings, protocol
+from ...jobs.calculation import PropertyMaker, model_title
+from ...jobs.plots import start_plot
+from ...schemas import MDDocument
+from . import dynamics
 
 #: Settings only NPT uses.
 NPT_ONLY = ("pressure", "taup", "compressibility", "barostat")

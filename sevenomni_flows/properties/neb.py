@@ -31,11 +31,11 @@ from sevenomni_core.batch.inputs import default
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, find_sites, place
+from ..jobs.base import Item, Target, as_structure, maker_settings, protocol, reuse_key
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import NebDocument, structure_id
-from .base import Item, Target, as_structure, maker_settings, protocol, reuse_key
-from .calculation import PropertyMaker, model_title
-from .md import safe_name, supercell_for
-from .plots import start_plot
+from .md.maker import safe_name, supercell_for
 from .relax import check_optimizer
 
 __all__ = ["NebMaker", "end_points"]

@@ -30,10 +30,10 @@ from ..adsorption.surfaces import (
     place,
     random_sites,
 )
+from ..jobs.base import Item, Target, maker_settings, protocol
+from ..jobs.calculation import PropertyMaker
+from ..jobs.plots import alnum_name, start_plot
 from ..schemas import AdsorptionDocument, structure_id
-from .base import Item, Target, maker_settings, protocol
-from .calculation import PropertyMaker
-from .plots import alnum_name, start_plot
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [

@@ -10,9 +10,9 @@ from ase.units import GPa
 from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import EosDocument
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
 from .relax import inner_failure, relax_groups
 
 __all__ = ["EosMaker", "fit_eos", "scaled_structures"]
@@ -49,7 +49,7 @@ class EosMaker(PropertyMaker):
 
     The scaled cells of every material of the job are relaxed in one batch.
     If any does not converge within ``max_steps``, the property fails (see
-    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
+    :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
     ----------

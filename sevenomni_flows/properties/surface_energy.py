@@ -26,10 +26,10 @@ from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import ResultDocument, quantity
 from .adsorption import check_miller
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
 
 __all__ = ["SurfaceEnergyDocument", "SurfaceEnergyMaker", "surface_energy"]
 

@@ -29,11 +29,11 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from sevenomni_core.batch import predict
 from sevenomni_core.dispersion import functional_for_task
 
-from ..schemas import ResultDocument, quantity
-from .base import Item, Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
+from ...jobs.base import Item, Target, maker_settings, protocol
+from ...jobs.calculation import PropertyMaker, model_title
+from ...jobs.plots import start_plot
+from ...schemas import ResultDocument, quantity
 from .elements import SOURCE, is_reference, references
-from .plots import start_plot
 
 __all__ = [
     "MP2020_TASKS",

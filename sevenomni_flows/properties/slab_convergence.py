@@ -16,6 +16,8 @@ from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, check_metal, find_sites, place
+from ..jobs.calculation import PropertyMaker
+from ..jobs.plots import alnum_name, start_plot
 from ..schemas import SlabConvergenceDocument
 from .adsorption import (
     check_adsorbates,
@@ -23,8 +25,6 @@ from .adsorption import (
     evaluate_candidates,
     per_adsorbate,
 )
-from .calculation import PropertyMaker
-from .plots import alnum_name, start_plot
 from .relax import check_optimizer
 
 __all__ = ["SlabConvergenceMaker"]
