@@ -8,11 +8,12 @@ from typing import ClassVar
 import numpy as np
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
+from pydantic import Field
 from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker
-from ..schemas import ElasticDocument
+from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, labelled_atoms, relax_groups
 
 __all__ = ["ElasticMaker", "elastic_strains"]
@@ -26,6 +27,36 @@ def elastic_strains(magnitudes) -> list[Strain]:
             if abs(m) > 1e-10:
                 strains.append(Strain.from_voigt(m * state))
     return strains
+
+
+class ElasticDocument(ResultDocument):
+    """The elastic tensor and its Voigt-Reuss-Hill moduli."""
+
+    property: str = "elastic"
+    columns: ClassVar[tuple[str, ...]] = (
+        "elastic_tensor",
+        "bulk_modulus_vrh",
+        "shear_modulus_vrh",
+    )
+    elastic_tensor: list[list[float]] | None = Field(
+        None, description="Elastic tensor, GPa, 6x6 Voigt (xx yy zz yz xz xy)"
+    )
+    bulk_modulus_vrh: float | None = quantity("Bulk modulus K_VRH", "GPa")
+    shear_modulus_vrh: float | None = quantity("Shear modulus G_VRH", "GPa")
+    strain_magnitudes: list[float] = Field(
+        default_factory=list, description="Applied strains, unitless"
+    )
+    strains: list[list[float]] | None = Field(
+        None, description="Voigt strain of each deformed cell, unitless"
+    )
+    stresses: list[list[float]] | None = Field(
+        None,
+        description="Stress of each deformed cell, GPa, Voigt (xx yy zz yz xz xy), "
+        "tensile positive; the fit can be redone from these",
+    )
+    max_steps_reached: int = Field(
+        0, description="Deformed cells whose relaxation did not converge"
+    )
 
 
 @dataclass

@@ -7,12 +7,13 @@ from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
+from pydantic import Field
 from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
-from ..schemas import EosDocument
+from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, relax_groups
 
 __all__ = ["EosMaker", "fit_eos", "scaled_structures"]
@@ -41,6 +42,23 @@ def fit_eos(volumes, energies, eos: str = "birch_murnaghan"):
         "b1": float(fit.b1),
     }
     return fit, params
+
+
+class EosDocument(ResultDocument):
+    """An equation-of-state fit E(V)."""
+
+    property: str = "eos"
+    columns: ClassVar[tuple[str, ...]] = ("v0", "b0", "e0")
+    eos: str = Field("birch_murnaghan", description="EOS fitted (pymatgen name)")
+    volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
+    energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
+    v0: float | None = quantity("Equilibrium volume", "Å³/atom")
+    b0: float | None = quantity("Bulk modulus", "GPa")
+    b1: float | None = quantity("Pressure derivative of B", "unitless")
+    e0: float | None = quantity("Minimum energy", "eV/atom")
+    max_steps_reached: int = Field(
+        0, description="Scaled cells whose relaxation did not converge"
+    )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
+from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import md
@@ -23,7 +24,7 @@ from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
 from ...jobs.base import Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker, model_title
 from ...jobs.plots import start_plot
-from ...schemas import MDDocument
+from ...schemas import ResultDocument, quantity
 from . import dynamics
 
 #: Settings only NPT uses.
@@ -44,6 +45,64 @@ def supercell_for(atoms: Atoms, min_length: float) -> Atoms:
         width = volume / np.linalg.norm(np.cross(cell[j], cell[k]))
         reps.append(max(1, int(np.ceil(min_length / width - 1e-9))))
     return atoms.repeat(reps)
+
+
+class MDDocument(ResultDocument):
+    """One molecular dynamics run of a material at one temperature."""
+
+    property: str = "md"
+    columns: ClassVar[tuple[str, ...]] = (
+        "ensemble",
+        "temperature",
+        "mean_temperature",
+        "mean_pressure",
+        "volume_change",
+        "max_displacement",
+        "still_crystalline",
+        "diffusion_coefficient",
+    )
+    ensemble: str = Field(description="nve, nvt (Langevin) or npt (+ Berendsen)")
+    temperature: float = quantity("Target (initial for NVE) temperature", "K", ...)
+    pressure: float | None = Field(None, description="NPT target pressure, GPa")
+    timestep: float = Field(description="fs")
+    steps: int = Field(0, description="Steps run (fewer than asked if it stopped)")
+    n_atoms: int | None = Field(None, description="Atoms simulated (supercell)")
+    duration: float | None = Field(None, description="Simulated time, ps")
+    mean_temperature: float | None = quantity("Over the second half of the run", "K")
+    mean_pressure: float | None = quantity(
+        "Virial + kinetic, second half (periodic cells)", "GPa"
+    )
+    volume_change: float | None = quantity(
+        "Mean volume of the second half over the start, minus 1", "%"
+    )
+    max_displacement: float | None = quantity(
+        "Largest distance an atom ended from its start", "Å"
+    )
+    rdf_similarity: float | None = Field(
+        None,
+        description="Correlation of the RDF of the last quarter with that of "
+        "the input structure (0.25 Å smearing), unitless (1: same order)",
+    )
+    still_crystalline: bool | None = Field(
+        None, description="rdf_similarity >= 0.8: the structure kept its order"
+    )
+    diffusion_coefficient: float | None = quantity(
+        "From the MSD slope of the second half; None while atoms only vibrate "
+        "(final MSD below 4 Å²)",
+        "cm²/s",
+    )
+    energy_drift: float | None = Field(
+        None, description="NVE: slope of the total energy, eV/atom/ps"
+    )
+    time: list[float] = Field(default_factory=list, description="Sample times, fs")
+    temperatures: list[float] = Field(default_factory=list, description="K, sampled")
+    potential_energies: list[float] = Field(
+        default_factory=list, description="eV/atom, sampled"
+    )
+    volumes: list[float] = Field(default_factory=list, description="Å³/atom, sampled")
+    trajectory: str | None = Field(
+        None, description="ASE trajectory file of the sampled frames (not stored here)"
+    )
 
 
 @dataclass

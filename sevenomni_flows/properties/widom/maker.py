@@ -33,7 +33,6 @@ from ...adsorption.mofs import MIN_LENGTH
 from ...jobs.base import Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker
 from ...jobs.plots import alnum_name, start_plot
-from ...schemas import WidomDocument
 from ..adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .adaptation import AdaptiveProposal
 from .averages import (
@@ -42,6 +41,7 @@ from .averages import (
     framework_density,
     overlapping,
 )
+from .document import WidomDocument
 from .insertions import batched_energies
 from .prescan import Sites, find_sites, linear_axis, symmetric_copies
 from .sampling import SAMPLINGS, MixtureProposal, both_ends, place
