@@ -33,7 +33,7 @@ from ...jobs.base import Item, Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker, model_title
 from ...jobs.plots import start_plot
 from ...schemas import ResultDocument, quantity
-from .elements import SOURCE, is_reference, references
+from .elements import SOURCE, references
 
 __all__ = [
     "MP2020_TASKS",
@@ -266,7 +266,7 @@ class StabilityMaker(PropertyMaker):
 
     def targets(self, item: Item, pot, task) -> list[Target]:
         """One document per material; none for the elemental references."""
-        if is_reference(item.label):
+        if item.role == "reference":
             return []
         settings = maker_settings(self)
         if isinstance(self.hull_entries, dict):  # the key holds this task's file
