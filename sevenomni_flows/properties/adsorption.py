@@ -71,7 +71,7 @@ class AdsorptionDocument(ResultDocument):
         "E(host+adsorbate) - E(host) - E(reference)", "eV"
     )
     reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
-    reference_energy: float | None = Field(None, description="E(reference), eV")
+    reference_energy: float | None = quantity("E(reference)", "eV")
     reference_description: str | None = Field(None, description="How it was obtained")
     host_energy: float | None = quantity(
         "Relaxed empty host, the whole slab or framework cell as computed", "eV"

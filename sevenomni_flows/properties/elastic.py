@@ -38,21 +38,21 @@ class ElasticDocument(ResultDocument):
         "bulk_modulus_vrh",
         "shear_modulus_vrh",
     )
-    elastic_tensor: list[list[float]] | None = Field(
-        None, description="Elastic tensor, GPa, 6x6 Voigt (xx yy zz yz xz xy)"
+    elastic_tensor: list[list[float]] | None = quantity(
+        "Elastic tensor, 6x6 Voigt (xx yy zz yz xz xy)", "GPa"
     )
     bulk_modulus_vrh: float | None = quantity("Bulk modulus K_VRH", "GPa")
     shear_modulus_vrh: float | None = quantity("Shear modulus G_VRH", "GPa")
-    strain_magnitudes: list[float] = Field(
-        default_factory=list, description="Applied strains, unitless"
+    strain_magnitudes: list[float] = quantity(
+        "Applied strains", "unitless", default_factory=list
     )
-    strains: list[list[float]] | None = Field(
-        None, description="Voigt strain of each deformed cell, unitless"
+    strains: list[list[float]] | None = quantity(
+        "Voigt strain of each deformed cell", "unitless"
     )
-    stresses: list[list[float]] | None = Field(
-        None,
-        description="Stress of each deformed cell, GPa, Voigt (xx yy zz yz xz xy), "
-        "tensile positive; the fit can be redone from these",
+    stresses: list[list[float]] | None = quantity(
+        "Stress of each deformed cell, Voigt (xx yy zz yz xz xy), tensile positive; "
+        "the fit can be redone from these",
+        "GPa",
     )
     max_steps_reached: int = Field(
         0, description="Deformed cells whose relaxation did not converge"

@@ -50,8 +50,8 @@ class EosDocument(ResultDocument):
     property: str = "eos"
     columns: ClassVar[tuple[str, ...]] = ("v0", "b0", "e0")
     eos: str = Field("birch_murnaghan", description="EOS fitted (pymatgen name)")
-    volumes: list[float] = Field(default_factory=list, description="Volumes, Å³/atom")
-    energies: list[float] = Field(default_factory=list, description="Energies, eV/atom")
+    volumes: list[float] = quantity("Volumes", "Å³/atom", default_factory=list)
+    energies: list[float] = quantity("Energies", "eV/atom", default_factory=list)
     v0: float | None = quantity("Equilibrium volume", "Å³/atom")
     b0: float | None = quantity("Bulk modulus", "GPa")
     b1: float | None = quantity("Pressure derivative of B", "unitless")

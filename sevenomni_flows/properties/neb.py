@@ -126,8 +126,8 @@ class NebDocument(ResultDocument):
     barrier: float | None = quantity("Forward barrier", "eV")
     reverse_barrier: float | None = quantity("Reverse barrier", "eV")
     reaction_energy: float | None = quantity("E(final) - E(initial)", "eV")
-    energies: list[float] = Field(
-        default_factory=list, description="Profile: each image minus the initial, eV"
+    energies: list[float] = quantity(
+        "Profile: each image minus the initial", "eV", default_factory=list
     )
     climbing_image: int | None = Field(None, description="Index of the highest image")
     converged: bool | None = Field(None, description="NEB forces below fmax")

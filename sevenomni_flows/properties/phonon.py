@@ -219,15 +219,13 @@ class PhononDocument(ResultDocument):
     primitive_matrix: list[list[float]] | None = Field(
         None, description="Primitive cell (columns) in the input cell's basis"
     )
-    displacement: float | None = Field(None, description="Displacement, Å")
+    displacement: float | None = quantity("Displacement", "Å")
     has_imaginary_modes: bool | None = Field(
         None, description="Any frequency below the tolerance (-0.05 THz)"
     )
     min_frequency: float | None = quantity("Lowest frequency", "THz")
     max_frequency: float | None = quantity("Highest frequency", "THz")
-    gamma_frequencies: list[float] | None = Field(
-        None, description="Frequencies at Gamma, THz"
-    )
+    gamma_frequencies: list[float] | None = quantity("Frequencies at Gamma", "THz")
     free_energy_300k: float | None = quantity(
         "Harmonic vibrational free energy at 300 K per atom", "eV/atom"
     )

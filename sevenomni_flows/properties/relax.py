@@ -120,9 +120,9 @@ class StaticDocument(ResultDocument):
         "Total energy of the whole input cell (per atom: energy_per_atom)", "eV"
     )
     energy_per_atom: float | None = quantity("Energy per atom", "eV/atom")
-    forces: list[list[float]] | None = Field(None, description="Forces, eV/Å")
-    stress: list[float] | None = Field(
-        None, description="Stress, GPa, Voigt order xx yy zz yz xz xy, tensile positive"
+    forces: list[list[float]] | None = quantity("Forces", "eV/Å")
+    stress: list[float] | None = quantity(
+        "Stress, Voigt order xx yy zz yz xz xy, tensile positive", "GPa"
     )
 
 
@@ -145,8 +145,8 @@ class RelaxDocument(ResultDocument):
     volume_per_atom: float | None = quantity("Final volume", "Å³/atom")
     converged: bool = Field(False, description="Whether fmax was reached")
     steps: int = Field(0, description="Optimiser steps taken")
-    max_force: float | None = Field(None, description="Largest final force, eV/Å")
-    fmax: float | None = Field(None, description="Convergence threshold, eV/Å")
+    max_force: float | None = quantity("Largest final force", "eV/Å")
+    fmax: float | None = quantity("Convergence threshold", "eV/Å")
     relax_cell: bool | None = Field(None, description="Whether the cell was relaxed")
 
 

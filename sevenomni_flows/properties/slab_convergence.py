@@ -47,7 +47,7 @@ class SlabConvergenceDocument(ResultDocument):
     adsorbate: str = Field(description="Adsorbate name")
     reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
     free_layers: int | None = Field(None, description="Top layers relaxed")
-    vacuum: float | None = Field(None, description="Vacuum, Å")
+    vacuum: float | None = quantity("Vacuum", "Å")
     rows: list[dict] = Field(
         default_factory=list,
         description="Per setting: layers, fixed_layers, supercell [n, m], "

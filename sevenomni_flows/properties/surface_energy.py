@@ -85,9 +85,10 @@ class SurfaceEnergyDocument(ResultDocument):
     weighted_surface_energy: float | None = quantity(
         "Area-weighted surface energy of the Wulff shape", "J/m²"
     )
-    wulff_fractions: dict[str, float] = Field(
+    wulff_fractions: dict[str, float] = quantity(
+        'Area fraction of each facet "h k l" on the Wulff shape',
+        "unitless",
         default_factory=dict,
-        description='Area fraction of each facet "h k l" on the Wulff shape',
     )
     bulk_energy_per_atom: float | None = quantity(
         "Relaxed bulk energy per atom", "eV/atom"
@@ -119,10 +120,11 @@ class SurfaceEnergyDocument(ResultDocument):
     wulff_error: str | None = Field(
         None, description="Why no Wulff shape could be built, if none was"
     )
-    convergence: dict[str, dict[str, float]] = Field(
+    convergence: dict[str, dict[str, float]] = quantity(
+        'With surface_convergence: per facet "h k l", the lowest surface energy over '
+        "its terminations at each layer count",
+        "J/m²",
         default_factory=dict,
-        description='With surface_convergence: per facet "h k l", the lowest '
-        "surface energy over its terminations (J/m²) at each layer count",
     )
 
 

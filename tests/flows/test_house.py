@@ -2,9 +2,11 @@
 routing agree, and each fact is said once."""
 
 import ast
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field
 from pymatgen.core import Lattice, Structure
 
 from sevenomni_flows.flows import ScreeningMaker, properties
@@ -86,6 +88,67 @@ def test_units_are_on_the_document_fields():
     assert unit("md", "volume_change") == "%"
     assert unit("relax", "volume_change") == "unitless"
     assert "GPa" in documents()["eos"].model_fields["b0"].description
+
+
+#: Numeric document fields without a unit, and why: counts, indices and
+#: integer matrices (a count of things is a number, not a quantity).
+DIMENSIONLESS = {
+    "steps": "optimiser or MD steps taken: a count",
+    "max_steps_reached": "relaxations that hit max_steps: a count",
+    "n_candidates": "a count of placements",
+    "n_anomalous": "a count of placements",
+    "n_atoms": "a count of atoms",
+    "n_supercells": "a count of supercells",
+    "n_insertions": "a count of insertions",
+    "n_overlapping": "a count of insertions",
+    "n_unphysical": "a count of insertions",
+    "n_failed": "a count of insertions",
+    "evaluations": "a count of model evaluations",
+    "effective_insertions": "Kish's effective number of insertions: a count",
+    "hull_size": "a count of hull entries",
+    "free_layers": "a count of layers",
+    "climbing_image": "an index",
+    "miller_index": "integer Miller indices",
+    "mesh": "q-points along each reciprocal axis: counts",
+    "supercell_matrix": "an integer matrix of lattice vectors",
+    "phonon_supercell_matrix": "an integer matrix of lattice vectors",
+    "primitive_matrix": "a change of basis between two cells (ratios)",
+}
+
+
+def _numbers_in(annotation) -> bool:
+    """Whether a type annotation holds numbers (int or float, not bool)."""
+    if annotation in (int, float):
+        return True
+    return any(_numbers_in(arg) for arg in typing.get_args(annotation))
+
+
+def _unit_missing(cls) -> list[str]:
+    """Numeric fields of document ``cls`` without a machine-readable unit
+    (:func:`~sevenomni_flows.schemas.unit_of`) that are not listed in
+    :data:`DIMENSIONLESS`."""
+    return [
+        name
+        for name, f in cls.model_fields.items()
+        if _numbers_in(f.annotation)
+        and unit_of(cls, name) is None
+        and name not in DIMENSIONLESS
+    ]
+
+
+def test_every_number_of_every_document_has_a_unit():
+    """Every numeric field of every registered property's document has its
+    unit where code can read it (``quantity(...)``), or is a count, an index
+    or an integer matrix listed with its reason.  Planted: a field with its
+    unit in prose only is found."""
+    missing = {p: m for p, cls in documents().items() if (m := _unit_missing(cls))}
+    assert not missing, missing
+    assert all(reason for reason in DIMENSIONLESS.values())
+
+    class Prose(BaseModel):  # not a ResultDocument: registers nothing
+        max_force: float | None = Field(None, description="Largest force, eV/Å")
+
+    assert _unit_missing(Prose) == ["max_force"]
 
 
 def test_bulky_fields_route_to_the_data_store_only():

@@ -63,11 +63,11 @@ class MDDocument(ResultDocument):
     )
     ensemble: str = Field(description="nve, nvt (Langevin) or npt (+ Berendsen)")
     temperature: float = quantity("Target (initial for NVE) temperature", "K", ...)
-    pressure: float | None = Field(None, description="NPT target pressure, GPa")
-    timestep: float = Field(description="fs")
+    pressure: float | None = quantity("NPT target pressure", "GPa")
+    timestep: float = quantity("Time step", "fs", default=...)
     steps: int = Field(0, description="Steps run (fewer than asked if it stopped)")
     n_atoms: int | None = Field(None, description="Atoms simulated (supercell)")
-    duration: float | None = Field(None, description="Simulated time, ps")
+    duration: float | None = quantity("Simulated time", "ps")
     mean_temperature: float | None = quantity("Over the second half of the run", "K")
     mean_pressure: float | None = quantity(
         "Virial + kinetic, second half (periodic cells)", "GPa"
@@ -78,10 +78,10 @@ class MDDocument(ResultDocument):
     max_displacement: float | None = quantity(
         "Largest distance an atom ended from its start", "Å"
     )
-    rdf_similarity: float | None = Field(
-        None,
-        description="Correlation of the RDF of the last quarter with that of "
-        "the input structure (0.25 Å smearing), unitless (1: same order)",
+    rdf_similarity: float | None = quantity(
+        "Correlation of the RDF of the last quarter with that of the input structure "
+        "(0.25 Å smearing; 1: same order)",
+        "unitless",
     )
     still_crystalline: bool | None = Field(
         None, description="rdf_similarity >= 0.8: the structure kept its order"
@@ -91,15 +91,17 @@ class MDDocument(ResultDocument):
         "(final MSD below 4 Å²)",
         "cm²/s",
     )
-    energy_drift: float | None = Field(
-        None, description="NVE: slope of the total energy, eV/atom/ps"
+    energy_drift: float | None = quantity(
+        "NVE: slope of the total energy", "eV/atom/ps"
     )
-    time: list[float] = Field(default_factory=list, description="Sample times, fs")
-    temperatures: list[float] = Field(default_factory=list, description="K, sampled")
-    potential_energies: list[float] = Field(
-        default_factory=list, description="eV/atom, sampled"
+    time: list[float] = quantity("Sample times", "fs", default_factory=list)
+    temperatures: list[float] = quantity(
+        "Temperature, sampled", "K", default_factory=list
     )
-    volumes: list[float] = Field(default_factory=list, description="Å³/atom, sampled")
+    potential_energies: list[float] = quantity(
+        "Potential energy, sampled", "eV/atom", default_factory=list
+    )
+    volumes: list[float] = quantity("Volume, sampled", "Å³/atom", default_factory=list)
     trajectory: str | None = Field(
         None, description="ASE trajectory file of the sampled frames (not stored here)"
     )

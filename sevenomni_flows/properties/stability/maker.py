@@ -133,10 +133,11 @@ class StabilityDocument(ResultDocument):
         "Formation energy from the elemental references", "eV/atom"
     )
     e_above_hull: float | None = quantity("Energy above the convex hull", "eV/atom")
-    decomposition: dict[str, float] = Field(
+    decomposition: dict[str, float] = quantity(
+        "Hull phases it decomposes to: reduced formula -> fraction (itself alone when "
+        "on the hull)",
+        "unitless",
         default_factory=dict,
-        description="Hull phases it decomposes to: reduced formula -> fraction "
-        "(itself alone when on the hull)",
     )
     references: dict[str, dict] = Field(
         default_factory=dict,

@@ -35,17 +35,17 @@ class WidomDocument(ResultDocument):
     )
     dispersion: str | None = Field(None, description="D3 damping added, if any")
     henry_coefficient: list[float] | None = quantity("K_H per temperature", "mol/kg/Pa")
-    henry_coefficient_error: list[float] | None = Field(
-        None, description="Bootstrap standard error of K_H, mol kg⁻¹ Pa⁻¹"
+    henry_coefficient_error: list[float] | None = quantity(
+        "Bootstrap standard error of K_H", "mol/kg/Pa"
     )
     heat_of_adsorption: list[float | None] | None = quantity(
         "Q_st at infinite dilution per temperature, positive when binding", "kJ/mol"
     )
-    heat_of_adsorption_error: list[float | None] | None = Field(
-        None, description="Bootstrap standard error of Q_st, kJ/mol"
+    heat_of_adsorption_error: list[float | None] | None = quantity(
+        "Bootstrap standard error of Q_st", "kJ/mol"
     )
-    mean_energy: list[float | None] | None = Field(
-        None, description="Boltzmann-weighted <ΔE> per temperature, eV"
+    mean_energy: list[float | None] | None = quantity(
+        "Boltzmann-weighted <ΔE> per temperature", "eV"
     )
     effective_insertions: list[float] | None = Field(
         None,
@@ -73,32 +73,32 @@ class WidomDocument(ResultDocument):
         "K_H and its error (mol/kg/Pa), Q_st and its error (kJ/mol), effective "
         "insertions",
     )
-    energy_floor: float | None = Field(
-        None,
-        description="ΔE below it is unphysical (zero weight), eV: the lowest "
-        "relaxed-site energy minus floor_kt k_B T",
+    energy_floor: float | None = quantity(
+        "ΔE below it is unphysical (zero weight): the lowest relaxed-site energy minus "
+        "floor_kt k_B T",
+        "eV",
     )
-    site_energies: list[float] = Field(
+    site_energies: list[float] = quantity(
+        "ΔE of the guest's sites relaxed with the model (framework fixed)",
+        "eV",
         default_factory=list,
-        description="ΔE of the guest's sites relaxed with the model "
-        "(framework fixed), eV",
     )
-    importance_weights: list[float] | None = Field(
-        None,
-        description="p_uniform/q of each accepted insertion, in the order of "
-        "energies (1 for uniform sampling), unitless",
+    importance_weights: list[float] | None = quantity(
+        "p_uniform/q of each accepted insertion, in the order of energies (1 for "
+        "uniform sampling)",
+        "unitless",
     )
-    top_energies: list[float] = Field(
+    top_energies: list[float] = quantity(
+        "ΔE of the top-weighted insertions at the first temperature, heaviest first",
+        "eV",
         default_factory=list,
-        description="ΔE of the top-weighted insertions at the first "
-        "temperature, eV, heaviest first",
     )
     top_geometries: list[Structure] | None = bulky(
         "Framework + guest of the top-weighted insertions, heaviest first"
     )
     n_insertions: int = Field(0, description="Insertions made")
     n_overlapping: int = Field(0, description="Inside the hard core: zero weight")
-    overlap_fraction: float | None = Field(None, description="n_overlapping / n")
+    overlap_fraction: float | None = quantity("n_overlapping / n", "unitless")
     n_unphysical: int = Field(
         0, description="ΔE below energy_floor: zero weight, excluded as artefacts"
     )
@@ -108,19 +108,17 @@ class WidomDocument(ResultDocument):
         "averages (and their denominator); above 1% of evaluations the result "
         "is failed",
     )
-    lowest_energy: float | None = Field(None, description="Lowest accepted ΔE, eV")
-    framework_density: float | None = Field(None, description="kg/m³")
+    lowest_energy: float | None = quantity("Lowest accepted ΔE", "eV")
+    framework_density: float | None = quantity("Framework density", "kg/m³")
     framework_energy: float | None = quantity(
         "Empty framework, the whole cell as computed", "eV"
     )
-    guest_energy: float | None = Field(None, description="Relaxed gas-phase guest, eV")
-    energies: list[float] | None = Field(
-        None, description="Accepted ΔE, eV, in insertion order"
-    )
-    selectivity: dict[str, list[float | None]] = Field(
+    guest_energy: float | None = quantity("Relaxed gas-phase guest", "eV")
+    energies: list[float] | None = quantity("Accepted ΔE, in insertion order", "eV")
+    selectivity: dict[str, list[float | None]] = quantity(
+        "K_H of this guest over that of each other guest, per temperature",
+        "unitless",
         default_factory=dict,
-        description="K_H of this guest over that of each other guest, per "
-        "temperature, unitless",
     )
     warnings: list[str] = Field(
         default_factory=list, description="What may make the result less reliable"
