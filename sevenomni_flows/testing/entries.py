@@ -24,6 +24,7 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs import ModelSettings
+from ..jobs.registry import makers
 from ..properties import (
     ElasticMaker,
     EosMaker,
@@ -571,6 +572,16 @@ ENTRIES: dict[str, Entry] = {
         material=_framework,
     ),
 }
+
+# a property module may carry its own entry (its Maker's ``invariance()``),
+# so that a new property is one module
+ENTRIES.update(
+    {
+        section: cls.invariance()
+        for section, cls in makers().items()
+        if section not in ENTRIES and hasattr(cls, "invariance")
+    }
+)
 
 #: The sections cheap enough for the default test run.
 CHEAP = tuple(name for name, entry in ENTRIES.items() if not entry.slow)
