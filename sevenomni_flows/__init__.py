@@ -23,6 +23,7 @@ from .properties import (
     ThermalConductivityMaker,
     WidomMaker,
 )
+from .properties.vacancy import VacancyMaker
 from .stores import embedded_job_store, mongo_job_store
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StaticMaker",
     "SurfaceEnergyMaker",
     "ThermalConductivityMaker",
+    "VacancyMaker",
     "WidomMaker",
     "embedded_job_store",
     "mongo_job_store",
