@@ -270,6 +270,51 @@ def test_the_restated_check_finds_lists_and_unit_tables():
     assert _restated(fine, props, units) == []
 
 
+def _label_tests(source: str) -> list[int]:
+    """Lines of ``source`` that tell something from a label's text: a
+    ``startswith``/``endswith`` or ``in`` test on a name holding a label."""
+
+    def is_label(node) -> bool:
+        text = ast.unparse(node)
+        return "label" in text.lower() and not text.endswith(")")
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"startswith", "endswith"}
+            and is_label(node.func.value)
+        ):
+            found.append(node.lineno)
+        if isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.In | ast.NotIn) for op in node.ops
+        ):
+            if isinstance(node.left, ast.Constant) and any(
+                is_label(c) for c in node.comparators
+            ):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_label_prefix_carries_meaning():
+    """A label names an input for people; what an input is (a material, an
+    elemental reference) is its typed ``role``.  No module of the package
+    tests a label's text.  Planted: the old check, ``label.startswith(PREFIX)``
+    and ``"reference:" in labels[i]``, is found."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if hits := _label_tests(path.read_text()):
+            found[str(path.relative_to(PACKAGE))] = hits
+    assert not found, found
+    planted = (
+        "def is_reference(label):\n    return label.startswith(PREFIX)\n"
+        "x = 'reference:' in labels[i]\n"
+        "ok = error.startswith(label)\n"
+    )
+    assert sorted(_label_tests(planted)) == [2, 3]
+
+
 def test_failed_documents_are_built_in_one_function():
     """``state="failed"`` appears in one place: ``ResultDocument.failed``."""
     sites = []
