@@ -21,7 +21,7 @@ import warnings
 
 from sevenomni_flows.adsorption import core_mof
 from sevenomni_flows.jobs import ModelSettings
-from sevenomni_flows.jobs.widom import WidomMaker
+from sevenomni_flows.properties.widom.maker import WidomMaker
 
 #: Small, ordered CoRE MOF 2019-ASR frameworks with open metal sites, wide
 #: enough for CO2 and N2 (the example's filter).

@@ -70,7 +70,7 @@ def ase_adsorption_energies(calc, fmax: float = 0.01) -> dict:
 
 def flow_adsorption_energies(settings, fmax: float = 0.01) -> dict:
     """E_ads of :data:`CASES` from the adsorption flow, ``converged`` preset."""
-    from sevenomni_flows.jobs.adsorption import SlabAdsorptionMaker
+    from sevenomni_flows.properties.adsorption import SlabAdsorptionMaker
 
     maker = SlabAdsorptionMaker(
         settings=settings,
@@ -103,7 +103,7 @@ def main():
     warnings.filterwarnings("ignore")
     from sevenomni_core import SevenOmniCalculator
     from sevenomni_flows import ModelSettings
-    from sevenomni_flows.jobs.slab_convergence import SlabConvergenceMaker
+    from sevenomni_flows.properties.slab_convergence import SlabConvergenceMaker
 
     if args.smoke:
         args.model, args.task = "7net-0", None

@@ -85,8 +85,9 @@ def qha(args, calc):
     from oracle.phonopy_qha import phonopy_qha
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from sevenomni_flows.jobs import ModelSettings, QhaMaker
-    from sevenomni_flows.jobs.phonon import CUTOFF_FREQUENCY
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.properties import QhaMaker
+    from sevenomni_flows.properties.phonon import CUTOFF_FREQUENCY
 
     solids = dict(list(SOLIDS.items())[:2]) if args.smoke else SOLIDS
     rounds = 1 if args.smoke else args.rounds
@@ -142,7 +143,8 @@ def kappa(args, calc):
     from oracle.phono3py_kappa import kappa_average, phono3py_kappa
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from sevenomni_flows.jobs import ModelSettings, ThermalConductivityMaker
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.properties import ThermalConductivityMaker
 
     solids = dict(list(KAPPA_SOLIDS.items())[:2]) if args.smoke else KAPPA_SOLIDS
     rounds = 1 if args.smoke else args.rounds

@@ -32,7 +32,7 @@ T = 298.0
 
 def predicted_uniform_error(doc, n: int) -> float:
     """The uniform estimator's K_H error at ``n`` insertions, from a biased sample."""
-    from sevenomni_flows.adsorption.widom import K_B, R
+    from sevenomni_flows.properties.widom.averages import K_B, R
 
     e = np.array(doc.energies)
     w = np.array(doc.importance_weights)
@@ -46,7 +46,7 @@ def predicted_uniform_error(doc, n: int) -> float:
 
 
 def run(settings, framework, guest, sampling, max_evaluations, args):
-    from sevenomni_flows.jobs.widom import WidomMaker
+    from sevenomni_flows.properties.widom.maker import WidomMaker
 
     extra = {"seed": args.seed, "target_error": args.target_error}
     if args.smoke:

@@ -36,7 +36,7 @@ def main():
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     from sevenomni_flows import ModelSettings
-    from sevenomni_flows.jobs.widom import WidomMaker
+    from sevenomni_flows.properties.widom.maker import WidomMaker
 
     print(f"{args.model} task {args.task}, {args.n} insertions per guest, 298 K, cpu")
     print(

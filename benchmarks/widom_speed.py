@@ -2,7 +2,7 @@
 
 10,000 CO2 insertions in Mg-MOF-74 (7net-0, float32, CPU, one process):
 
-- ours: :func:`~sevenomni_flows.jobs.insertions.insertion_energies` on every
+- ours: :func:`~sevenomni_flows.properties.widom.insertions.insertion_energies` on every
   insertion that clears the hard-core overlap test (the overlapping ones
   cost no model call), many per forward pass, no force or stress pass;
 - the peer: ``sevenn``'s ``SevenNetCalculator`` on the same checkpoint, one
@@ -55,8 +55,8 @@ def main():
 
     from sevenomni_core.model import load_model
     from sevenomni_flows.adsorption.mofs import read_framework
-    from sevenomni_flows.adsorption.widom import insertions, overlapping
-    from sevenomni_flows.jobs.insertions import insertion_energies
+    from sevenomni_flows.properties.widom.averages import insertions, overlapping
+    from sevenomni_flows.properties.widom.insertions import insertion_energies
 
     host = read_framework(str(MOF))
     co2 = molecule("CO2")

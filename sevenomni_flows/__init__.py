@@ -8,11 +8,11 @@ Stored results are read back with :func:`open_results` (see
 :mod:`sevenomni_flows.reader`).
 """
 
-from .jobs import (
+from .jobs import ModelSettings
+from .properties import (
     ElasticMaker,
     EosMaker,
     MDMaker,
-    ModelSettings,
     MofAdsorptionMaker,
     NebMaker,
     PhononMaker,
@@ -26,6 +26,7 @@ from .jobs import (
     ThermalConductivityMaker,
     WidomMaker,
 )
+from .properties.vacancy import VacancyMaker
 from .reader import open_results
 from .stores import embedded_job_store, mongo_job_store
 
@@ -45,6 +46,7 @@ __all__ = [
     "StaticMaker",
     "SurfaceEnergyMaker",
     "ThermalConductivityMaker",
+    "VacancyMaker",
     "WidomMaker",
     "embedded_job_store",
     "mongo_job_store",

@@ -21,10 +21,10 @@ from pydantic import (
 
 from .adsorption import core_mof as core_mof_db
 from .flows.screening import DEFAULT_PROPERTIES
-from .jobs.adsorption import DEFAULT_GUESTS, check_adsorbates
 from .jobs.base import NOT_SETTINGS, ModelSettings
-from .jobs.neb import KINDS
 from .jobs.registry import makers
+from .properties.adsorption import DEFAULT_GUESTS, check_adsorbates
+from .properties.neb import KINDS
 from .submit.resources import ClusterSettings
 
 __all__ = [

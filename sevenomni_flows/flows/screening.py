@@ -7,11 +7,11 @@ from typing import Any
 
 from jobflow import Flow, Maker
 
-from ..jobs import ModelSettings, RelaxMaker
-from ..jobs.base import as_structure
+from ..jobs import ModelSettings
+from ..jobs.base import Role, as_structure
 from ..jobs.calculation import PropertyMaker, is_pick, pick
-from ..jobs.elements import is_reference
 from ..jobs.registry import makers as registered
+from ..properties import RelaxMaker
 from ..schemas import structure_id
 
 __all__ = ["DEFAULT_PROPERTIES", "ScreeningMaker", "properties"]
@@ -84,14 +84,16 @@ class ScreeningMaker(Maker):
 
     def inputs(
         self, structures: list[Any], labels: list[str]
-    ) -> tuple[list[Any], list[str]]:
-        """The screened structures plus those a property needs beside them
-        (e.g. elemental references), which are relaxed but not screened.
+    ) -> tuple[list[Any], list[str], list[Role]]:
+        """The screened structures (role ``material``) plus those a property
+        needs beside them (role ``reference``, e.g. elemental references),
+        which are relaxed but not screened, with each one's role.
 
-        Idempotent: an input already there, by label or as an identical
-        structure, is not added again.
+        An input already there, by label or as an identical structure, is
+        not added again (a screened material serves as a reference too).
         """
         structures, labels = list(structures), list(labels)
+        roles: list[Role] = ["material"] * len(structures)
         given = None
         for maker in self.makers.values():
             for label, structure in maker.extra_inputs(structures):
@@ -100,7 +102,8 @@ class ScreeningMaker(Maker):
                 if label not in labels and structure_id(structure) not in given:
                     structures.append(structure)
                     labels.append(label)
-        return structures, labels
+                    roles.append("reference")
+        return structures, labels, roles
 
     def make(
         self,
@@ -109,6 +112,7 @@ class ScreeningMaker(Maker):
         relaxed: dict[int, Any] | None = None,
         skip: set[tuple[int, str]] | None = None,
         tasks: list[str | None] | None = None,
+        roles: list[Role] | None = None,
     ) -> Flow:
         """The screening flow: a few batched jobs, not one per material.
 
@@ -131,11 +135,21 @@ class ScreeningMaker(Maker):
             The task of each structure, extra inputs included (default: the
             Makers' ``settings.task``); a structure listed once per task is
             computed at each, the tasks sharing the batches of each job.
+        roles : list, optional
+            The role of each structure, extra inputs included, as
+            :meth:`inputs` gives them; without it, the extra inputs are
+            added to ``structures`` here.
         """
         relaxed = dict(relaxed or {})
         skip = skip or set()
         labels = labels or [f"material {i}" for i in range(len(structures))]
-        structures, labels = self.inputs(structures, labels)
+        if roles is None:
+            structures, labels, roles = self.inputs(structures, labels)
+        if len(roles) != len(structures):
+            raise ValueError(
+                f"roles: {len(roles)} for {len(structures)} structures (extra "
+                "inputs included)"
+            )
         if tasks is None:
             tasks = [self.relax_maker.settings.task] * len(structures)
         if len(tasks) != len(structures):
@@ -165,7 +179,7 @@ class ScreeningMaker(Maker):
             need = [
                 i
                 for i in range(len(structures))
-                if (i, prop) not in skip and not is_reference(labels[i])
+                if (i, prop) not in skip and roles[i] == "material"
             ]
             # a property of the set gets every input in one job
             chunks = self._chunks(need)
@@ -174,11 +188,14 @@ class ScreeningMaker(Maker):
             for chunk in chunks:
                 inputs = [relaxed[i] for i in chunk]
                 used = {x["source"] for x in inputs if is_pick(x)}
+                # only a property of the set sees references beside materials
+                seen = {"roles": [roles[i] for i in chunk]} if maker.aggregate else {}
                 job = maker.make(
                     inputs,
                     [labels[i] for i in chunk],
                     sources={c: sources[c] for c in sorted(used)},
                     tasks=[tasks[i] for i in chunk],
+                    **seen,
                 )
                 job.name = f"{prop} ({len(chunk)} structures)"
                 jobs.append(job)

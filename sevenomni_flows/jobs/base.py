@@ -193,6 +193,13 @@ class Target:
         }
 
 
+#: What an input of a screening is: a screened ``material``, or a
+#: ``reference`` a property of the set added beside them (see
+#: :meth:`~sevenomni_flows.jobs.calculation.PropertyMaker.extra_inputs`):
+#: relaxed, but owed no per-material property.
+Role = Literal["material", "reference"]
+
+
 @dataclass
 class Item:
     """One input of a job, resolved: the structure to compute on and its material.
@@ -200,7 +207,8 @@ class Item:
     ``on`` is what the calculation is computed on (a structure id or an
     upstream key); ``skip`` says why it cannot run (an unusable upstream
     result); ``error`` why the input itself is bad; ``task`` is the
-    (resolved) task it is computed at.
+    (resolved) task it is computed at; ``role`` what it is in a screening
+    (its label carries no meaning).
     """
 
     formula: str
@@ -214,6 +222,7 @@ class Item:
     source: Any = None
     sources: list[str] = field(default_factory=list)
     task: str | None = None
+    role: Role = "material"
 
 
 def as_structure(structure: Any) -> Structure:

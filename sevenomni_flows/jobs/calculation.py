@@ -25,7 +25,15 @@ from jobflow.core.job import JobConfig
 from ..dimensionality import not_bulk
 from ..schemas import Provenance, ResultDocument, bulky_fields
 from ..stores.results import Publisher
-from .base import Item, ModelSettings, Target, maker_settings, protocol, resolve_input
+from .base import (
+    Item,
+    ModelSettings,
+    Role,
+    Target,
+    maker_settings,
+    protocol,
+    resolve_input,
+)
 from .registry import register
 
 __all__ = ["JOB_DONE", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
@@ -109,29 +117,34 @@ class PropertyMaker(Maker):
         labels: list[str] | str | None = None,
         sources=None,
         tasks: list[str | None] | None = None,
+        roles: list[Role] | None = None,
     ) -> Job:
         """A job computing this property of one input or a list of them.
 
         Returns one document for one input and a list for a list (more with
         :meth:`targets` that owe several).  ``sources`` maps names to the
         outputs of batched jobs, which inputs made by :func:`pick` index.
-        ``tasks`` gives each input's task (default: ``settings.task``).
+        ``tasks`` gives each input's task (default: ``settings.task``),
+        ``roles`` its :data:`~sevenomni_flows.jobs.base.Role` (default:
+        all ``material``).
         """
         many = isinstance(structures, list)
         return Job(
             calculate,
-            function_args=(self, structures, labels, sources, tasks),
+            function_args=(self, structures, labels, sources, tasks, roles),
             name=f"{self.name} ({len(structures)})" if many else self.name,
             config=JobConfig(expose_store=True),
             data=list(bulky_fields()),  # bulky fields go to the data store
         )
 
-    def run(self, structures, labels=None, tasks=None) -> list[ResultDocument]:
+    def run(
+        self, structures, labels=None, tasks=None, roles=None
+    ) -> list[ResultDocument]:
         """The calculation without a workflow engine (the same documents)."""
         many = isinstance(structures, list)
         if not many:
             structures, labels = [structures], [labels] if labels else None
-        return settle(self, structures, labels, tasks)
+        return settle(self, structures, labels, tasks, roles)
 
     def resolve(self, obj: Any, label: str | None) -> Item:
         """The input as an :class:`~sevenomni_flows.jobs.base.Item`."""
@@ -148,8 +161,9 @@ class PropertyMaker(Maker):
 
     def extra_inputs(self, structures: list) -> list[tuple[str, Any]]:
         """Structures this property needs relaxed beside the screened ones,
-        as ``(label, structure)`` (none, by default; labels start with
-        :data:`~sevenomni_flows.jobs.elements.PREFIX`)."""
+        as ``(label, structure)`` (none, by default).  A screening gives
+        them the role ``reference``: relaxed, and passed to an ``aggregate``
+        Maker, but owed no per-material property."""
         return []
 
     def targets(self, item: Item, pot, task) -> list[Target]:
@@ -184,7 +198,7 @@ def _message(err: BaseException) -> str:
 
 
 def settle(
-    maker: PropertyMaker, inputs: list, labels=None, tasks=None
+    maker: PropertyMaker, inputs: list, labels=None, tasks=None, roles=None
 ) -> list[ResultDocument]:
     """Run ``maker`` on ``inputs``: exactly one document per target, always.
 
@@ -200,6 +214,9 @@ def settle(
         Each input's task (default: the Maker's ``settings.task``).  A
         Maker that :attr:`~PropertyMaker.mixes_tasks` evaluates them in
         shared batches; others once per task.
+    roles : list, optional
+        Each input's :data:`~sevenomni_flows.jobs.base.Role` (default:
+        all ``material``).
     """
     publisher = Publisher.current()
     tasks = list(tasks) if tasks is not None else [maker.settings.task] * len(inputs)
@@ -214,8 +231,9 @@ def settle(
     if len(by_task) > 1:
         ctx = replace(ctx, task=None)
     labels = list(labels) if isinstance(labels, list) else [labels] * len(inputs)
+    roles = list(roles) if roles is not None else ["material"] * len(inputs)
     items = []
-    for obj, label, t in zip(inputs, labels, tasks, strict=True):
+    for obj, label, t, role in zip(inputs, labels, tasks, roles, strict=True):
         try:
             item = maker.resolve(obj, label)
         except Exception as err:  # a Maker's resolve may raise
@@ -226,7 +244,7 @@ def settle(
             why = not_bulk(item.structure, item.label, maker.property)
             if why:
                 item.error, item.error_type = why, "NotBulk"
-        item.task = contexts[t].task
+        item.task, item.role = contexts[t].task, role
         items.append(item)
     try:
         maker = maker.over(items)
@@ -311,7 +329,9 @@ def is_pick(obj) -> bool:
     return isinstance(obj, dict) and obj.get("pick") is True and "source" in obj
 
 
-def calculate(maker: PropertyMaker, structures, labels=None, sources=None, tasks=None):
+def calculate(
+    maker: PropertyMaker, structures, labels=None, sources=None, tasks=None, roles=None
+):
     """The job of :meth:`PropertyMaker.make`: :meth:`PropertyMaker.run`.
 
     Inputs made by :func:`pick` are taken from ``sources``, the resolved
@@ -321,7 +341,7 @@ def calculate(maker: PropertyMaker, structures, labels=None, sources=None, tasks
         structures = [
             sources[x["source"]][x["index"]] if is_pick(x) else x for x in structures
         ]
-    docs = maker.run(structures, labels, tasks)
+    docs = maker.run(structures, labels, tasks, roles)
     return docs if isinstance(structures, list) or len(docs) != 1 else docs[0]
 
 

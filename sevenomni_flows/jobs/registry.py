@@ -5,8 +5,7 @@ imported (see :class:`~sevenomni_flows.jobs.calculation.PropertyMaker`).
 Everything that lists properties reads this registry: the spec's sections
 and ``properties:`` choices, the screening flow, the summary columns and
 units (from the Makers' documents) and the data-store routing.  Adding a
-property is one new module in ``jobs/`` and its import in
-``jobs/__init__.py``.
+property is one new module in :mod:`sevenomni_flows.properties`.
 
 Stages:
 
@@ -46,7 +45,7 @@ def register(cls: Any) -> None:
 
 def makers(stage: str | None = None) -> dict[str, Any]:
     """Registered Maker classes by spec section, in registration order."""
-    importlib.import_module(__package__)  # every Maker module registers
+    importlib.import_module("sevenomni_flows.properties")  # every Maker registers
     return {
         name: cls
         for name, cls in _MAKERS.items()

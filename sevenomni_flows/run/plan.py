@@ -19,7 +19,6 @@ from jobflow import Flow
 from ..flows import ScreeningMaker
 from ..jobs import ModelSettings
 from ..jobs.base import Item, resolve_input
-from ..jobs.elements import is_reference
 from ..schemas import Provenance, structure_id
 from ..spec import Input, RunSpec, read_structures
 from ..stores.results import lookup, results_store
@@ -147,19 +146,22 @@ def plan(
             materials.append((inp.label, inp.structure))
         names[sid].append(inp)
     planned: dict[str, tuple[str, str]] = {d.key: (d.label, "input") for d in failures}
-    structures, labels = screening.inputs(
+    structures, labels, roles = screening.inputs(
         [s for _, s in materials], [label for label, _ in materials]
     )
     # every input at every task: the jobs mix the tasks in their batches
     input_tasks = [t for t in tasks for _ in structures]
     structures, labels = structures * len(tasks), labels * len(tasks)
+    roles = roles * len(tasks)
     aliases: dict[str, list[Input]] = {}  # key -> the inputs that ask for it
     owed: list[dict[str, list[str]]] = []  # per input: property -> keys
     on_relax = []
-    for label, structure, t in zip(labels, structures, input_tasks, strict=True):
+    for label, structure, t, role in zip(
+        labels, structures, input_tasks, roles, strict=True
+    ):
         item = resolve_input(structure, label)
         relax_key = screening.relax_maker.targets(item, pot, t)[0].key
-        on = Item(item.formula, item.structure_id, label, relax_key, task=t)
+        on = Item(item.formula, item.structure_id, label, relax_key, task=t, role=role)
         on_relax.append(on)
         owed.append({"relax": [relax_key]})
     for prop in screening.properties:
@@ -167,7 +169,7 @@ def plan(
             continue
         maker = screening.maker(prop).over(on_relax)
         for item, keys in zip(on_relax, owed, strict=True):
-            if maker.aggregate or not is_reference(item.label):
+            if maker.aggregate or item.role == "material":
                 keys[prop] = [t.key for t in maker.targets(item, pot, item.task)]
     for item, keys in zip(on_relax, owed, strict=True):
         planned.update({k: (item.label, p) for p, ks in keys.items() for k in ks})
@@ -243,7 +245,7 @@ def plan(
     stored = lookup(results, needed) if needed else {}
     # a reused relaxation's document is passed on only where a property needs it
     relaxed = {i: stored.get(k, k) for i, k in relaxed.items()}
-    flow = screening.make(structures, labels, relaxed, skip, input_tasks)
+    flow = screening.make(structures, labels, relaxed, skip, input_tasks, roles)
     parts = [flow] if flow.jobs else []
     for fws in mofs:
         parts += fws.jobs(done, spec.cluster.structures_per_job)

@@ -1,35 +1,15 @@
-"""Pydantic documents with units and provenance."""
+"""Pydantic documents with units and provenance: the shared base
+(:class:`ResultDocument`), unit-carrying fields and provenance.  Each
+property's own document lives in its module of
+:mod:`sevenomni_flows.properties`."""
 
-from .documents import (
-    AdsorptionDocument,
-    ElasticDocument,
-    EosDocument,
-    MDDocument,
-    NebDocument,
-    PhononDocument,
-    RelaxDocument,
-    ResultDocument,
-    SlabConvergenceDocument,
-    StaticDocument,
-    WidomDocument,
-    failure_type,
-)
+from .documents import ResultDocument, failure_type
 from .fields import bulky, bulky_fields, document_classes, quantity, unit_of
 from .provenance import Provenance, structure_id
 
 __all__ = [
-    "AdsorptionDocument",
-    "ElasticDocument",
-    "EosDocument",
-    "MDDocument",
-    "NebDocument",
-    "PhononDocument",
     "Provenance",
-    "RelaxDocument",
     "ResultDocument",
-    "SlabConvergenceDocument",
-    "StaticDocument",
-    "WidomDocument",
     "bulky",
     "bulky_fields",
     "document_classes",

@@ -23,23 +23,25 @@ from ase.build import bulk
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ..jobs import (
+from ..jobs import ModelSettings
+from ..jobs.registry import makers
+from ..properties import (
     ElasticMaker,
     EosMaker,
     MDMaker,
-    ModelSettings,
+    MofAdsorptionMaker,
     NebMaker,
     PhononMaker,
+    QhaMaker,
     RelaxMaker,
+    SlabAdsorptionMaker,
+    SlabConvergenceMaker,
+    StabilityMaker,
     StaticMaker,
+    SurfaceEnergyMaker,
+    ThermalConductivityMaker,
+    WidomMaker,
 )
-from ..jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
-from ..jobs.qha import QhaMaker
-from ..jobs.slab_convergence import SlabConvergenceMaker
-from ..jobs.stability import StabilityMaker
-from ..jobs.surface_energy import SurfaceEnergyMaker
-from ..jobs.thermal_conductivity import ThermalConductivityMaker
-from ..jobs.widom import WidomMaker
 from .invariance import Entry, Field
 from .representations import Representation, conventional
 
@@ -570,6 +572,16 @@ ENTRIES: dict[str, Entry] = {
         material=_framework,
     ),
 }
+
+# a property module may carry its own entry (its Maker's ``invariance()``),
+# so that a new property is one module
+ENTRIES.update(
+    {
+        section: cls.invariance()
+        for section, cls in makers().items()
+        if section not in ENTRIES and hasattr(cls, "invariance")
+    }
+)
 
 #: The sections cheap enough for the default test run.
 CHEAP = tuple(name for name, entry in ENTRIES.items() if not entry.slow)

@@ -15,7 +15,10 @@ from sevenomni_core.batch import relax
 from sevenomni_flows import ModelSettings
 from sevenomni_flows.adsorption import classify, get_adsorbate
 from sevenomni_flows.adsorption.surfaces import build_slab, find_sites, place
-from sevenomni_flows.jobs.adsorption import MofAdsorptionMaker, SlabAdsorptionMaker
+from sevenomni_flows.properties.adsorption import (
+    MofAdsorptionMaker,
+    SlabAdsorptionMaker,
+)
 
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
 #: A small slab: 3 layers (bottom one fixed), p(2x2).

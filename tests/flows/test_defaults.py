@@ -4,9 +4,9 @@ the same name, and no module writes the value again."""
 import re
 from pathlib import Path
 
-from sevenomni_flows.jobs import EosMaker, MofAdsorptionMaker
-from sevenomni_flows.jobs.adsorption import DEFAULT_GUESTS
-from sevenomni_flows.schemas import EosDocument
+from sevenomni_flows import EosMaker, MofAdsorptionMaker
+from sevenomni_flows.properties.adsorption import DEFAULT_GUESTS
+from sevenomni_flows.properties.eos import EosDocument
 from sevenomni_flows.spec import FrameworkEntry
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sevenomni_flows"

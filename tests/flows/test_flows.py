@@ -16,7 +16,7 @@ from sevenomni_flows import (
     RelaxMaker,
     embedded_job_store,
 )
-from sevenomni_flows.jobs.eos import fit_eos
+from sevenomni_flows.properties.eos import fit_eos
 
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
 
@@ -191,7 +191,7 @@ def test_relax_maker_keeps_fix_symmetry(monkeypatch):
     from ase import Atoms
     from ase.constraints import FixSymmetry
 
-    import sevenomni_flows.jobs.relax as relax_module
+    import sevenomni_flows.properties.relax as relax_module
 
     atoms = Atoms("Cu", cell=np.eye(3) * 2.45, pbc=True).repeat(2)
     atoms.set_constraint(FixSymmetry(atoms, symprec=0.05))

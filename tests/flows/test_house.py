@@ -2,16 +2,18 @@
 routing agree, and each fact is said once."""
 
 import ast
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, Field
 from pymatgen.core import Lattice, Structure
 
 from sevenomni_flows.flows import ScreeningMaker, properties
 from sevenomni_flows.jobs.calculation import PropertyMaker
 from sevenomni_flows.jobs.registry import STAGES, documents, makers
+from sevenomni_flows.properties.neb import NebDocument
 from sevenomni_flows.schemas import (
-    NebDocument,
     ResultDocument,
     bulky_fields,
     document_classes,
@@ -59,6 +61,24 @@ def test_one_document_class_per_property():
         assert documents()[cls.property] is cls.document
 
 
+def _home(module: str) -> str:
+    """The property a module of ``sevenomni_flows.properties`` belongs to
+    (its module, or its package for a property that is a package)."""
+    parts = module.split(".")
+    assert parts[:2] == ["sevenomni_flows", "properties"], module
+    return ".".join(parts[:3])
+
+
+def test_documents_live_next_to_their_makers():
+    """Each property's Maker and document share one module (or one property
+    package): none is left in ``schemas``, which keeps the shared base only.
+    Planted: a document defined in ``schemas`` is refused by the check."""
+    for cls in makers().values():
+        assert _home(cls.document.__module__) == _home(cls.__module__), cls
+    with pytest.raises(AssertionError):
+        _home(ResultDocument.__module__)
+
+
 def test_units_are_on_the_document_fields():
     """Summary units come from the documents; the same column may differ
     between properties (relax's volume ratio, MD's volume change in %)."""
@@ -68,6 +88,67 @@ def test_units_are_on_the_document_fields():
     assert unit("md", "volume_change") == "%"
     assert unit("relax", "volume_change") == "unitless"
     assert "GPa" in documents()["eos"].model_fields["b0"].description
+
+
+#: Numeric document fields without a unit, and why: counts, indices and
+#: integer matrices (a count of things is a number, not a quantity).
+DIMENSIONLESS = {
+    "steps": "optimiser or MD steps taken: a count",
+    "max_steps_reached": "relaxations that hit max_steps: a count",
+    "n_candidates": "a count of placements",
+    "n_anomalous": "a count of placements",
+    "n_atoms": "a count of atoms",
+    "n_supercells": "a count of supercells",
+    "n_insertions": "a count of insertions",
+    "n_overlapping": "a count of insertions",
+    "n_unphysical": "a count of insertions",
+    "n_failed": "a count of insertions",
+    "evaluations": "a count of model evaluations",
+    "effective_insertions": "Kish's effective number of insertions: a count",
+    "hull_size": "a count of hull entries",
+    "free_layers": "a count of layers",
+    "climbing_image": "an index",
+    "miller_index": "integer Miller indices",
+    "mesh": "q-points along each reciprocal axis: counts",
+    "supercell_matrix": "an integer matrix of lattice vectors",
+    "phonon_supercell_matrix": "an integer matrix of lattice vectors",
+    "primitive_matrix": "a change of basis between two cells (ratios)",
+}
+
+
+def _numbers_in(annotation) -> bool:
+    """Whether a type annotation holds numbers (int or float, not bool)."""
+    if annotation in (int, float):
+        return True
+    return any(_numbers_in(arg) for arg in typing.get_args(annotation))
+
+
+def _unit_missing(cls) -> list[str]:
+    """Numeric fields of document ``cls`` without a machine-readable unit
+    (:func:`~sevenomni_flows.schemas.unit_of`) that are not listed in
+    :data:`DIMENSIONLESS`."""
+    return [
+        name
+        for name, f in cls.model_fields.items()
+        if _numbers_in(f.annotation)
+        and unit_of(cls, name) is None
+        and name not in DIMENSIONLESS
+    ]
+
+
+def test_every_number_of_every_document_has_a_unit():
+    """Every numeric field of every registered property's document has its
+    unit where code can read it (``quantity(...)``), or is a count, an index
+    or an integer matrix listed with its reason.  Planted: a field with its
+    unit in prose only is found."""
+    missing = {p: m for p, cls in documents().items() if (m := _unit_missing(cls))}
+    assert not missing, missing
+    assert all(reason for reason in DIMENSIONLESS.values())
+
+    class Prose(BaseModel):  # not a ResultDocument: registers nothing
+        max_force: float | None = Field(None, description="Largest force, eV/Å")
+
+    assert _unit_missing(Prose) == ["max_force"]
 
 
 def test_bulky_fields_route_to_the_data_store_only():
@@ -154,7 +235,8 @@ def test_no_property_list_or_unit_table_is_restated():
     table of units: the registry lists the properties, the document fields
     hold the units.  Two literals are allowed: the default ``properties:``
     of a screening (``DEFAULT_PROPERTIES``), and the invariance harness's
-    table (``testing.entries.ENTRIES``), one entry per property, which
+    table (``testing.entries.ENTRIES``), one entry per property (but those
+    whose Maker carries its own, ``invariance()``), which
     ``test_every_registered_property_has_an_entry`` holds equal to the
     registry, so it cannot drift from it."""
     props, units = _property_names(), _units()
@@ -166,7 +248,8 @@ def test_no_property_list_or_unit_table_is_restated():
     [default] = found["flows/screening.py"]
     assert "'elastic', 'eos', 'phonon', 'relax'" in default, default
     [table] = found["testing/entries.py"]
-    assert all(f"'{p}'" in table for p in props), table  # every property
+    own = {s for s, cls in makers().items() if hasattr(cls, "invariance")}
+    assert all(f"'{p}'" in table for p in props - own), table  # every property
 
 
 def test_the_restated_check_finds_lists_and_unit_tables():
@@ -185,6 +268,51 @@ def test_the_restated_check_finds_lists_and_unit_tables():
     ]
     fine = 'PAIR = ("relax", "static")\nFMT = {"a": "eV", "b": "x"}\n'
     assert _restated(fine, props, units) == []
+
+
+def _label_tests(source: str) -> list[int]:
+    """Lines of ``source`` that tell something from a label's text: a
+    ``startswith``/``endswith`` or ``in`` test on a name holding a label."""
+
+    def is_label(node) -> bool:
+        text = ast.unparse(node)
+        return "label" in text.lower() and not text.endswith(")")
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"startswith", "endswith"}
+            and is_label(node.func.value)
+        ):
+            found.append(node.lineno)
+        if isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.In | ast.NotIn) for op in node.ops
+        ):
+            if isinstance(node.left, ast.Constant) and any(
+                is_label(c) for c in node.comparators
+            ):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_label_prefix_carries_meaning():
+    """A label names an input for people; what an input is (a material, an
+    elemental reference) is its typed ``role``.  No module of the package
+    tests a label's text.  Planted: the old check, ``label.startswith(PREFIX)``
+    and ``"reference:" in labels[i]``, is found."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if hits := _label_tests(path.read_text()):
+            found[str(path.relative_to(PACKAGE))] = hits
+    assert not found, found
+    planted = (
+        "def is_reference(label):\n    return label.startswith(PREFIX)\n"
+        "x = 'reference:' in labels[i]\n"
+        "ok = error.startswith(label)\n"
+    )
+    assert sorted(_label_tests(planted)) == [2, 3]
 
 
 def test_failed_documents_are_built_in_one_function():
@@ -415,7 +543,8 @@ def test_odd_structures_share_the_flows_batches():
     from pymatgen.io.ase import AseAtomsAdaptor
 
     from sevenomni_core.testing import odd_structures
-    from sevenomni_flows.jobs import ModelSettings, RelaxMaker, StaticMaker
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.properties import RelaxMaker, StaticMaker
 
     settings = ModelSettings("7net-0", device="cpu", dtype="float64")
     odd = {k: a for k, a in odd_structures().items() if a.pbc.all()}
@@ -498,7 +627,7 @@ def test_the_engine_default_check_finds_a_restated_default():
     from dataclasses import dataclass
 
     from sevenomni_core.batch import relax
-    from sevenomni_flows.jobs import RelaxMaker
+    from sevenomni_flows.properties import RelaxMaker
 
     @dataclass
     class Restated(RelaxMaker):

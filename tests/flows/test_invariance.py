@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sevenomni_flows.jobs.registry import makers
-from sevenomni_flows.jobs.relax import StaticMaker
+from sevenomni_flows.properties.relax import StaticMaker
 from sevenomni_flows.schemas import ResultDocument
 from sevenomni_flows.testing import CHEAP, ENTRIES, Field, check, representations
 

@@ -9,10 +9,10 @@ from ase.build import bulk
 from ase.io import read
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_flows import dynamics
 from sevenomni_flows.cli import main
 from sevenomni_flows.jobs import ModelSettings
-from sevenomni_flows.jobs.md import MDMaker, supercell_for
+from sevenomni_flows.properties.md import dynamics
+from sevenomni_flows.properties.md.maker import MDMaker, supercell_for
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -74,7 +74,7 @@ def test_supercell_widths():
 def test_md_grows_primitive_cells_by_default():
     """A 1-atom primitive cell is not simulated as given: the default
     min_length (10 Å) repeats it, so temperatures have statistics."""
-    from sevenomni_flows.jobs.md import supercell_for
+    from sevenomni_flows.properties.md.maker import supercell_for
 
     maker = MDMaker()
     assert maker.min_length >= 10.0

@@ -8,7 +8,7 @@ from ase.build import bulk
 from ase.io import write
 
 from sevenomni_flows.cli import main
-from sevenomni_flows.jobs.neb import NebMaker
+from sevenomni_flows.properties.neb import NebMaker
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

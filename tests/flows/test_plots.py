@@ -19,7 +19,7 @@ from pymatgen.analysis.wulff import WulffShape
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-import sevenomni_flows.jobs.widom as widom_job
+import sevenomni_flows.properties.widom.maker as widom_job
 from sevenomni_flows import (
     EosMaker,
     MDMaker,
@@ -33,8 +33,8 @@ from sevenomni_flows import (
     WidomMaker,
 )
 from sevenomni_flows.cli import main
-from sevenomni_flows.jobs.stability import hull_figure
-from sevenomni_flows.jobs.surface_energy import wulff_figure
+from sevenomni_flows.properties.stability.maker import hull_figure
+from sevenomni_flows.properties.surface_energy import wulff_figure
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

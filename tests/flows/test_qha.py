@@ -8,8 +8,9 @@ from oracle.phonopy_qha import phonopy_qha
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
-from sevenomni_flows.jobs import ModelSettings, QhaMaker
-from sevenomni_flows.jobs.phonon import CUTOFF_FREQUENCY
+from sevenomni_flows.jobs import ModelSettings
+from sevenomni_flows.properties import QhaMaker
+from sevenomni_flows.properties.phonon import CUTOFF_FREQUENCY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -79,7 +80,7 @@ def test_imaginary_modes_fail_with_the_volumes(monkeypatch):
     toward its neighbours' midpoints: negative force constants) gives a
     failed document naming the volumes and frequencies; the other material
     of the batch completes."""
-    from sevenomni_flows.jobs import phonon as phonon_module
+    from sevenomni_flows.properties import phonon as phonon_module
 
     real = phonon_module.set_forces
 
@@ -89,7 +90,7 @@ def test_imaginary_modes_fail_with_the_volumes(monkeypatch):
             phonon.forces = -np.asarray(phonon.forces)
         return errors
 
-    monkeypatch.setattr("sevenomni_flows.jobs.qha.set_forces", softened)
+    monkeypatch.setattr("sevenomni_flows.properties.qha.set_forces", softened)
     maker = QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
         supercell=SUPERCELL,
@@ -143,7 +144,9 @@ def test_no_extrapolation_beyond_the_sampled_volumes():
 def test_without_the_guard_30_gpa_is_extrapolated(monkeypatch):
     """The guard planted out: at 30 GPa the document completes, its volume at
     300 K far below every sampled volume (the old silent extrapolation)."""
-    monkeypatch.setattr("sevenomni_flows.jobs.qha.first_outside", lambda v, s: None)
+    monkeypatch.setattr(
+        "sevenomni_flows.properties.qha.first_outside", lambda v, s: None
+    )
     cu = AseAtomsAdaptor.get_structure(SOLIDS["Cu"])
     [doc] = _narrow(linear_strain=[-0.01, 0.01], pressures=[30.0]).run([cu], ["Cu"])
     assert doc.state == "completed" and not doc.warnings
@@ -156,7 +159,7 @@ def test_a_failed_eos_fit_fails_its_pressure_alone(monkeypatch):
     """phonopy's EOS fit of G(V) failing at one pressure (it raises, or
     would leave that temperature out) fails that pressure's document, naming
     it; the other pressure of the same phonons completes."""
-    from sevenomni_flows.jobs import qha as qha_module
+    from sevenomni_flows.properties import qha as qha_module
 
     real = qha_module.PhonopyQHA
 
@@ -179,7 +182,7 @@ def test_a_failed_displaced_supercell_fails_its_material_alone(monkeypatch):
     with a transient OutOfMemoryError naming the volume (not a RuntimeError
     raised through the job), and MgO in the same batch completes."""
     from sevenomni_core.batch import Prediction
-    from sevenomni_flows.jobs import qha as qha_module
+    from sevenomni_flows.properties import qha as qha_module
 
     real = qha_module.predict
 

@@ -12,8 +12,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from scipy.spatial.transform import Rotation
 
 from sevenomni_core import load_model
-from sevenomni_flows.jobs import ModelSettings, PhononMaker, QhaMaker
-from sevenomni_flows.jobs.phonon import CUTOFF_FREQUENCY, phonon_cell
+from sevenomni_flows.jobs import ModelSettings
+from sevenomni_flows.properties import PhononMaker, QhaMaker
+from sevenomni_flows.properties.phonon import CUTOFF_FREQUENCY, phonon_cell
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -148,7 +149,7 @@ def test_free_energy_per_primitive_cell_breaks_the_invariance(monkeypatch):
     beside V and E per input cell (per atom: F under-weighted by n_prim /
     n_cell), and the conventional Cu cell's α_V(300 K) is no longer the
     primitive cell's."""
-    import sevenomni_flows.jobs.qha as qha_module
+    import sevenomni_flows.properties.qha as qha_module
 
     real = qha_module.per_atom
     cells = _cells("Cu", "fcc", 3.62)
@@ -177,7 +178,7 @@ def test_phonon_document_is_per_atom(monkeypatch):
     cells: the same free energy, entropy and heat capacity per atom, and the
     heat capacity below 3R per mole of atoms; per primitive cell (the old
     numbers, planted back) it is twice that, above 3R."""
-    import sevenomni_flows.jobs.phonon as phonon_module
+    import sevenomni_flows.properties.phonon as phonon_module
 
     cells = _cells("Si", "diamond", 5.45)
     maker = PhononMaker(

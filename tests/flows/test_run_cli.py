@@ -74,7 +74,7 @@ properties: [relax, eos]
 def test_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
     """After a run broken in its phonon jobs (the machine's fault: a lost
     connection), the next run computes only those."""
-    import sevenomni_flows.jobs.phonon as phonon_module
+    import sevenomni_flows.properties.phonon as phonon_module
 
     spec = write_spec(
         tmp_path,
@@ -319,7 +319,7 @@ def test_retry_policy_keeps_deterministic_failures(tmp_path, capsys, monkeypatch
     """A failure a rerun cannot fix (here a ValueError in the elastic job) is
     kept by a rerun, and recomputed with --retry-failed; a transient one (a
     MemoryError in the EOS job) is retried by a plain rerun."""
-    from sevenomni_flows.jobs import ElasticMaker, EosMaker
+    from sevenomni_flows.properties import ElasticMaker, EosMaker
 
     spec = write_spec(
         tmp_path,
@@ -563,7 +563,8 @@ def test_bulk_only_properties_refuse_a_molecule_in_a_box(tmp_path, capsys, monke
     from ase.build import molecule
     from ase.io import write
 
-    from sevenomni_flows.jobs import EosMaker, ModelSettings
+    from sevenomni_flows.jobs import ModelSettings
+    from sevenomni_flows.properties import EosMaker
 
     co = molecule("CO", vacuum=5.0, pbc=True)
     write(tmp_path / "co.extxyz", co)

@@ -14,7 +14,7 @@ from sevenomni_core import SevenOmniCalculator
 from sevenomni_flows import ModelSettings
 from sevenomni_flows.adsorption.slab_protocol import PRESETS, SlabProtocol
 from sevenomni_flows.adsorption.surfaces import build_slab
-from sevenomni_flows.jobs.adsorption import SlabAdsorptionMaker
+from sevenomni_flows.properties.adsorption import SlabAdsorptionMaker
 
 A_PT = 3.97  # Å, used by both sides of the comparison
 
@@ -192,7 +192,7 @@ def test_slab_convergence_through_a_spec(tmp_path, capsys, one_torch_thread):
 
 
 def test_slab_convergence_refuses_settings_without_a_fixed_bottom():
-    from sevenomni_flows.jobs.slab_convergence import SlabConvergenceMaker
+    from sevenomni_flows.properties.slab_convergence import SlabConvergenceMaker
 
     with pytest.raises(ValueError, match="layers: 2 is not more than free_layers"):
         SlabConvergenceMaker(layers=[2, 4], free_layers=2)

@@ -13,9 +13,10 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
 from sevenomni_flows.cli import main
-from sevenomni_flows.jobs import StabilityMaker
+from sevenomni_flows.flows import ScreeningMaker
 from sevenomni_flows.jobs.base import Item
-from sevenomni_flows.jobs.elements import prototype, references
+from sevenomni_flows.properties import StabilityMaker
+from sevenomni_flows.properties.stability.elements import prototype, references
 from sevenomni_flows.run.store import open_store
 from sevenomni_flows.stores.results import results_store
 
@@ -158,7 +159,10 @@ def test_keys_cover_the_set_and_references():
     """The hull digest changes with the set and only with it; references
     owe no document; the shipped table names its gaps."""
     maker = StabilityMaker()
-    items = [Item("MgO", "a", "MgO", "k1"), Item("Mg", "b", "reference:Mg", "k2")]
+    items = [
+        Item("MgO", "a", "MgO", "k1"),
+        Item("Mg", "b", "reference:Mg", "k2", role="reference"),
+    ]
     one = maker.over(items).hull
     assert maker.over(list(reversed(items))).hull == one
     assert maker.over([*items, Item("Mg2O", "c", "Mg2O", "k3")]).hull != one
@@ -173,6 +177,54 @@ def test_keys_cover_the_set_and_references():
     assert labels == ["reference:Cu", "reference:Mg"]
 
 
+def _check_label_is_no_role(structures, labels):
+    """A screening of ``structures`` labelled ``labels`` (all materials)
+    computes each per-material property on every one of them, and owes
+    each a stability document."""
+    screening = ScreeningMaker(properties=["relax", "eos", "stability"])
+    jobs = {j.name.split(" (")[0]: j for j in screening.make(structures, labels).jobs}
+    _, _, eos_labels, *_ = jobs["eos"].function_args
+    assert eos_labels == labels  # every material screened
+    stability, _, stab_labels, _, _, roles = jobs["stability"].function_args
+    pot = load_model("7net-0")
+    for label, role in zip(stab_labels, roles, strict=True):
+        item = Item("Cu", "a", label, "k", role=role)
+        assert bool(stability.targets(item, pot, None)) == (label in labels), label
+
+
+def test_a_material_labelled_reference_is_a_material(monkeypatch):
+    """The role of an input is a typed field, not its label: a material
+    literally labelled ``reference:Cu`` gets its EOS and its stability
+    document like any other; the shipped Ag reference added beside it owes
+    none.  Planted: roles told by the old label prefix drop the material
+    from the EOS job and from the hull's documents."""
+    cu = Structure(
+        Lattice.cubic(3.7),
+        ["Cu"] * 4,
+        [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]],
+    )
+    ag = Structure(
+        Lattice.cubic(4.2),
+        ["Ag"] * 4,
+        [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]],
+    )
+    structures, labels = [cu, ag], ["reference:Cu", "silver"]
+    _check_label_is_no_role(structures, labels)
+
+    inputs = ScreeningMaker.inputs
+
+    def by_prefix(self, structures, labels):  # the old rule: a label prefix
+        structures, labels, _ = inputs(self, structures, labels)
+        roles = [
+            "reference" if s.startswith("reference:") else "material" for s in labels
+        ]
+        return structures, labels, roles
+
+    monkeypatch.setattr(ScreeningMaker, "inputs", by_prefix)
+    with pytest.raises(AssertionError):
+        _check_label_is_no_role(structures, labels)
+
+
 def test_mp2020_corrections_and_their_refusal():
     """mp2020 adds pymatgen's MP2020 correction (the oxide anion correction
     for MgO, GGA+U and its U correction for FeO, nothing for Mg), and is
@@ -181,7 +233,7 @@ def test_mp2020_corrections_and_their_refusal():
     from pymatgen.entries.computed_entries import ComputedStructureEntry
 
     from sevenomni_flows.jobs import ModelSettings
-    from sevenomni_flows.jobs.stability import mp2020
+    from sevenomni_flows.properties.stability.maker import mp2020
 
     def rocksalt(metal):
         return Structure.from_spacegroup(

@@ -106,7 +106,7 @@ cluster:
 def test_adsorption_jobs_are_classified_and_cpu_functions_route_to_cpu(monkeypatch):
     from jobflow import job
 
-    from sevenomni_flows.jobs.adsorption import (
+    from sevenomni_flows.properties.adsorption import (
         MofAdsorptionMaker,
         SlabAdsorptionMaker,
     )
@@ -311,7 +311,7 @@ def test_fireworks_failure_stays_with_its_material_and_rerun_picks_it_up(
     """
     from fireworks import LaunchPad
 
-    from sevenomni_flows.jobs.relax import StaticMaker
+    from sevenomni_flows.properties.relax import StaticMaker
 
     spec = write_spec(
         tmp_path,

@@ -14,8 +14,9 @@ from scipy.spatial.transform import Rotation
 from sevenomni_core import load_model
 from sevenomni_flows.adsorption import surfaces
 from sevenomni_flows.adsorption.surfaces import build_slab, build_slabs
-from sevenomni_flows.jobs import ModelSettings, SurfaceEnergyMaker
-from sevenomni_flows.jobs.surface_energy import surface_energy
+from sevenomni_flows.jobs import ModelSettings
+from sevenomni_flows.properties import SurfaceEnergyMaker
+from sevenomni_flows.properties.surface_energy import surface_energy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -252,7 +253,7 @@ def test_planted_old_guards_let_bad_facets_through(monkeypatch):
     completes with a negative γ; with no merging, NaCl (1 0 0) and (0 0 1)
     come out as two facets of 1.0 and 0.0 of the Wulff shape; with no bulk
     check, CO in a box is not refused as a molecule."""
-    from sevenomni_flows.jobs import surface_energy as module
+    from sevenomni_flows.properties import surface_energy as module
 
     monkeypatch.setattr(module, "MIN_SURFACE_ENERGY", -np.inf)
     monkeypatch.setattr(module, "canonical_miller", lambda conv, hkl: tuple(hkl))
@@ -285,7 +286,7 @@ def _zno_again(monkeypatch, build=None):
     lattice scaled by 1 + 1e-7 (float noise in a relaxed bulk), and
     pymatgen's terminations listed in the reverse order (the reorder such
     noise caused); ``build`` replaces build_slabs, given that order."""
-    from sevenomni_flows.jobs import surface_energy as module
+    from sevenomni_flows.properties import surface_energy as module
 
     listed: list[float] = []
     get_slabs = SlabGenerator.get_slabs

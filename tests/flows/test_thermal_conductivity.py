@@ -12,8 +12,9 @@ from oracle.phono3py_kappa import kappa_average, phono3py_kappa
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
-from sevenomni_flows.jobs import ModelSettings, ThermalConductivityMaker
-from sevenomni_flows.jobs.thermal_conductivity import (
+from sevenomni_flows.jobs import ModelSettings
+from sevenomni_flows.properties import ThermalConductivityMaker
+from sevenomni_flows.properties.thermal_conductivity import (
     pack_array,
     tensor_from_voigt,
     unpack_array,

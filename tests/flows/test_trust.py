@@ -85,7 +85,7 @@ properties: [relax, static]
 
 def test_a_job_that_raises_stores_failed_documents(tmp_path, capsys, monkeypatch):
     """An exception inside a job becomes a failed document with its type."""
-    from sevenomni_flows.jobs.relax import StaticMaker
+    from sevenomni_flows.properties.relax import StaticMaker
 
     def boom(self, items, targets, ctx):
         raise MemoryError("CUDA out of memory (injected)")
@@ -212,7 +212,7 @@ def test_killed_batched_relaxation_keeps_finished_structures(
     tmp_path, capsys, monkeypatch
 ):
     """Interrupted after 3 of 6 relaxations: a rerun relaxes only the other 3."""
-    import sevenomni_flows.jobs.relax as relax_module
+    import sevenomni_flows.properties.relax as relax_module
 
     monkeypatch.setattr(Publisher, "INTERVAL", 0.0)  # write each as it finishes
     real = relax_module.relax
@@ -297,7 +297,7 @@ def test_spec_sections_are_the_makers_fields():
     """Defaults come from the Makers; every result-changing field is settable."""
     from dataclasses import fields
 
-    from sevenomni_flows.jobs import ElasticMaker, RelaxMaker
+    from sevenomni_flows.properties import ElasticMaker, RelaxMaker
     from sevenomni_flows.spec import RunSpec
 
     spec = RunSpec()
@@ -351,7 +351,7 @@ def test_progress_lines_and_plot_titles(tmp_path, monkeypatch):
 
     import matplotlib.axes
 
-    from sevenomni_flows.jobs.relax import Progress
+    from sevenomni_flows.properties.relax import Progress
 
     lines = []
     handler = logging.Handler()
@@ -490,7 +490,7 @@ def test_killed_md_job_keeps_the_relaxation(tmp_path, capsys, monkeypatch):
     """Killed while the trajectories are half written: the relaxation stays
     stored, no MD document claims success, and the rerun recomputes the MD
     runs only, overwriting the partial trajectory files."""
-    import sevenomni_flows.jobs.md as md_module
+    import sevenomni_flows.properties.md.maker as md_module
 
     real = md_module.md
 
@@ -517,7 +517,7 @@ def test_killed_md_job_keeps_the_relaxation(tmp_path, capsys, monkeypatch):
 def test_killed_neb_job_then_rerun_computes_every_band(tmp_path, capsys, monkeypatch):
     """Killed during the batched NEB: nothing is stored as done; the rerun
     computes each band once and a third run reuses them."""
-    import sevenomni_flows.jobs.neb as neb_module
+    import sevenomni_flows.properties.neb as neb_module
 
     real = neb_module.neb
 
@@ -558,7 +558,7 @@ RAISED = {
 
 def check_rerun_keeps_only_deterministic(tmp_path, capsys, monkeypatch):
     """Cu's plain RuntimeError is kept by a rerun, Al's CUDA OOM retried."""
-    from sevenomni_flows.jobs.relax import StaticMaker
+    from sevenomni_flows.properties.relax import StaticMaker
 
     def raises(self, items, targets, ctx):
         return [RAISED[item.formula] for item in items]
@@ -608,7 +608,8 @@ def test_a_revised_method_recomputes_and_keeps_the_old_document(
     Maker's ``revision``: the rerun recomputes instead of serving the earlier
     method's document, and that document stays in the store.  Unrevised
     properties keep their keys (no ``revision`` in their settings)."""
-    from sevenomni_flows.jobs import StaticMaker, SurfaceEnergyMaker, registry
+    from sevenomni_flows.jobs import registry
+    from sevenomni_flows.properties import StaticMaker, SurfaceEnergyMaker
 
     body = """
 structures:

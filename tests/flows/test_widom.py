@@ -14,7 +14,7 @@ from ase.io import write
 from sevenomni_core import SevenOmniCalculator
 from sevenomni_core.model import load_model
 from sevenomni_flows import ModelSettings
-from sevenomni_flows.adsorption.widom import (
+from sevenomni_flows.properties.widom.averages import (
     EV_TO_KJ_PER_MOL,
     K_B,
     MIN_EFFECTIVE,
@@ -24,8 +24,8 @@ from sevenomni_flows.adsorption.widom import (
     insertions,
     overlapping,
 )
-from sevenomni_flows.jobs.insertions import insertion_energies
-from sevenomni_flows.jobs.widom import WidomMaker
+from sevenomni_flows.properties.widom.insertions import insertion_energies
+from sevenomni_flows.properties.widom.maker import WidomMaker
 
 MOF = Path(__file__).resolve().parents[2] / "workflows" / "structures"
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
@@ -131,7 +131,7 @@ def test_a_failing_rigid_host_d3_fails_its_job_alone(monkeypatch):
     those it gets alone."""
     from sevenomni_core.dispersion import RigidHostD3, with_dispersion
     from sevenomni_flows.adsorption.mofs import read_framework
-    from sevenomni_flows.jobs.insertions import batched_energies
+    from sevenomni_flows.properties.widom.insertions import batched_energies
 
     host = read_framework(str(MOF / "Mg-MOF-74.cif"))
     co2 = molecule("CO2")
@@ -365,7 +365,7 @@ def test_failed_evaluations_leave_the_denominator(tmp_path, monkeypatch):
     More than 1% of evaluations failing fails the result, with the count."""
     from ase import Atoms
 
-    import sevenomni_flows.jobs.widom as widom_job
+    import sevenomni_flows.properties.widom.maker as widom_job
 
     framework = tmp_path / "sparse.cif"
     grid = [[x, y, z] for x in (0, 6) for y in (0, 6) for z in (0, 6)]
@@ -415,12 +415,12 @@ def test_symmetry_copies_reach_every_equivalent_open_metal():
     poses, axes turned with them."""
     from sevenomni_flows.adsorption.adsorbates import get_adsorbate
     from sevenomni_flows.adsorption.mofs import read_framework
-    from sevenomni_flows.adsorption.prescan import (
+    from sevenomni_flows.properties.adsorption import gas_molecule
+    from sevenomni_flows.properties.widom.prescan import (
         open_metal_poses,
         periodic_distance,
         symmetric_copies,
     )
-    from sevenomni_flows.jobs.adsorption import gas_molecule
 
     host = read_framework(str(MOF / "Mg-MOF-74.cif"))
     poses = open_metal_poses(host, get_adsorbate("CO2"), gas_molecule("CO2"))

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from scipy.special import dawsn
 
-from sevenomni_flows.adsorption.adaptation import AdaptiveProposal
-from sevenomni_flows.adsorption.sampling import MixtureProposal, axis_density
-from sevenomni_flows.adsorption.sampling_rounds import Targets, WidomSample
-from sevenomni_flows.adsorption.widom import K_B, R, averages
+from sevenomni_flows.properties.widom.adaptation import AdaptiveProposal
+from sevenomni_flows.properties.widom.averages import K_B, R, averages
+from sevenomni_flows.properties.widom.sampling import MixtureProposal, axis_density
+from sevenomni_flows.properties.widom.sampling_rounds import Targets, WidomSample
 
 L = 10.0
 CELL = np.eye(3) * L

@@ -14,6 +14,8 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 from jobflow import Flow
+from pydantic import Field
+from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import relax
@@ -30,10 +32,10 @@ from ..adsorption.surfaces import (
     place,
     random_sites,
 )
-from ..schemas import AdsorptionDocument, structure_id
-from .base import Item, Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
-from .plots import alnum_name, start_plot
+from ..jobs.base import Item, Target, maker_settings, protocol
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import alnum_name, start_plot
+from ..schemas import ResultDocument, bulky, quantity, structure_id
 from .relax import RelaxMaker, check_optimizer
 
 __all__ = [
@@ -49,6 +51,51 @@ __all__ = [
 GAS_BOX = 15.0  # Å, cubic box of the gas references (non-periodic)
 #: The guests of a framework when none are named (the Maker's and a spec's).
 DEFAULT_GUESTS = ("CO2", "H2O", "N2")
+
+
+class AdsorptionDocument(ResultDocument):
+    """The adsorption energy of one adsorbate on one host, over all placements."""
+
+    property: str = "adsorption"
+    columns: ClassVar[tuple[str, ...]] = (
+        "host",
+        "adsorbate",
+        "site",
+        "adsorption_energy",
+        "reference_scheme",
+        "n_candidates",
+        "n_anomalous",
+    )
+    host: str = Field(description="Host: formula and Miller index, or the MOF name")
+    miller_index: list[int] | None = Field(None, description="Surface Miller index")
+    adsorbate: str = Field(description="Adsorbate name")
+    site: str | None = Field(None, description="Site of the lowest valid candidate")
+    adsorption_energy: float | None = quantity(
+        "E(host+adsorbate) - E(host) - E(reference)", "eV"
+    )
+    reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
+    reference_energy: float | None = quantity("E(reference)", "eV")
+    reference_description: str | None = Field(None, description="How it was obtained")
+    host_energy: float | None = quantity(
+        "Relaxed empty host, the whole slab or framework cell as computed", "eV"
+    )
+    n_candidates: int = Field(0, description="Placements relaxed")
+    n_anomalous: int = Field(0, description="Placements flagged and excluded")
+    candidates: list[dict] = Field(
+        default_factory=list,
+        description="Every placement: site, final_site, energy (eV), "
+        "adsorption_energy (eV), anomalies, converged",
+    )
+    relaxed_structures: list[Structure | None] | None = bulky("Relaxed placements")
+    slab: dict | None = Field(
+        None,
+        description="The slab as built: layers, fixed_layers, supercell [n, m], "
+        "surface_atoms, coverage (ML), thickness (Å), vacuum (Å), "
+        "image_distance (Å, in-plane periodic images) and the protocol",
+    )
+    warnings: list[str] = Field(
+        default_factory=list, description="What may make the result less reliable"
+    )
 
 
 def gas_molecule(name: str) -> Atoms:

@@ -21,9 +21,10 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import predict
 
+from ..jobs.base import Target, maker_settings, protocol
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import ResultDocument, failure_type, quantity
-from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
 from .phonon import (
     CUTOFF_FREQUENCY,
     PhononCell,
@@ -34,7 +35,6 @@ from .phonon import (
     phonon_cell,
     set_forces,
 )
-from .plots import start_plot
 from .relax import inner_failure, per_cell, relax_groups
 
 __all__ = ["QhaDocument", "QhaMaker", "first_outside"]
@@ -132,7 +132,7 @@ class QhaMaker(PropertyMaker):
     eos : str
         phonopy's EOS for F(V): ``vinet``, ``birch_murnaghan`` or ``murnaghan``.
     min_length, supercell, displacement, mesh, imaginary_tol
-        Phonon settings, as for :class:`~sevenomni_flows.jobs.phonon.PhononMaker`
+        Phonon settings, as for :class:`~sevenomni_flows.properties.phonon.PhononMaker`
         (``supercell`` is of the input cell; without it the supercell comes
         from ``min_length`` and the conventional cell, and is the same at
         every volume).

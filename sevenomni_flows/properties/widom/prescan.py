@@ -11,7 +11,7 @@ Two sources of sites, neither calling the model:
   Lorentz-Berthelot mixing, 8 Å cut-off), the lowest distinct poses kept.
 
 The sites only shape the biased proposal of
-:mod:`~sevenomni_flows.adsorption.sampling`; its weights keep the estimate
+:mod:`~sevenomni_flows.properties.widom.sampling`; its weights keep the estimate
 exact whatever they are, so the rough parameters here cost variance at
 worst, never bias.
 """
@@ -27,9 +27,9 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from .adsorbates import Adsorbate, oriented
-from .mofs import bound_at, open_metals
-from .widom import overlapping, periodic_images, wrapped
+from ...adsorption.adsorbates import Adsorbate, oriented
+from ...adsorption.mofs import bound_at, open_metals
+from .averages import overlapping, periodic_images, wrapped
 
 __all__ = [
     "UFF",
@@ -178,7 +178,8 @@ def find_sites(
         Lennard-Jones sites kept at most, each at least ``separation`` Å
         from the others (periodic).
     hard_core : float
-        Overlap cut (as in :func:`~sevenomni_flows.adsorption.widom.overlapping`).
+        Overlap cut (as in
+        :func:`~sevenomni_flows.properties.widom.averages.overlapping`).
     """
     centred = guest.positions - guest.get_center_of_mass()
     body = linear_axis(guest)

@@ -22,7 +22,7 @@ from ase.data import atomic_numbers, reference_states
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-__all__ = ["BOX", "PREFIX", "SOURCE", "is_reference", "prototype", "references"]
+__all__ = ["BOX", "PREFIX", "SOURCE", "prototype", "references"]
 
 #: Where the prototypes come from (recorded on the documents).
 SOURCE = (
@@ -31,7 +31,8 @@ SOURCE = (
 )
 #: Edge of the box a diatomic molecule sits in, Å (beyond any model cutoff).
 BOX = 12.0
-#: Label prefix of the reference structures in a screening.
+#: Label prefix of the reference structures in a screening (for people to
+#: read: a screening tells references by their role, not by this label).
 PREFIX = "reference:"
 
 
@@ -55,11 +56,6 @@ def prototype(element: str) -> Structure | None:
         except (ValueError, KeyError, NotImplementedError):
             return None  # a cell ase.build.bulk cannot make
     return AseAtomsAdaptor.get_structure(atoms)
-
-
-def is_reference(label: str) -> bool:
-    """Whether a screening input is an elemental reference (by its label)."""
-    return label.startswith(PREFIX)
 
 
 def references(structures: list[Structure]) -> list[tuple[str, Structure]]:

@@ -27,10 +27,10 @@ from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import pyplot, start_plot, visible_colors
 from ..schemas import ResultDocument, bulky, quantity
 from .adsorption import check_miller
-from .calculation import PropertyMaker, model_title
-from .plots import pyplot, start_plot, visible_colors
 
 __all__ = [
     "SurfaceEnergyDocument",
@@ -91,9 +91,10 @@ class SurfaceEnergyDocument(ResultDocument):
     weighted_surface_energy: float | None = quantity(
         "Area-weighted surface energy of the Wulff shape", "J/m²"
     )
-    wulff_fractions: dict[str, float] = Field(
+    wulff_fractions: dict[str, float] = quantity(
+        'Area fraction of each facet "h k l" on the Wulff shape',
+        "unitless",
         default_factory=dict,
-        description='Area fraction of each facet "h k l" on the Wulff shape',
     )
     bulk_energy_per_atom: float | None = quantity(
         "Relaxed bulk energy per atom", "eV/atom"
@@ -129,10 +130,11 @@ class SurfaceEnergyDocument(ResultDocument):
     wulff_error: str | None = Field(
         None, description="Why no Wulff shape could be built, if none was"
     )
-    convergence: dict[str, dict[str, float]] = Field(
+    convergence: dict[str, dict[str, float]] = quantity(
+        'With surface_convergence: per facet "h k l", the lowest surface energy over '
+        "its terminations at each layer count",
+        "J/m²",
         default_factory=dict,
-        description='With surface_convergence: per facet "h k l", the lowest '
-        "surface energy over its terminations (J/m²) at each layer count",
     )
 
 

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from .widom import periodic_images, wrapped
+from .averages import periodic_images, wrapped
 
 __all__ = ["SAMPLINGS", "MixtureProposal", "axis_density", "both_ends", "place"]
 

@@ -7,12 +7,13 @@ from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
+from pydantic import Field
 from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ..schemas import EosDocument
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
+from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, relax_groups
 
 __all__ = ["EosMaker", "fit_eos", "scaled_structures"]
@@ -44,13 +45,30 @@ def fit_eos(volumes, energies, eos: str):
     return fit, params
 
 
+class EosDocument(ResultDocument):
+    """An equation-of-state fit E(V)."""
+
+    property: str = "eos"
+    columns: ClassVar[tuple[str, ...]] = ("v0", "b0", "e0")
+    eos: str | None = Field(None, description="EOS fitted (pymatgen name)")
+    volumes: list[float] = quantity("Volumes", "Å³/atom", default_factory=list)
+    energies: list[float] = quantity("Energies", "eV/atom", default_factory=list)
+    v0: float | None = quantity("Equilibrium volume", "Å³/atom")
+    b0: float | None = quantity("Bulk modulus", "GPa")
+    b1: float | None = quantity("Pressure derivative of B", "unitless")
+    e0: float | None = quantity("Minimum energy", "eV/atom")
+    max_steps_reached: int = Field(
+        0, description="Scaled cells whose relaxation did not converge"
+    )
+
+
 @dataclass
 class EosMaker(PropertyMaker):
     """E(V) of a structure: scaled cells relaxed at fixed volume, then fitted.
 
     The scaled cells of every material of the job are relaxed in one batch.
     If any does not converge within ``max_steps``, the property fails (see
-    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
+    :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ enters Boltzmann averages at each temperature T (β = 1/k_B T):
 at infinite dilution, positive when the guest binds.
 
 Insertions may also be drawn from a biased proposal q and weighted by
-w = p_uniform/q (:mod:`~sevenomni_flows.adsorption.sampling`); every average
+w = p_uniform/q (:mod:`~sevenomni_flows.properties.widom.sampling`); every average
 below is then over w·exp(−βΔE), which is exact whatever q.
 
 Two rules keep a few insertions from ruining the averages:
@@ -35,7 +35,7 @@ see what the sample missed, so each temperature also reports the number of
 effective insertions (Kish's (Σu)²/Σu² of the weights u = w·exp(−βΔE)):
 when a handful of insertions carry the whole average (fewer than
 :data:`MIN_EFFECTIVE`), K_H and Q_st are not converged, whatever the error
-says.  :mod:`~sevenomni_flows.adsorption.sampling_rounds` grows a sample
+says.  :mod:`~sevenomni_flows.properties.widom.sampling_rounds` grows a sample
 until they are.
 """
 
@@ -197,7 +197,7 @@ def averages(
         Framework density, kg/m³.
     weights : numpy.ndarray, optional
         Importance weights p_uniform/q of the insertions (default 1, the
-        uniform estimator); see :mod:`~sevenomni_flows.adsorption.sampling`.
+        uniform estimator); see :mod:`~sevenomni_flows.properties.widom.sampling`.
     bootstrap : int
         Poisson-bootstrap resamples for the errors (0: no errors).
     seed : int

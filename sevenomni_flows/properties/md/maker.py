@@ -14,17 +14,18 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
+from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import md
 from sevenomni_core.batch.inputs import default
 from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
 
-from .. import dynamics
-from ..schemas import MDDocument
-from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
+from ...jobs.base import Target, maker_settings, protocol
+from ...jobs.calculation import PropertyMaker, model_title
+from ...jobs.plots import start_plot
+from ...schemas import ResultDocument, quantity
+from . import dynamics
 
 #: Settings only NPT uses.
 NPT_ONLY = ("pressure", "taup", "compressibility", "barostat")
@@ -44,6 +45,66 @@ def supercell_for(atoms: Atoms, min_length: float) -> Atoms:
         width = volume / np.linalg.norm(np.cross(cell[j], cell[k]))
         reps.append(max(1, int(np.ceil(min_length / width - 1e-9))))
     return atoms.repeat(reps)
+
+
+class MDDocument(ResultDocument):
+    """One molecular dynamics run of a material at one temperature."""
+
+    property: str = "md"
+    columns: ClassVar[tuple[str, ...]] = (
+        "ensemble",
+        "temperature",
+        "mean_temperature",
+        "mean_pressure",
+        "volume_change",
+        "max_displacement",
+        "still_crystalline",
+        "diffusion_coefficient",
+    )
+    ensemble: str = Field(description="nve, nvt (Langevin) or npt (+ Berendsen)")
+    temperature: float = quantity("Target (initial for NVE) temperature", "K", ...)
+    pressure: float | None = quantity("NPT target pressure", "GPa")
+    timestep: float = quantity("Time step", "fs", default=...)
+    steps: int = Field(0, description="Steps run (fewer than asked if it stopped)")
+    n_atoms: int | None = Field(None, description="Atoms simulated (supercell)")
+    duration: float | None = quantity("Simulated time", "ps")
+    mean_temperature: float | None = quantity("Over the second half of the run", "K")
+    mean_pressure: float | None = quantity(
+        "Virial + kinetic, second half (periodic cells)", "GPa"
+    )
+    volume_change: float | None = quantity(
+        "Mean volume of the second half over the start, minus 1", "%"
+    )
+    max_displacement: float | None = quantity(
+        "Largest distance an atom ended from its start", "Å"
+    )
+    rdf_similarity: float | None = quantity(
+        "Correlation of the RDF of the last quarter with that of the input structure "
+        "(0.25 Å smearing; 1: same order)",
+        "unitless",
+    )
+    still_crystalline: bool | None = Field(
+        None, description="rdf_similarity >= 0.8: the structure kept its order"
+    )
+    diffusion_coefficient: float | None = quantity(
+        "From the MSD slope of the second half; None while atoms only vibrate "
+        "(final MSD below 4 Å²)",
+        "cm²/s",
+    )
+    energy_drift: float | None = quantity(
+        "NVE: slope of the total energy", "eV/atom/ps"
+    )
+    time: list[float] = quantity("Sample times", "fs", default_factory=list)
+    temperatures: list[float] = quantity(
+        "Temperature, sampled", "K", default_factory=list
+    )
+    potential_energies: list[float] = quantity(
+        "Potential energy, sampled", "eV/atom", default_factory=list
+    )
+    volumes: list[float] = quantity("Volume, sampled", "Å³/atom", default_factory=list)
+    trajectory: str | None = Field(
+        None, description="ASE trajectory file of the sampled frames (not stored here)"
+    )
 
 
 @dataclass

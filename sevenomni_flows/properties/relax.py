@@ -9,14 +9,16 @@ from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
+from pydantic import Field
+from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import OPTIMIZERS, predict, relax
 from sevenomni_core.batch.inputs import default
 
-from ..schemas import RelaxDocument, StaticDocument
-from .base import as_structure, constrained_atoms
-from .calculation import PropertyMaker
+from ..jobs.base import as_structure, constrained_atoms
+from ..jobs.calculation import PropertyMaker
+from ..schemas import ResultDocument, quantity
 
 __all__ = [
     "Progress",
@@ -107,6 +109,45 @@ def labelled_atoms(item, constraints: bool = False):
         atoms = AseAtomsAdaptor.get_atoms(item.structure)
     atoms.info["label"] = item.label
     return atoms
+
+
+class StaticDocument(ResultDocument):
+    """Energy, forces and stress of one structure."""
+
+    property: str = "static"
+    columns: ClassVar[tuple[str, ...]] = ("energy_per_atom",)
+    energy: float | None = quantity(
+        "Total energy of the whole input cell (per atom: energy_per_atom)", "eV"
+    )
+    energy_per_atom: float | None = quantity("Energy per atom", "eV/atom")
+    forces: list[list[float]] | None = quantity("Forces", "eV/Å")
+    stress: list[float] | None = quantity(
+        "Stress, Voigt order xx yy zz yz xz xy, tensile positive", "GPa"
+    )
+
+
+class RelaxDocument(ResultDocument):
+    """A relaxed structure."""
+
+    property: str = "relax"
+    columns: ClassVar[tuple[str, ...]] = (
+        "energy_per_atom",
+        "volume_per_atom",
+        "converged",
+        "steps",
+    )
+    structure: Structure | None = Field(None, description="The relaxed structure")
+    energy: float | None = quantity(
+        "Final total energy of the whole cell (per atom: energy_per_atom)", "eV"
+    )
+    energy_per_atom: float | None = quantity("Final energy", "eV/atom")
+    volume_change: float | None = quantity("Final over initial volume", "unitless")
+    volume_per_atom: float | None = quantity("Final volume", "Å³/atom")
+    converged: bool = Field(False, description="Whether fmax was reached")
+    steps: int = Field(0, description="Optimiser steps taken")
+    max_force: float | None = quantity("Largest final force", "eV/Å")
+    fmax: float | None = quantity("Convergence threshold", "eV/Å")
+    relax_cell: bool | None = Field(None, description="Whether the cell was relaxed")
 
 
 @dataclass

@@ -11,12 +11,13 @@ from phonopy import Phonopy
 from phonopy.physical_units import get_physical_units
 from phonopy.structure.atoms import PhonopyAtoms
 from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centring
+from pydantic import Field
 
 from sevenomni_core.batch import predict
 
-from ..schemas import PhononDocument, failure_type
-from .calculation import PropertyMaker, model_title
-from .plots import start_plot
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
+from ..schemas import ResultDocument, bulky, failure_type, quantity
 from .relax import per_cell
 
 __all__ = [
@@ -201,6 +202,43 @@ def check_supercell(matrix, key: str = "phonon.supercell") -> list[list[int]]:
     if round(np.linalg.det(arr)) < 1:
         raise ValueError(f"{key} must have a positive determinant, got {matrix}")
     return np.round(arr).astype(int).tolist()
+
+
+class PhononDocument(ResultDocument):
+    """Harmonic phonons from finite displacements (phonopy)."""
+
+    property: str = "phonon"
+    columns: ClassVar[tuple[str, ...]] = (
+        "has_imaginary_modes",
+        "max_frequency",
+        "free_energy_300k",
+    )
+    supercell_matrix: list[list[int]] | None = Field(
+        None, description="Force-constant supercell, in the primitive cell's basis"
+    )
+    primitive_matrix: list[list[float]] | None = Field(
+        None, description="Primitive cell (columns) in the input cell's basis"
+    )
+    displacement: float | None = quantity("Displacement", "Å")
+    has_imaginary_modes: bool | None = Field(
+        None, description="Any frequency below the tolerance (-0.05 THz)"
+    )
+    min_frequency: float | None = quantity("Lowest frequency", "THz")
+    max_frequency: float | None = quantity("Highest frequency", "THz")
+    gamma_frequencies: list[float] | None = quantity("Frequencies at Gamma", "THz")
+    free_energy_300k: float | None = quantity(
+        "Harmonic vibrational free energy at 300 K per atom", "eV/atom"
+    )
+    entropy_300k: float | None = quantity(
+        "Vibrational entropy at 300 K per mole of atoms", "J/K/mol"
+    )
+    heat_capacity_300k: float | None = quantity(
+        "Heat capacity C_v at 300 K per mole of atoms", "J/K/mol"
+    )
+    band_structure: dict | None = bulky(
+        "Band path: q-points, distances, frequencies (THz)"
+    )
+    force_constants: list | None = bulky("Force constants, eV/Å²")
 
 
 @dataclass

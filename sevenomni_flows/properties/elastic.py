@@ -8,11 +8,12 @@ from typing import ClassVar
 import numpy as np
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
+from pydantic import Field
 from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from ..schemas import ElasticDocument
-from .calculation import PropertyMaker
+from ..jobs.calculation import PropertyMaker
+from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, labelled_atoms, relax_groups
 
 __all__ = ["ElasticMaker", "elastic_strains"]
@@ -28,6 +29,36 @@ def elastic_strains(magnitudes) -> list[Strain]:
     return strains
 
 
+class ElasticDocument(ResultDocument):
+    """The elastic tensor and its Voigt-Reuss-Hill moduli."""
+
+    property: str = "elastic"
+    columns: ClassVar[tuple[str, ...]] = (
+        "elastic_tensor",
+        "bulk_modulus_vrh",
+        "shear_modulus_vrh",
+    )
+    elastic_tensor: list[list[float]] | None = quantity(
+        "Elastic tensor, 6x6 Voigt (xx yy zz yz xz xy)", "GPa"
+    )
+    bulk_modulus_vrh: float | None = quantity("Bulk modulus K_VRH", "GPa")
+    shear_modulus_vrh: float | None = quantity("Shear modulus G_VRH", "GPa")
+    strain_magnitudes: list[float] = quantity(
+        "Applied strains", "unitless", default_factory=list
+    )
+    strains: list[list[float]] | None = quantity(
+        "Voigt strain of each deformed cell", "unitless"
+    )
+    stresses: list[list[float]] | None = quantity(
+        "Stress of each deformed cell, Voigt (xx yy zz yz xz xy), tensile positive; "
+        "the fit can be redone from these",
+        "GPa",
+    )
+    max_steps_reached: int = Field(
+        0, description="Deformed cells whose relaxation did not converge"
+    )
+
+
 @dataclass
 class ElasticMaker(PropertyMaker):
     """The 6x6 elastic tensor of a relaxed structure (or of a batch of them).
@@ -37,7 +68,7 @@ class ElasticMaker(PropertyMaker):
     ``ElasticTensor.from_independent_strains`` after subtracting the stress of
     the unstrained cell.  If any strained cell does not converge within
     ``max_steps``, the property fails (see
-    :func:`~sevenomni_flows.jobs.relax.inner_failure`).
+    :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
     ----------

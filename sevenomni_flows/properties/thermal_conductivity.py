@@ -34,9 +34,10 @@ from pydantic import Field
 
 from sevenomni_core.batch import predict
 
+from ..jobs.base import Target, maker_settings, protocol
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
 from ..schemas import ResultDocument, bulky, failure_type, quantity
-from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
 from .phonon import (
     PhononCell,
     PhononMaker,
@@ -45,7 +46,6 @@ from .phonon import (
     phonon_cell,
     to_ase,
 )
-from .plots import start_plot
 from .relax import per_cell
 
 __all__ = [
@@ -174,7 +174,7 @@ class ThermalConductivityMaker(PropertyMaker):
         Å: when no supercell is given, the fc3 (fc2) supercell is the
         diagonal one of the standardized primitive cell whose lattice vectors
         are each at least this long, whatever cell the input is written in
-        (:func:`~sevenomni_flows.jobs.phonon.phonon_cell`).
+        (:func:`~sevenomni_flows.properties.phonon.phonon_cell`).
     displacement : float
         Finite displacement, Å (phono3py's default 0.03).
     cutoff_pair_distance : float, optional

@@ -23,7 +23,7 @@ it makes exactly that many insertions in one round and the targets only
 judge ``converged``.
 
 The class is independent of the model: a caller draws the insertions
-(:class:`~sevenomni_flows.adsorption.sampling.MixtureProposal`), evaluates
+(:class:`~sevenomni_flows.properties.widom.sampling.MixtureProposal`), evaluates
 the non-overlapping ones, and hands back energies and weights, so many
 samples can share each round's batched model calls.
 """
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .widom import K_B, MIN_EFFECTIVE, WidomAverages, averages
+from .averages import K_B, MIN_EFFECTIVE, WidomAverages, averages
 
 __all__ = ["FIRST_ROUND", "STABLE_FRACTION", "Targets", "WidomSample", "unmet"]
 

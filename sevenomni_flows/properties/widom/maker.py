@@ -1,11 +1,11 @@
 """Widom insertion in frameworks: Henry coefficients and heats of adsorption.
 
-The physics is in :mod:`sevenomni_flows.adsorption.widom` (averages),
-:mod:`~sevenomni_flows.adsorption.sampling` (biased proposals, exact
-weights), :mod:`~sevenomni_flows.adsorption.prescan` (model-free sites) and
-:mod:`~sevenomni_flows.adsorption.sampling_rounds` (rounds to convergence),
-:mod:`~sevenomni_flows.adsorption.adaptation` (sites learned per round);
-:mod:`~sevenomni_flows.jobs.insertions` evaluates the insertions.
+The physics is in :mod:`sevenomni_flows.properties.widom.averages` (averages),
+:mod:`~sevenomni_flows.properties.widom.sampling` (biased proposals, exact
+weights), :mod:`~sevenomni_flows.properties.widom.prescan` (model-free sites) and
+:mod:`~sevenomni_flows.properties.widom.sampling_rounds` (rounds to convergence),
+:mod:`~sevenomni_flows.properties.widom.adaptation` (sites learned per round);
+:mod:`~sevenomni_flows.properties.widom.insertions` evaluates the insertions.
 This Maker reads the frameworks, relaxes each guest in the gas phase and
 each guest's strongest sites in each framework (one batch: the floor and
 more sites), then inserts in rounds: every framework × guest still
@@ -28,24 +28,24 @@ from sevenomni_core.batch import relax
 from sevenomni_core.batch.predict import evaluate_graphs
 from sevenomni_core.data import atoms_to_graph
 
-from ..adsorption.adaptation import AdaptiveProposal
-from ..adsorption.adsorbates import get_adsorbate
-from ..adsorption.mofs import MIN_LENGTH
-from ..adsorption.prescan import Sites, find_sites, linear_axis, symmetric_copies
-from ..adsorption.sampling import SAMPLINGS, MixtureProposal, both_ends, place
-from ..adsorption.sampling_rounds import Targets, WidomSample
-from ..adsorption.widom import (
+from ...adsorption.adsorbates import get_adsorbate
+from ...adsorption.mofs import MIN_LENGTH
+from ...jobs.base import Target, maker_settings, protocol
+from ...jobs.calculation import PropertyMaker, model_title
+from ...jobs.plots import alnum_name, start_plot
+from ..adsorption import FrameworkInput, check_adsorbates, gas_molecule
+from .adaptation import AdaptiveProposal
+from .averages import (
     HARD_CORE,
     K_B,
     framework_density,
     overlapping,
 )
-from ..schemas import WidomDocument
-from .adsorption import FrameworkInput, check_adsorbates, gas_molecule
-from .base import Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
+from .document import WidomDocument
 from .insertions import batched_energies
-from .plots import alnum_name, start_plot
+from .prescan import Sites, find_sites, linear_axis, symmetric_copies
+from .sampling import SAMPLINGS, MixtureProposal, both_ends, place
+from .sampling_rounds import Targets, WidomSample
 
 __all__ = ["WidomMaker"]
 
@@ -78,7 +78,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     """Henry coefficients K_H(T) and heats of adsorption Q_st(T) by Widom insertion.
 
     Inputs are framework files (CIF), read as for
-    :class:`~sevenomni_flows.jobs.adsorption.MofAdsorptionMaker`.  The
+    :class:`~sevenomni_flows.properties.adsorption.MofAdsorptionMaker`.  The
     framework is rigid (as given, or first relaxed with the model with
     ``relax_framework``); each guest is rigid, relaxed in the gas phase with
     the same model and task.  Insertions are drawn uniformly or, by default,
@@ -131,7 +131,7 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         After each round, the heaviest distinct insertions so far (this many,
         copied by symmetry) become sites of the next round's proposal, each
         insertion weighted against its own round's proposal
-        (:mod:`~sevenomni_flows.adsorption.adaptation`); 0 keeps the first
+        (:mod:`~sevenomni_flows.properties.widom.adaptation`); 0 keeps the first
         round's sites throughout.
     relax_framework : bool
         Relax the framework's positions first (fixed cell).

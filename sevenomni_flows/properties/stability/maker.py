@@ -30,11 +30,11 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from sevenomni_core.batch import predict
 from sevenomni_core.dispersion import functional_for_task
 
-from ..schemas import ResultDocument, quantity
-from .base import Item, Target, maker_settings, protocol
-from .calculation import PropertyMaker, model_title
-from .elements import SOURCE, is_reference, references
-from .plots import save_figure
+from ...jobs.base import Item, Target, maker_settings, protocol
+from ...jobs.calculation import PropertyMaker, model_title
+from ...jobs.plots import save_figure
+from ...schemas import ResultDocument, quantity
+from .elements import SOURCE, references
 
 __all__ = [
     "MP2020_TASKS",
@@ -135,10 +135,11 @@ class StabilityDocument(ResultDocument):
         "Formation energy from the elemental references", "eV/atom"
     )
     e_above_hull: float | None = quantity("Energy above the convex hull", "eV/atom")
-    decomposition: dict[str, float] = Field(
+    decomposition: dict[str, float] = quantity(
+        "Hull phases it decomposes to: reduced formula -> fraction (itself alone when "
+        "on the hull)",
+        "unitless",
         default_factory=dict,
-        description="Hull phases it decomposes to: reduced formula -> fraction "
-        "(itself alone when on the hull)",
     )
     references: dict[str, dict] = Field(
         default_factory=dict,
@@ -268,7 +269,7 @@ class StabilityMaker(PropertyMaker):
 
     def targets(self, item: Item, pot, task) -> list[Target]:
         """One document per material; none for the elemental references."""
-        if is_reference(item.label):
+        if item.role == "reference":
             return []
         settings = maker_settings(self)
         if isinstance(self.hull_entries, dict):  # the key holds this task's file

@@ -12,22 +12,54 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pydantic import Field
+
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, check_metal, find_sites, place
-from ..schemas import SlabConvergenceDocument
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import alnum_name, start_plot
+from ..schemas import ResultDocument, quantity
 from .adsorption import (
     check_adsorbates,
     check_miller,
     evaluate_candidates,
     per_adsorbate,
 )
-from .calculation import PropertyMaker, model_title
-from .plots import alnum_name, start_plot
 from .relax import check_optimizer
 
 __all__ = ["SlabConvergenceMaker"]
+
+
+class SlabConvergenceDocument(ResultDocument):
+    """E_ads of one adsorbate on one surface against slab thickness and width."""
+
+    property: str = "slab_convergence"
+    columns: ClassVar[tuple[str, ...]] = (
+        "host",
+        "adsorbate",
+        "adsorption_energy",
+        "max_deviation",
+    )
+    host: str = Field(description="Formula and Miller index")
+    miller_index: list[int] | None = Field(None, description="Surface Miller index")
+    adsorbate: str = Field(description="Adsorbate name")
+    reference_scheme: str = Field(description="'gas' (molecules) or 'oc20' (atomic)")
+    free_layers: int | None = Field(None, description="Top layers relaxed")
+    vacuum: float | None = quantity("Vacuum", "Å")
+    rows: list[dict] = Field(
+        default_factory=list,
+        description="Per setting: layers, fixed_layers, supercell [n, m], "
+        "coverage (ML), image_distance (Å), adsorption_energy (eV, lowest valid "
+        "site), site, deviation (eV, from the largest setting)",
+    )
+    adsorption_energy: float | None = quantity(
+        "On the thickest slab of the largest supercell", "eV"
+    )
+    max_deviation: float | None = quantity(
+        "Largest |E_ads - adsorption_energy| over the rows", "eV"
+    )
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
+from pydantic import Field
+from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core.batch import neb, relax
@@ -31,11 +33,11 @@ from sevenomni_core.batch.inputs import default
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, find_sites, place
-from ..schemas import NebDocument, structure_id
-from .base import Item, Target, as_structure, maker_settings, protocol, reuse_key
-from .calculation import PropertyMaker, model_title
-from .md import safe_name, supercell_for
-from .plots import start_plot
+from ..jobs.base import Item, Target, as_structure, maker_settings, protocol, reuse_key
+from ..jobs.calculation import PropertyMaker, model_title
+from ..jobs.plots import start_plot
+from ..schemas import ResultDocument, bulky, quantity, structure_id
+from .md.maker import safe_name, supercell_for
 from .relax import check_optimizer
 
 __all__ = ["NebMaker", "end_points"]
@@ -105,6 +107,32 @@ def _describe(band: dict) -> dict:
         else:
             out[k] = v
     return out
+
+
+class NebDocument(ResultDocument):
+    """One climbing-image NEB band: the barrier of one hop."""
+
+    property: str = "neb"
+    columns: ClassVar[tuple[str, ...]] = (
+        "barrier",
+        "reverse_barrier",
+        "reaction_energy",
+        "converged",
+    )
+    band: dict = Field(
+        default_factory=dict,
+        description="What hops: kind (vacancy, surface or path) and its details",
+    )
+    barrier: float | None = quantity("Forward barrier", "eV")
+    reverse_barrier: float | None = quantity("Reverse barrier", "eV")
+    reaction_energy: float | None = quantity("E(final) - E(initial)", "eV")
+    energies: list[float] = quantity(
+        "Profile: each image minus the initial", "eV", default_factory=list
+    )
+    climbing_image: int | None = Field(None, description="Index of the highest image")
+    converged: bool | None = Field(None, description="NEB forces below fmax")
+    steps: int = Field(0, description="FIRE steps of the band")
+    images: list[Structure] | None = bulky("All images, end points included")
 
 
 @dataclass
