@@ -22,7 +22,7 @@ preset override it (an alternative replaces the preset's choice).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -69,6 +69,10 @@ class SlabProtocol(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Keys that are alternatives: one given replaces the other (of a preset,
+    #: or of a Maker's default slab given in part).
+    alternatives: ClassVar[tuple[tuple[str, str], ...]] = _CHOICES
 
     preset: Literal["oc20", "converged"] | None = Field(
         None, description="Named protocol; other keys override it"

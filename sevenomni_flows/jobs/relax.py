@@ -17,6 +17,7 @@ from sevenomni_core.batch.inputs import default
 from ..schemas import RelaxDocument, StaticDocument
 from .base import as_structure, constrained_atoms
 from .calculation import PropertyMaker
+from .settings import RelaxSettings
 
 __all__ = [
     "Progress",
@@ -267,7 +268,7 @@ def per_cell(groups: list[list], tasks: list) -> list:
 
 
 def relax_groups(
-    groups: list[list], ctx, fmax: float, max_steps: int, tasks: list | None = None
+    groups: list[list], ctx, settings: RelaxSettings, tasks: list | None = None
 ) -> list[list]:
     """Relax the cells of many materials at fixed cell in one batch, per group.
 
@@ -277,7 +278,14 @@ def relax_groups(
     """
     flat = [atoms for group in groups for atoms in group]
     task = ctx.task if tasks is None else per_cell(groups, tasks)
-    results = relax(flat, model=ctx.pot, task=task, fmax=fmax, max_steps=max_steps)
+    results = relax(
+        flat,
+        model=ctx.pot,
+        task=task,
+        fmax=settings.fmax,
+        max_steps=settings.max_steps,
+        optimizer=settings.optimizer,
+    )
     out, start = [], 0
     for group in groups:
         out.append(results[start : start + len(group)])
@@ -285,11 +293,11 @@ def relax_groups(
     return out
 
 
-def inner_failure(results, fmax: float, max_steps: int, what: str) -> str | None:
+def inner_failure(results, settings: RelaxSettings, what: str) -> str | None:
     """Why a set of inner (fixed-cell) relaxations cannot be used, or None.
 
     The rule: every inner relaxation must finish without error and converge
-    to ``fmax`` within ``max_steps``; otherwise the property fails, naming
+    to ``settings.fmax`` within its ``max_steps``; otherwise the property fails, naming
     how many did not and the largest remaining force.
     """
     errors = [r.error for r in results if r.error]
@@ -300,7 +308,8 @@ def inner_failure(results, fmax: float, max_steps: int, what: str) -> str | None
         worst = max(float(np.linalg.norm(r.forces, axis=1).max()) for r in stuck)
         return (
             f"{len(stuck)} of {len(results)} {what} did not converge within "
-            f"{max_steps} steps (largest force {worst:.3g} eV/Å > fmax {fmax} eV/Å); "
+            f"{settings.max_steps} steps (largest force {worst:.3g} eV/Å > fmax "
+            f"{settings.fmax} eV/Å); "
             "raise max_steps or fmax"
         )
     return None

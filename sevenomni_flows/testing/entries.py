@@ -565,7 +565,7 @@ ENTRIES: dict[str, Entry] = {
             temperatures=[300.0],
             n_insertions=300,
             site_relaxations=2,
-            site_max_steps=40,
+            site_relax={"max_steps": 40},
         ),
         material=_framework,
     ),
