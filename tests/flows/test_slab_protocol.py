@@ -109,7 +109,7 @@ def test_adsorbate_near_its_image_is_warned_in_the_document():
         settings=ModelSettings(model="7net-0", device="cpu"),
         adsorbates=["H"],
         slab={"layers": 3, "fixed_layers": 1, "supercell": [1, 1], "vacuum": 10},
-        max_steps=100,
+        relax={"max_steps": 100},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
