@@ -169,7 +169,7 @@ class NebMaker(PropertyMaker):
             )
         if self.interpolation not in ("idpp", "linear"):
             raise ValueError(
-                f"neb.interpolation must be 'idpp' or 'linear', "
+                f"{self.spec_key('interpolation')} must be 'idpp' or 'linear', "
                 f"got {self.interpolation!r}"
             )
 

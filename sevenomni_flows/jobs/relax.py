@@ -152,15 +152,16 @@ class RelaxMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
+        key = self.spec_key
         if self.fmax <= 0:
-            raise ValueError(f"relax.fmax must be > 0 eV/Å, got {self.fmax}")
+            raise ValueError(f"{key('fmax')} must be > 0 eV/Å, got {self.fmax}")
         if self.max_steps < 0:
-            raise ValueError(f"relax.max_steps must be >= 0, got {self.max_steps}")
+            raise ValueError(f"{key('max_steps')} must be >= 0, got {self.max_steps}")
         if self.max_volume_change <= 1:
             raise ValueError(
-                f"relax.max_volume_change must be > 1, got {self.max_volume_change}"
+                f"{key('max_volume_change')} must be > 1, got {self.max_volume_change}"
             )
-        check_optimizer(self.optimizer, "relax.optimizer")
+        check_optimizer(self.optimizer, key("optimizer"))
 
     def compute(self, items, targets, ctx):
         """Relax all items in one batch; each document is published when done."""

@@ -226,7 +226,7 @@ class StabilityMaker(PropertyMaker):
         names = ", ".join(str(t) for t in tasks)
         if isinstance(self.hull_entries, str) and len(tasks) > 1:
             raise ValueError(
-                f"stability.hull_entries: one file for the tasks {names}; a "
+                f"{self.spec_key('hull_entries')}: one file for the tasks {names}; a "
                 "file holds energies of one task (one functional), so give a "
                 f"mapping task -> file, e.g. {{{tasks[0]}: entries.json}}"
             )
@@ -235,8 +235,8 @@ class StabilityMaker(PropertyMaker):
             stray = [k for k in self.hull_entries if k.lower() not in known]
             if stray:
                 raise ValueError(
-                    f"stability.hull_entries: {', '.join(stray)} is not a task "
-                    f"of this run (tasks: {names})"
+                    f"{self.spec_key('hull_entries')}: {', '.join(stray)} is not "
+                    f"a task of this run (tasks: {names})"
                 )
 
     def over(self, items: list[Item]) -> StabilityMaker:
@@ -333,7 +333,7 @@ class StabilityMaker(PropertyMaker):
         task = None if ctx.task is None else ctx.task.lower()
         if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
             return (
-                f"stability.corrections: mp2020 was fitted to the Materials "
+                f"{self.spec_key('corrections')}: mp2020 was fitted to the Materials "
                 f"Project's PBE/PBE+U energies without dispersion; task "
                 f"{ctx.task!r}"
                 + (" with D3" if ctx.pot.dispersion is not None else "")

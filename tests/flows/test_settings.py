@@ -170,8 +170,12 @@ def test_old_and_new_spelling_together_is_an_error(tmp_path):
 
 def test_old_keyword_arguments_still_work_in_python():
     qha = MAKERS["QhaMaker"]
-    with pytest.warns(FutureWarning, match=r"qha\.fmax is deprecated: use qha\.relax"):
+    with pytest.warns(FutureWarning) as caught:
         old = qha(fmax=0.01, displacement=0.02)
+    assert {str(w.message) for w in caught} == {
+        "qha.fmax is deprecated: use qha.relax.fmax",
+        "qha.displacement is deprecated: use qha.phonon.displacement",
+    }
     assert old == qha(relax={"fmax": 0.01}, phonon={"displacement": 0.02})
     assert type(old).from_dict(old.as_dict()) == old  # jobflow's serialisation
 
