@@ -7,9 +7,11 @@ a temperature range a :class:`TemperatureGrid`, a slab the
 ranges and choices are in their types, so a spec checks them and names the
 full key (``qha.phonon.displacement``).
 
-A Maker takes each as its type or as a mapping of some of its keys; the
-keys not given keep the *Maker's* defaults (``QhaMaker(relax={"max_steps":
-500})`` keeps QHA's fmax), see :func:`compose`.  The flat names these
+A Maker takes each as its type (taken as it is) or as a mapping of some of
+its keys; the keys not given keep the *Maker's* defaults
+(``QhaMaker(relax={"max_steps": 500})`` keeps QHA's fmax, 0.005 eV/Å, where
+``RelaxSettings(max_steps=500)`` has the type's, 0.05), see :func:`compose`.
+A spec section reads a mapping the same way.  The flat names these
 settings had before (``qha.fmax``) are accepted for one release, with a
 message naming the new key: :data:`RENAMED` lists them.
 """
@@ -243,9 +245,10 @@ def validated(maker: Any, kind: type, value: Any, name: str | None = None):
     try:
         return kind.model_validate(value)
     except ValidationError as err:
+        where = [name] if name else []
         reasons = "; ".join(
-            f"{maker.spec_key('.'.join(map(str, (*filter(None, [name]), *e['loc']))))}"
-            f": {e['msg'].removeprefix('Value error, ')}"
+            f"{maker.spec_key('.'.join(map(str, [*where, *e['loc']])))}: "
+            + e["msg"].removeprefix("Value error, ")
             for e in err.errors()
         )
         raise ValueError(reasons) from None
