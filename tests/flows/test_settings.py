@@ -83,6 +83,38 @@ BEFORE = {
 }
 
 
+#: The grouped settings of the other Makers then (the rest of each is
+#: unchanged code): their flat names and default values.
+BEFORE_GROUPED = {
+    "ElasticMaker": {"fmax": 0.005, "max_steps": 300},
+    "EosMaker": {"fmax": 0.01, "max_steps": 300},
+    "SurfaceEnergyMaker": {"fmax": 0.02, "max_steps": 300},
+    "SlabAdsorptionMaker": {
+        "fmax": 0.05,
+        "max_steps": 300,
+        "optimizer": "lbfgs",
+        "bulk_fmax": 0.01,
+    },
+    "MofAdsorptionMaker": {"fmax": 0.05, "max_steps": 500, "optimizer": "lbfgs"},
+    "SlabConvergenceMaker": {"fmax": 0.05, "max_steps": 300, "optimizer": "lbfgs"},
+    "WidomMaker": {
+        "framework_fmax": 0.05,
+        "framework_max_steps": 500,
+        "guest_fmax": 0.01,
+        "guest_max_steps": 500,
+        "site_fmax": 0.05,
+        "site_max_steps": 100,
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE_GROUPED))
+def test_grouped_defaults_keep_their_flat_names_and_values(name):
+    settings = maker_settings(MAKERS[name]())
+    assert {k: settings.get(k) for k in BEFORE_GROUPED[name]} == BEFORE_GROUPED[name]
+    assert not any("." in k for k in settings)  # no new key at its default
+
+
 @pytest.mark.parametrize("name", sorted(BEFORE))
 def test_default_makers_keep_their_reuse_settings(name):
     """Stored results stay reused after the upgrade: a Maker built with its
