@@ -227,10 +227,10 @@ def test_old_keyword_arguments_still_work_in_python():
             3,
             "widom.guest_relax.optimizer",
         ),
-        (  # the slab's own check names the key in its message
+        (
             "surface_energy:\n  slab:\n    layers: 4\n    vacuum: -1\n",
-            3,
-            "surface_energy.slab: Value error, vacuum must be > 0",
+            5,
+            "surface_energy.slab.vacuum: Input should be greater than 0",
         ),
     ],
 )
