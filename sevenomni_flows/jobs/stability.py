@@ -94,8 +94,9 @@ def lowest_elements(entries: list[ComputedEntry]) -> dict[str, ComputedEntry]:
     return out
 
 
-def read_entries(path: Path) -> list[ComputedEntry]:
-    """The pymatgen entries of a ``hull_entries`` file.
+def read_entries(path: Path, key: str) -> list[ComputedEntry]:
+    """The pymatgen entries of a ``hull_entries`` file (``key``: its spec
+    key, for messages).
 
     Raises
     ------
@@ -106,12 +107,12 @@ def read_entries(path: Path) -> list[ComputedEntry]:
     try:
         entries = loadfn(path)
     except Exception as err:  # any unreadable file
-        raise ValueError(f"stability.hull_entries: cannot read {path}: {err}") from None
+        raise ValueError(f"{key}: cannot read {path}: {err}") from None
     entries = entries if isinstance(entries, list) else [entries]
     bad = [type(e).__name__ for e in entries if not isinstance(e, ComputedEntry)]
     if bad:
         raise ValueError(
-            f"stability.hull_entries: {path} must hold a list of pymatgen "
+            f"{key}: {path} must hold a list of pymatgen "
             f"ComputedEntry or ComputedStructureEntry objects, found {bad[0]}"
         )
     return entries
@@ -255,7 +256,7 @@ class StabilityMaker(PropertyMaker):
                 digest.update(on.encode())
             path = self.entries_path(task)
             if path is not None:
-                read_entries(path)
+                read_entries(path, self.spec_key("hull_entries"))
                 digest.update(path.read_bytes())
             hull[str(task)] = digest.hexdigest()[:16]
         return replace(self, hull=hull)
@@ -284,7 +285,8 @@ class StabilityMaker(PropertyMaker):
         entries: dict = {}
         for task in dict.fromkeys(tasks):
             path = self.entries_path(task)
-            entries[task] = read_entries(path) if path is not None else []
+            key = self.spec_key("hull_entries")
+            entries[task] = read_entries(path, key) if path is not None else []
         why: dict[int, str] = {}
         mine = {}
         for i, (it, pred) in enumerate(zip(items, preds, strict=True)):
