@@ -298,7 +298,7 @@ def check_adsorbates(names: list[str], what: str) -> list[str]:
     return known
 
 
-def check_miller(indices, key: str = "adsorption.miller_indices") -> list[list[int]]:
+def check_miller(indices, key: str) -> list[list[int]]:
     """Miller indices as lists of three integers, not all zero (errors name
     the spec ``key``)."""
     out = []
