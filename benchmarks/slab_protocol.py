@@ -76,8 +76,7 @@ def flow_adsorption_energies(settings, fmax: float = 0.01) -> dict:
         settings=settings,
         adsorbates=sorted({name for name, _ in CASES}),
         slab="converged",
-        fmax=fmax,
-        max_steps=500,
+        relax={"fmax": fmax, "max_steps": 500},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

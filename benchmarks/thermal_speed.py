@@ -94,9 +94,8 @@ def qha(args, calc):
     supercell = (np.eye(3, dtype=int) * args.supercell).tolist()
     maker = QhaMaker(
         settings=ModelSettings(args.model, device="cpu"),
-        supercell=supercell,
-        displacement=0.03,
-        t_max=800.0,
+        phonon={"supercell": supercell, "displacement": 0.03},
+        temperatures={"t_max": 800.0},
         n_volumes=5 if args.smoke else 7,
     )
     structures = [AseAtomsAdaptor.get_structure(a) for a in solids.values()]
@@ -152,8 +151,7 @@ def kappa(args, calc):
     mesh = 7 if args.smoke else args.mesh
     maker = ThermalConductivityMaker(
         settings=ModelSettings(args.model, device="cpu"),
-        supercell=(np.eye(3, dtype=int) * n).tolist(),
-        mesh=[mesh] * 3,
+        phonon={"supercell": (np.eye(3, dtype=int) * n).tolist(), "mesh": [mesh] * 3},
         temperatures=[300.0],
         cutoff_pair_distance=2.5 if args.smoke else None,  # smoke: nearest pairs
     )

@@ -50,7 +50,7 @@ def run(settings, framework, guest, sampling, max_evaluations, args):
 
     extra = {"seed": args.seed, "target_error": args.target_error}
     if args.smoke:
-        extra |= {"site_relaxations": 1, "site_max_steps": 5}
+        extra |= {"site_relaxations": 1, "site_relax": {"max_steps": 5}}
     maker = WidomMaker(
         settings=settings,
         guests=[guest],

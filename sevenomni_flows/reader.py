@@ -57,7 +57,7 @@ def structure_fields(document: type) -> tuple[str, ...]:
     """The fields of a document class typed ``Structure`` (alone, optional
     or in a list), in declaration order.
 
-    >>> from sevenomni_flows.schemas import NebDocument
+    >>> from sevenomni_flows.properties.neb import NebDocument
     >>> structure_fields(NebDocument)
     ('input_structure', 'images')
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import glob as globlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NamedTuple, get_type_hints
 
@@ -23,6 +24,7 @@ from .adsorption import core_mof as core_mof_db
 from .flows.screening import DEFAULT_PROPERTIES
 from .jobs.base import NOT_SETTINGS, ModelSettings
 from .jobs.registry import makers
+from .jobs.settings import over, settings_defaults, upgrade
 from .properties.adsorption import DEFAULT_GUESTS, check_adsorbates
 from .properties.neb import KINDS
 from .submit.resources import ClusterSettings
@@ -81,6 +83,19 @@ class _Section(_Strict):
     _maker: ClassVar[type] = object
     _fixed: ClassVar[dict] = {}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _settings(cls, data):
+        """Old flat names moved to their groups (with a message), and each
+        group given in part completed from the Maker's defaults."""
+        if not isinstance(data, dict):
+            return data
+        data = upgrade(cls._maker, data)
+        defaults = settings_defaults(cls._maker)
+        return {
+            k: over(defaults[k], v) if k in defaults else v for k, v in data.items()
+        }
+
     @model_validator(mode="after")
     def _check(self):
         self.maker()
@@ -91,7 +106,7 @@ class _Section(_Strict):
         ``plot_dir``; others are ignored)."""
         names = {f.name for f in dataclasses.fields(self._maker)}
         extra = {k: v for k, v in extra.items() if k in names}
-        return self._maker(**self.model_dump(), **self._fixed, **extra)
+        return self._maker(**dict(self), **self._fixed, **extra)
 
 
 def _fields(cls: type, skip: set[str]) -> dict[str, tuple]:
@@ -352,7 +367,16 @@ def load_spec(path: str | Path) -> tuple[RunSpec, Path]:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the spec must be a mapping of keys to values")
     try:
-        spec = RunSpec.model_validate(data)
+        with warnings.catch_warnings(record=True) as renamed:
+            warnings.simplefilter("always", FutureWarning)
+            spec = RunSpec.model_validate(data)
+        for w in renamed:  # an old name: say where
+            text = str(w.message)
+            if w.category is FutureWarning and " is deprecated: use " in text:
+                line = _line_of(node, tuple(text.split(" ")[0].split(".")))
+                warnings.warn(f"{path}:{line}: {text}", FutureWarning, stacklevel=2)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except ValidationError as err:
         lines = []
         for e in err.errors():

@@ -22,7 +22,7 @@ preset override it (an alternative replaces the preset's choice).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -55,6 +55,9 @@ PRESET_SOURCES = {
     "property).",
 }
 
+_AtLeastOne = Annotated[int, Field(ge=1)]
+_Positive = Annotated[float, Field(gt=0)]
+
 _CHOICES = (
     ("layers", "min_thickness"),
     ("fixed_layers", "free_layers"),
@@ -70,26 +73,32 @@ class SlabProtocol(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Keys that are alternatives: one given replaces the other (of a preset,
+    #: or of a Maker's default slab given in part).
+    alternatives: ClassVar[tuple[tuple[str, str], ...]] = _CHOICES
+
     preset: Literal["oc20", "converged"] | None = Field(
         None, description="Named protocol; other keys override it"
     )
-    layers: int | None = Field(None, description="Atomic layers, exactly")
-    min_thickness: float | None = Field(
+    layers: _AtLeastOne | None = Field(None, description="Atomic layers, exactly")
+    min_thickness: _Positive | None = Field(
         None, description="Å; alternative to layers (pymatgen min_slab_size)"
     )
-    fixed_layers: int | None = Field(None, description="Bottom layers held fixed")
-    free_layers: int | None = Field(
+    fixed_layers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="Bottom layers held fixed"
+    )
+    free_layers: _AtLeastOne | None = Field(
         None, description="Top layers that move; alternative to fixed_layers"
     )
-    supercell: tuple[int, int] | None = Field(
+    supercell: tuple[_AtLeastOne, _AtLeastOne] | None = Field(
         None, description="Repeats [n, m] of the surface cell"
     )
-    min_lateral: float | None = Field(
+    min_lateral: _Positive | None = Field(
         None,
         description="Å; alternative to supercell: the smallest supercell whose "
         "in-plane periodic images are at least this far apart",
     )
-    vacuum: float | None = Field(None, description="Å between the slab's images")
+    vacuum: _Positive | None = Field(None, description="Å between the slab's images")
 
     @model_validator(mode="before")
     @classmethod
@@ -110,30 +119,18 @@ class SlabProtocol(BaseModel):
 
     @model_validator(mode="after")
     def _check(self):
-        if self.layers is not None and self.layers < 1:
-            raise ValueError(f"layers must be >= 1, got {self.layers}")
-        if self.min_thickness is not None and self.min_thickness <= 0:
-            raise ValueError(f"min_thickness must be > 0 Å, got {self.min_thickness}")
-        if self.fixed_layers is not None and self.fixed_layers < 0:
-            raise ValueError(f"fixed_layers must be >= 0, got {self.fixed_layers}")
-        if self.free_layers is not None and self.free_layers < 1:
-            raise ValueError(f"free_layers must be >= 1, got {self.free_layers}")
         if self.layers is not None and self.fixed_layers is not None:
             if self.fixed_layers >= self.layers:
                 raise ValueError(
                     f"fixed_layers ({self.fixed_layers}) must be fewer than layers "
                     f"({self.layers}): at least the top layer has to move"
                 )
-        if self.supercell is not None and min(self.supercell) < 1:
-            raise ValueError(f"supercell entries must be >= 1, got {self.supercell}")
-        if self.min_lateral is not None and self.min_lateral <= 0:
-            raise ValueError(f"min_lateral must be > 0 Å, got {self.min_lateral}")
         for a, b in _CHOICES:
             given = [k for k in (a, b) if getattr(self, k) is not None]
             if len(given) != 1:
                 raise ValueError(f"give exactly one of {a!r} or {b!r} (or a preset)")
-        if self.vacuum is None or self.vacuum <= 0:
-            raise ValueError(f"vacuum must be > 0 Å, got {self.vacuum}")
+        if self.vacuum is None:
+            raise ValueError("give vacuum (Å) (or a preset)")
         return self
 
     @classmethod
@@ -143,7 +140,10 @@ class SlabProtocol(BaseModel):
             return cls.model_validate(value)
         except ValidationError as err:
             reasons = "; ".join(
-                e["msg"].removeprefix("Value error, ") for e in err.errors()
+                ".".join(map(str, e["loc"]))
+                + (": " if e["loc"] else "")
+                + e["msg"].removeprefix("Value error, ")
+                for e in err.errors()
             )
             raise ValueError(f"{what}: {reasons}") from None
 

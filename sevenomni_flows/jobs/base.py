@@ -27,6 +27,7 @@ from sevenomni_core.model.potential import DTYPES, Potential, load_model
 
 from ..schemas import structure_id
 from ..schemas.provenance import FIX_SYMMETRY
+from .settings import flat_settings
 
 __all__ = [
     "Item",
@@ -98,12 +99,15 @@ class ModelSettings:
 
 def maker_settings(maker: Any) -> dict:
     """The fields of a Maker that change its results, as JSON values, and
-    its method's ``revision`` when it has been raised above 0."""
+    its method's ``revision`` when it has been raised above 0.  Grouped
+    settings appear under their old flat names (see
+    :func:`~sevenomni_flows.jobs.settings.flat_settings`)."""
     values = {
         f.name: getattr(maker, f.name)
         for f in fields(maker)
         if f.name not in NOT_SETTINGS
     }
+    values = flat_settings(maker, values)
     if getattr(maker, "revision", 0):
         values["revision"] = maker.revision
     return json.loads(json.dumps(values, default=_jsonable))

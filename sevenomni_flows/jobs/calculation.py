@@ -35,6 +35,7 @@ from .base import (
     resolve_input,
 )
 from .registry import register
+from .settings import compose
 
 __all__ = ["JOB_DONE", "PropertyMaker", "calculate", "is_pick", "pick", "settle"]
 
@@ -110,6 +111,15 @@ class PropertyMaker(Maker):
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("stage"):
             register(cls)
+
+    def __post_init__(self):
+        compose(self)  # settings given as mappings, over this Maker's defaults
+
+    @classmethod
+    def spec_key(cls, name: str) -> str:
+        """The spec key of setting ``name``, e.g. ``qha.relax.fmax``, for
+        messages."""
+        return f"{cls.section or cls.property or cls.__name__}.{name}"
 
     def make(
         self,

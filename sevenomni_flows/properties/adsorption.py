@@ -35,8 +35,9 @@ from ..adsorption.surfaces import (
 from ..jobs.base import Item, Target, maker_settings, protocol
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import alnum_name, start_plot
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, bulky, quantity, structure_id
-from .relax import RelaxMaker, check_optimizer
+from .relax import RelaxMaker
 
 __all__ = [
     "DEFAULT_GUESTS",
@@ -45,6 +46,7 @@ __all__ = [
     "SlabAdsorptionMaker",
     "check_adsorbates",
     "check_miller",
+    "check_scheme",
     "evaluate_candidates",
 ]
 
@@ -155,9 +157,9 @@ def evaluate_candidates(
         inputs + [gas_molecule(m) for m in molecules],
         model=pot,
         task=task,
-        fmax=maker.fmax,
-        max_steps=maker.max_steps,
-        optimizer=maker.optimizer,
+        fmax=maker.relax.fmax,
+        max_steps=maker.relax.max_steps,
+        optimizer=maker.relax.optimizer,
     )
     mol_res = dict(zip(molecules, results[len(inputs) :], strict=True))
     bad = [f"{m}: {r.error}" for m, r in mol_res.items() if r.error]
@@ -346,7 +348,7 @@ def check_adsorbates(names: list[str], what: str) -> list[str]:
     return known
 
 
-def check_miller(indices, key: str = "adsorption.miller_indices") -> list[list[int]]:
+def check_miller(indices, key: str) -> list[list[int]]:
     """Miller indices as lists of three integers, not all zero (errors name
     the spec ``key``)."""
     out = []
@@ -432,6 +434,16 @@ def _with_plot(docs, plot_dir, label, sid, model: str) -> list:
     return docs
 
 
+def check_scheme(maker) -> None:
+    """Raise ValueError unless ``maker.reference_scheme`` is gas or oc20."""
+    if maker.reference_scheme not in ("gas", "oc20"):
+        raise ValueError(
+            f"{maker.spec_key('reference_scheme')} must be 'gas' or 'oc20', "
+            f"got {maker.reference_scheme!r}"
+        )
+
+
+@accepts_old_names
 @dataclass
 class SlabAdsorptionMaker(PropertyMaker):
     """Adsorption energies of molecules on metal surfaces.
@@ -456,15 +468,16 @@ class SlabAdsorptionMaker(PropertyMaker):
         warns when the adsorbate is within the model's cutoff of its image.
     reference_scheme : str
         ``"gas"`` (gas-phase molecules) or ``"oc20"`` (atomic references).
-    optimizer : str
+    relax : RelaxSettings
+        The relaxations of slabs, placements and gas references; optimizer
         ``"lbfgs"`` by default: with the bottom layers fixed it needs about
         3x fewer steps than FIRE on metal surfaces
         (``benchmarks/relax_optimizers.py``).
     relax_bulk : bool
         Relax the bulk first (a screening passes its relaxed material and
         sets this False).
-    bulk_fmax : float
-        Force threshold of that bulk relaxation, eV/Å.
+    bulk_relax : RelaxSettings
+        That bulk relaxation (cell too), as a :class:`RelaxMaker`.
     """
 
     name: str = "slab adsorption"
@@ -473,11 +486,17 @@ class SlabAdsorptionMaker(PropertyMaker):
     slab: SlabProtocol = field(default_factory=lambda: SlabProtocol(preset="converged"))
     n_random: int = 0
     reference_scheme: str = "gas"
-    fmax: float = 0.05
-    max_steps: int = 300
-    optimizer: str = "lbfgs"
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(
+            fmax=0.05, max_steps=300, optimizer="lbfgs"
+        )
+    )
     relax_bulk: bool = True
-    bulk_fmax: float = 0.01
+    bulk_relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(
+            fmax=0.01, max_steps=RelaxMaker.max_steps, optimizer=RelaxMaker.optimizer
+        )
+    )
     plot_dir: str | None = None
 
     property: ClassVar[str] = "adsorption"
@@ -488,26 +507,19 @@ class SlabAdsorptionMaker(PropertyMaker):
     spec_fixed: ClassVar[dict] = {"relax_bulk": False}
 
     def __post_init__(self):
-        self.miller_indices = check_miller(self.miller_indices)
-        self.adsorbates = check_adsorbates(self.adsorbates, "adsorption.adsorbates")
-        if self.reference_scheme not in ("gas", "oc20"):
-            raise ValueError(
-                f"adsorption.reference_scheme must be 'gas' or 'oc20', "
-                f"got {self.reference_scheme!r}"
-            )
-        self.slab = SlabProtocol.checked(self.slab, "adsorption.slab")
-        for key in ("fmax", "bulk_fmax"):
-            if getattr(self, key) <= 0:
-                raise ValueError(
-                    f"adsorption.{key} must be > 0, got {getattr(self, key)}"
-                )
-        check_optimizer(self.optimizer, "adsorption.optimizer")
+        super().__post_init__()
+        self.miller_indices = check_miller(
+            self.miller_indices, self.spec_key("miller_indices")
+        )
+        self.adsorbates = check_adsorbates(self.adsorbates, self.spec_key("adsorbates"))
+        check_scheme(self)
 
     def make(self, bulk, labels=None, sources=None, tasks=None):
         """Bulk relaxation (with ``relax_bulk``), then the surfaces' job."""
         if not self.relax_bulk:
             return super().make(bulk, labels, sources, tasks)
-        relaxer = RelaxMaker(settings=self.settings, fmax=self.bulk_fmax)
+        bulk_relax = self.bulk_relax.model_dump()
+        relaxer = RelaxMaker(settings=self.settings, **bulk_relax)
         rj = relaxer.make(bulk, labels, tasks=tasks)
         ads = super().make(rj.output, labels, tasks=tasks)
         return Flow([rj, ads], name=self.name)
@@ -568,6 +580,7 @@ class SlabAdsorptionMaker(PropertyMaker):
         return _with_plot(docs, self.plot_dir, host, item.structure_id, title)
 
 
+@accepts_old_names
 @dataclass
 class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     """Adsorption energies of guests (CO2, H2O, N2, CH4, H2, ...) in a MOF.
@@ -588,9 +601,11 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     fix_framework: bool = True
     min_length: float = MIN_LENGTH
     reference_scheme: str = "gas"
-    fmax: float = 0.05
-    max_steps: int = 500
-    optimizer: str = "lbfgs"
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(
+            fmax=0.05, max_steps=500, optimizer="lbfgs"
+        )
+    )
     seed: int = 0
     plot_dir: str | None = None
 
@@ -601,13 +616,9 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
     spec_exclude: ClassVar[tuple[str, ...]] = ("guests",)  # per framework
 
     def __post_init__(self):
+        super().__post_init__()
         self.guests = check_adsorbates(self.guests, "guests")
-        check_optimizer(self.optimizer, "mof.optimizer")
-        if self.reference_scheme not in ("gas", "oc20"):
-            raise ValueError(
-                f"mof.reference_scheme must be 'gas' or 'oc20', "
-                f"got {self.reference_scheme!r}"
-            )
+        check_scheme(self)
 
     def targets(self, item, pot, task):
         """One document per guest."""

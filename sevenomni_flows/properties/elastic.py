@@ -13,6 +13,7 @@ from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, labelled_atoms, relax_groups
 
@@ -59,6 +60,7 @@ class ElasticDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class ElasticMaker(PropertyMaker):
     """The 6x6 elastic tensor of a relaxed structure (or of a batch of them).
@@ -67,7 +69,7 @@ class ElasticMaker(PropertyMaker):
     only) in one batch; the tensor is fitted with pymatgen's
     ``ElasticTensor.from_independent_strains`` after subtracting the stress of
     the unstrained cell.  If any strained cell does not converge within
-    ``max_steps``, the property fails (see
+    ``relax.max_steps``, the property fails (see
     :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
@@ -75,18 +77,17 @@ class ElasticMaker(PropertyMaker):
     strain_magnitudes : list of float
         Strains applied along each Voigt component (atomate2's default);
         at least one must be non-zero.
-    fmax : float
-        Force threshold of the fixed-cell relaxations, eV/Å.
-    max_steps : int
-        Most FIRE steps of each fixed-cell relaxation.
+    relax : RelaxSettings
+        The fixed-cell relaxations of the strained cells (fmax in eV/Å).
     """
 
     name: str = "elastic"
     strain_magnitudes: list[float] = field(
         default_factory=lambda: [-0.01, -0.005, 0.005, 0.01]
     )
-    fmax: float = 0.005
-    max_steps: int = 300
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.005, max_steps=300)
+    )
 
     property: ClassVar[str] = "elastic"
     document: ClassVar[type] = ElasticDocument
@@ -95,19 +96,14 @@ class ElasticMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
-        mags = list(self.strain_magnitudes)
+        super().__post_init__()
+        mags, key = list(self.strain_magnitudes), self.spec_key("strain_magnitudes")
         if not mags or all(abs(m) <= 1e-10 for m in mags):
-            raise ValueError(
-                f"elastic.strain_magnitudes needs a non-zero strain, got {mags}"
-            )
+            raise ValueError(f"{key} needs a non-zero strain, got {mags}")
         if any(abs(m) > 0.1 for m in mags):
-            raise ValueError(
-                f"elastic.strain_magnitudes must be small (|strain| <= 0.1), got {mags}"
-            )
+            raise ValueError(f"{key} must be small (|strain| <= 0.1), got {mags}")
         if len({round(m, 10) for m in mags}) != len(mags):
-            raise ValueError(f"elastic.strain_magnitudes has duplicates: {mags}")
-        if self.fmax <= 0 or self.max_steps < 1:
-            raise ValueError("elastic.fmax must be > 0 and elastic.max_steps >= 1")
+            raise ValueError(f"{key} has duplicates: {mags}")
 
     def compute(self, items, targets, ctx):
         """Strain every item, relax all cells in one batch, fit each tensor."""
@@ -124,7 +120,7 @@ class ElasticMaker(PropertyMaker):
         ]
         out = []
         tasks = [it.task for it in items]
-        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps, tasks)
+        relaxed = relax_groups(groups, ctx, self.relax, tasks)
         for it, (target,), results in zip(items, targets, relaxed, strict=True):
             try:
                 out.append([self._fit(it, target, ctx, strains, results)])
@@ -133,7 +129,7 @@ class ElasticMaker(PropertyMaker):
         return out
 
     def _fit(self, item, target, ctx, strains, results) -> ElasticDocument:
-        why = inner_failure(results, self.fmax, self.max_steps, "strained cells")
+        why = inner_failure(results, self.relax, "strained cells")
         n_stuck = sum(1 for r in results if r.error is None and not r.converged)
         if why:
             return self.failed(

@@ -13,6 +13,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, relax_groups
 
@@ -62,12 +63,13 @@ class EosDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class EosMaker(PropertyMaker):
     """E(V) of a structure: scaled cells relaxed at fixed volume, then fitted.
 
     The scaled cells of every material of the job are relaxed in one batch.
-    If any does not converge within ``max_steps``, the property fails (see
+    If any does not converge within ``relax.max_steps``, the property fails (see
     :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
@@ -77,10 +79,8 @@ class EosMaker(PropertyMaker):
         cells); at least 4 distinct values, each above -1.
     eos : str
         pymatgen EOS name.
-    fmax : float
-        Force threshold of the fixed-volume relaxations, eV/Å.
-    max_steps : int
-        Most FIRE steps of each fixed-volume relaxation.
+    relax : RelaxSettings
+        The fixed-volume relaxations of the scaled cells (fmax in eV/Å).
     plot_dir : str, optional
         Folder for the PNG of the fit.
     """
@@ -90,8 +90,9 @@ class EosMaker(PropertyMaker):
         default_factory=lambda: np.linspace(-0.05, 0.05, 6).round(6).tolist()
     )
     eos: str = "birch_murnaghan"
-    fmax: float = 0.01
-    max_steps: int = 300
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.01, max_steps=300)
+    )
     plot_dir: str | None = None
 
     property: ClassVar[str] = "eos"
@@ -101,29 +102,26 @@ class EosMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
+        super().__post_init__()
         from pymatgen.analysis.eos import EOS as EOS_
 
-        strains = list(self.linear_strains)
+        strains, key = list(self.linear_strains), self.spec_key("linear_strains")
         if len({round(e, 10) for e in strains}) < 4:
-            raise ValueError(
-                f"eos.linear_strains needs at least 4 distinct strains, got {strains}"
-            )
+            raise ValueError(f"{key} needs at least 4 distinct strains, got {strains}")
         if any(e <= -0.5 or e >= 0.5 for e in strains):
-            raise ValueError(f"eos.linear_strains must lie in (-0.5, 0.5): {strains}")
+            raise ValueError(f"{key} must lie in (-0.5, 0.5): {strains}")
         if self.eos not in EOS_.MODELS:
             raise ValueError(
-                f"eos.eos: unknown equation of state {self.eos!r}; "
+                f"{self.spec_key('eos')}: unknown equation of state {self.eos!r}; "
                 f"choose from {sorted(EOS_.MODELS)}"
             )
-        if self.fmax <= 0 or self.max_steps < 1:
-            raise ValueError("eos.fmax must be > 0 and eos.max_steps >= 1")
 
     def compute(self, items, targets, ctx):
         """Scale every item, relax all cells in one batch, fit each E(V)."""
         scaled = [scaled_structures(it.structure, self.linear_strains) for it in items]
         groups = [[AseAtomsAdaptor.get_atoms(s) for s in group] for group in scaled]
         tasks = [it.task for it in items]
-        relaxed = relax_groups(groups, ctx, self.fmax, self.max_steps, tasks)
+        relaxed = relax_groups(groups, ctx, self.relax, tasks)
         out = []
         for it, (target,), cells, results in zip(
             items, targets, scaled, relaxed, strict=True
@@ -135,7 +133,7 @@ class EosMaker(PropertyMaker):
         return out
 
     def _fit(self, item, target, ctx, cells, results) -> EosDocument:
-        why = inner_failure(results, self.fmax, self.max_steps, "scaled cells")
+        why = inner_failure(results, self.relax, "scaled cells")
         if why:
             n_stuck = sum(1 for r in results if r.error is None and not r.converged)
             return self.failed(

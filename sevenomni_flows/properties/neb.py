@@ -36,9 +36,9 @@ from ..adsorption.surfaces import build_slab, find_sites, place
 from ..jobs.base import Item, Target, as_structure, maker_settings, protocol, reuse_key
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, bulky, quantity, structure_id
 from .md.maker import safe_name, supercell_for
-from .relax import check_optimizer
 
 __all__ = ["NebMaker", "end_points"]
 
@@ -135,6 +135,7 @@ class NebDocument(ResultDocument):
     images: list[Structure] | None = bulky("All images, end points included")
 
 
+@accepts_old_names
 @dataclass
 class NebMaker(PropertyMaker):
     """Climbing-image NEB barriers of many bands in one batched job.
@@ -153,9 +154,8 @@ class NebMaker(PropertyMaker):
         Spring constant, eV/Å².
     interpolation : {"idpp", "linear"}
         Initial path.
-    relax_fmax, relax_steps, relax_optimizer
-        Relaxation of the end points (fixed cell, fixed slab layers kept):
-        eV/Å, steps, and ``"lbfgs"`` or ``"fire"``.
+    relax : RelaxSettings
+        Relaxation of the end points (fixed cell, fixed slab layers kept).
     min_length : float
         Vacancy bands: repeat the bulk until every width is at least this, Å.
     slab : SlabProtocol
@@ -171,9 +171,11 @@ class NebMaker(PropertyMaker):
     max_steps: int = default(neb, "max_steps")
     spring: float = default(neb, "k")
     interpolation: str = default(neb, "interpolation")
-    relax_fmax: float = 0.02
-    relax_steps: int = 500
-    relax_optimizer: str = "lbfgs"
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(
+            fmax=0.02, max_steps=500, optimizer="lbfgs"
+        )
+    )
     min_length: float = 7.0
     slab: SlabProtocol = field(default_factory=lambda: SlabProtocol(preset="converged"))
     plot_dir: str | None = None
@@ -183,15 +185,19 @@ class NebMaker(PropertyMaker):
     stage: ClassVar[str] = "band"
 
     def __post_init__(self):
-        self.slab = SlabProtocol.checked(self.slab, "neb.slab")
-        if self.n_images < 1 or self.max_steps < 1 or self.relax_steps < 1:
-            raise ValueError("neb.n_images, max_steps and relax_steps must be >= 1")
-        if not (self.fmax > 0 and self.spring > 0 and self.relax_fmax > 0):
-            raise ValueError("neb.fmax, spring and relax_fmax must be > 0")
-        check_optimizer(self.relax_optimizer, "neb.relax_optimizer")
+        super().__post_init__()
+        if self.n_images < 1 or self.max_steps < 1:
+            raise ValueError(
+                f"{self.spec_key('n_images')} and {self.spec_key('max_steps')} "
+                "must be >= 1"
+            )
+        if not (self.fmax > 0 and self.spring > 0):
+            raise ValueError(
+                f"{self.spec_key('fmax')} and {self.spec_key('spring')} must be > 0"
+            )
         if self.interpolation not in ("idpp", "linear"):
             raise ValueError(
-                f"neb.interpolation must be 'idpp' or 'linear', "
+                f"{self.spec_key('interpolation')} must be 'idpp' or 'linear', "
                 f"got {self.interpolation!r}"
             )
 
@@ -232,9 +238,9 @@ class NebMaker(PropertyMaker):
             ends,
             model=ctx.pot,
             task=ctx.task,
-            fmax=self.relax_fmax,
-            max_steps=self.relax_steps,
-            optimizer=self.relax_optimizer,
+            fmax=self.relax.fmax,
+            max_steps=self.relax.max_steps,
+            optimizer=self.relax.optimizer,
         )
         bands, ready = [], []
         out: list[list] = [[] for _ in items]

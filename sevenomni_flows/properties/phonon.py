@@ -17,6 +17,14 @@ from sevenomni_core.batch import predict
 
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
+from ..jobs.settings import (
+    ImaginaryTol,
+    Mesh,
+    PhononSettings,
+    Positive,
+    Supercell,
+    validated,
+)
 from ..schemas import ResultDocument, bulky, failure_type, quantity
 from .relax import per_cell
 
@@ -26,7 +34,6 @@ __all__ = [
     "SYMPREC",
     "PhononCell",
     "PhononMaker",
-    "check_supercell",
     "displaced_atoms",
     "drift_free",
     "per_atom",
@@ -188,22 +195,6 @@ def set_forces(phonon: Phonopy, preds) -> list[str]:
     return errors
 
 
-def check_supercell(matrix, key: str = "phonon.supercell") -> list[list[int]]:
-    """A 3x3 integer supercell matrix with a positive determinant, or an error
-    naming the spec ``key``."""
-    try:
-        arr = np.asarray(matrix, dtype=float)
-    except (TypeError, ValueError):
-        arr = np.zeros(0)
-    if arr.shape != (3, 3):
-        raise ValueError(f"{key} must be a 3x3 matrix, got {matrix}")
-    if not np.allclose(arr, np.round(arr)):
-        raise ValueError(f"{key} must hold integers, got {matrix}")
-    if round(np.linalg.det(arr)) < 1:
-        raise ValueError(f"{key} must have a positive determinant, got {matrix}")
-    return np.round(arr).astype(int).tolist()
-
-
 class PhononDocument(ResultDocument):
     """Harmonic phonons from finite displacements (phonopy)."""
 
@@ -257,18 +248,22 @@ class PhononMaker(PropertyMaker):
         Supercell matrix of the input cell.
     displacement : float
         Finite displacement, Å.
-    mesh : float
-        Sampling mesh density for DOS and thermodynamics (phonopy length).
+    mesh : float or [n1, n2, n3]
+        Sampling mesh for DOS and thermodynamics (phonopy length, or the
+        mesh itself).
+    imaginary_tol : float
+        THz: a mode below this is imaginary.
     plot_dir : str, optional
         Folder for the band-structure + DOS PNG.
     """
 
     name: str = "phonon"
-    min_length: float = 10.0
-    supercell: list[list[int]] | None = None
-    displacement: float = 0.01
-    mesh: float = 60.0
-    imaginary_tol: float = -0.05
+    # the fields of PhononSettings, flat: this Maker *is* the phonon job
+    min_length: Positive = 10.0
+    supercell: Supercell | None = None
+    displacement: Positive = 0.01
+    mesh: Mesh = 60.0
+    imaginary_tol: ImaginaryTol = -0.05
     plot_dir: str | None = None
 
     property: ClassVar[str] = "phonon"
@@ -280,12 +275,14 @@ class PhononMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
-        if self.supercell is not None:
-            self.supercell = check_supercell(self.supercell)
-        if self.min_length <= 0 or self.displacement <= 0 or self.mesh <= 0:
-            raise ValueError(
-                "phonon.min_length, phonon.displacement and phonon.mesh must be > 0"
-            )
+        super().__post_init__()
+        self.supercell = self.phonon_settings().supercell
+
+    def phonon_settings(self) -> PhononSettings:
+        """Its settings as :class:`PhononSettings` (checked: an error names
+        the spec key)."""
+        names = PhononSettings.model_fields
+        return validated(self, PhononSettings, {k: getattr(self, k) for k in names})
 
     def compute(self, items, targets, ctx):
         """Displace every item; all supercells' forces in one batch; then each."""

@@ -11,7 +11,7 @@ primitive cell), so any cell of a crystal gives the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Final, Literal
 
 import numpy as np
 from phonopy import Phonopy, PhonopyQHA
@@ -24,12 +24,16 @@ from sevenomni_core.batch import predict
 from ..jobs.base import Target, maker_settings, protocol
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
+from ..jobs.settings import (
+    PhononSettings,
+    RelaxSettings,
+    TemperatureGrid,
+    accepts_old_names,
+)
 from ..schemas import ResultDocument, failure_type, quantity
 from .phonon import (
     CUTOFF_FREQUENCY,
     PhononCell,
-    PhononMaker,
-    check_supercell,
     displaced_atoms,
     per_atom,
     phonon_cell,
@@ -37,7 +41,10 @@ from .phonon import (
 )
 from .relax import inner_failure, per_cell, relax_groups
 
-__all__ = ["QhaDocument", "QhaMaker", "first_outside"]
+__all__ = ["EOS_NAMES", "QhaDocument", "QhaMaker", "first_outside"]
+
+#: phonopy's EOS for F(V) that the QHA may fit.
+EOS_NAMES: Final = ("vinet", "birch_murnaghan", "murnaghan")
 
 
 def first_outside(volume, sampled) -> int | None:
@@ -114,6 +121,7 @@ class QhaDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class QhaMaker(PropertyMaker):
     """Quasi-harmonic approximation: phonons at ``n_volumes`` volumes.
@@ -127,17 +135,18 @@ class QhaMaker(PropertyMaker):
         Volumes sampled, at least 5.
     pressures : list of float
         GPa; one document per pressure (the phonons are shared).
-    t_max, t_step : float
-        K: temperatures 0, t_step, ..., t_max.
+    temperatures : TemperatureGrid
+        K: ``t_min`` (0), ``t_step``, ..., ``t_max``; a regular grid from 0 K
+        (the QHA's finite differences in T need it).
     eos : str
         phonopy's EOS for F(V): ``vinet``, ``birch_murnaghan`` or ``murnaghan``.
-    min_length, supercell, displacement, mesh, imaginary_tol
-        Phonon settings, as for :class:`~sevenomni_flows.properties.phonon.PhononMaker`
-        (``supercell`` is of the input cell; without it the supercell comes
-        from ``min_length`` and the conventional cell, and is the same at
+    phonon : PhononSettings
+        As for :class:`~sevenomni_flows.properties.phonon.PhononMaker` (``supercell``
+        is of the input cell; without it the supercell comes from
+        ``min_length`` and the standardized primitive cell, and is the same at
         every volume).
-    fmax, max_steps
-        The fixed-cell relaxation of each volume, eV/Å and steps.
+    relax : RelaxSettings
+        The fixed-cell relaxation of each volume (fmax in eV/Å).
     plot_dir : str, optional
         Folder for the PNG of V(T) and the thermal expansion.
     """
@@ -146,16 +155,12 @@ class QhaMaker(PropertyMaker):
     linear_strain: list[float] = field(default_factory=lambda: [-0.02, 0.03])
     n_volumes: int = 7
     pressures: list[float] = field(default_factory=lambda: [0.0])
-    t_max: float = 1000.0
-    t_step: float = 10.0
-    eos: str = "vinet"
-    min_length: float = PhononMaker.min_length
-    supercell: list[list[int]] | None = None
-    displacement: float = PhononMaker.displacement
-    mesh: float = PhononMaker.mesh
-    imaginary_tol: float = PhononMaker.imaginary_tol
-    fmax: float = 0.005
-    max_steps: int = 300
+    temperatures: TemperatureGrid = field(default_factory=TemperatureGrid)
+    eos: Literal[EOS_NAMES] = "vinet"
+    phonon: PhononSettings = field(default_factory=PhononSettings)
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.005, max_steps=300)
+    )
     plot_dir: str | None = None
 
     property: ClassVar[str] = "qha"
@@ -167,29 +172,38 @@ class QhaMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
+        super().__post_init__()
         low, high = self.linear_strain
         if not -0.2 < low < 0 < high < 0.2:
             raise ValueError(
-                f"qha.linear_strain must be [low, high] with -0.2 < low < 0 < high "
-                f"< 0.2, got {self.linear_strain}"
+                f"{self.spec_key('linear_strain')} must be [low, high] with -0.2 < "
+                f"low < 0 < high < 0.2, got {self.linear_strain}"
             )
         if self.n_volumes < 5:
-            raise ValueError(f"qha.n_volumes must be >= 5, got {self.n_volumes}")
-        if self.t_max <= 300 or self.t_step <= 0 or self.t_step > self.t_max / 10:
             raise ValueError(
-                "qha.t_max must exceed 300 K and qha.t_step lie in (0, t_max/10]; "
-                f"got t_max {self.t_max}, t_step {self.t_step}"
+                f"{self.spec_key('n_volumes')} must be >= 5, got {self.n_volumes}"
+            )
+        grid = self.temperatures
+        if grid.values is not None or grid.t_min != 0:
+            raise ValueError(
+                f"{self.spec_key('temperatures')}: the QHA needs a regular grid "
+                "from 0 K: give t_max and t_step only"
+            )
+        if grid.t_max <= 300 or grid.t_step > grid.t_max / 10:
+            raise ValueError(
+                f"{self.spec_key('temperatures.t_max')} must exceed 300 K and "
+                f"t_step be at most t_max/10; got t_max {grid.t_max}, t_step "
+                f"{grid.t_step}"
             )
         if not self.pressures or any(p < 0 for p in self.pressures):
-            raise ValueError(f"qha.pressures must be >= 0 GPa, got {self.pressures}")
-        if self.eos not in ("vinet", "birch_murnaghan", "murnaghan"):
             raise ValueError(
-                f"qha.eos must be vinet, birch_murnaghan or murnaghan, got {self.eos!r}"
+                f"{self.spec_key('pressures')} must be >= 0 GPa, got {self.pressures}"
             )
-        if self.supercell is not None:
-            self.supercell = check_supercell(self.supercell, "qha.supercell")
-        if min(self.min_length, self.displacement, self.mesh, self.fmax) <= 0:
-            raise ValueError("qha.min_length, displacement, mesh and fmax must be > 0")
+        if self.eos not in EOS_NAMES:
+            raise ValueError(
+                f"{self.spec_key('eos')} must be vinet, birch_murnaghan or "
+                f"murnaghan, got {self.eos!r}"
+            )
 
     def targets(self, item, pot, task) -> list[Target]:
         """One document per pressure."""
@@ -212,7 +226,8 @@ class QhaMaker(PropertyMaker):
 
     def temperature_grid(self) -> np.ndarray:
         """K: 0, t_step, ..., t_max."""
-        return np.arange(0.0, self.t_max + self.t_step / 2, self.t_step)
+        grid = self.temperatures
+        return np.arange(0.0, grid.t_max + grid.t_step / 2, grid.t_step)
 
     def compute(self, items, targets, ctx):
         """Relax every volume of every item in one batch, then all displaced
@@ -226,19 +241,20 @@ class QhaMaker(PropertyMaker):
                 group.append(AseAtomsAdaptor.get_atoms(scaled))
             cells.append(group)
         tasks = [it.task for it in items]
-        relaxed = relax_groups(cells, ctx, self.fmax, self.max_steps, tasks)
+        relaxed = relax_groups(cells, ctx, self.relax, tasks)
         setups: list[tuple[PhononCell, list[Phonopy]] | str | Exception] = []
         for it, results in zip(items, relaxed, strict=True):
-            why = inner_failure(results, self.fmax, self.max_steps, "volumes")
+            why = inner_failure(results, self.relax, "volumes")
             if why:
                 setups.append(why)
                 continue
             try:  # one primitive cell and supercell for every volume
-                cell = phonon_cell(it.structure, self.min_length, self.supercell)
+                ph = self.phonon
+                cell = phonon_cell(it.structure, ph.min_length, ph.supercell)
                 # ``relax`` keeps the atoms in order: each volume's input cell
                 volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
                 setups.append(
-                    (cell, [cell.phonopy(v, self.displacement) for v in volumes])
+                    (cell, [cell.phonopy(v, ph.displacement) for v in volumes])
                 )
             except Exception as err:  # phonopy may refuse one structure
                 setups.append(err)
@@ -299,11 +315,13 @@ class QhaMaker(PropertyMaker):
         # one q-mesh for every volume: a mesh from a length changes with the
         # volume (Cu: 29³ to 28³ across +-3%), and F(V) would jump there
         middle = phonons[len(phonons) // 2]
-        mesh = length2mesh(
-            self.mesh,
-            middle.primitive.cell,
-            rotations=middle.primitive_symmetry.pointgroup_operations,
-        )
+        mesh = self.phonon.mesh
+        if not isinstance(mesh, list):
+            mesh = length2mesh(
+                mesh,
+                middle.primitive.cell,
+                rotations=middle.primitive_symmetry.pointgroup_operations,
+            )
         free, cv, entropy, imaginary = [], [], [], []
         for p, mine, volume in zip(phonons, preds, volumes, strict=True):
             errors = set_forces(p, mine)
@@ -318,7 +336,7 @@ class QhaMaker(PropertyMaker):
             p.produce_force_constants()
             p.run_mesh(mesh, is_gamma_center=True)
             lowest = float(p.get_mesh_dict()["frequencies"].min())
-            if lowest < self.imaginary_tol:
+            if lowest < self.phonon.imaginary_tol:
                 imaginary.append(
                     {"volume": float(volume), "min_frequency": round(lowest, 4)}
                 )
@@ -362,7 +380,7 @@ class QhaMaker(PropertyMaker):
                     entropy=np.array(entropy).T,
                     pressure=pressure,
                     eos=self.eos,
-                    t_max=self.t_max,
+                    t_max=self.temperatures.t_max,
                 )
             except RuntimeError as err:  # phonopy's fit of F(V) failed
                 why = (
@@ -383,11 +401,12 @@ class QhaMaker(PropertyMaker):
         # phonopy's lists stop a step before t_max (finite differences), and
         # would leave out a temperature whose EOS fit failed
         n = len(volume)
-        last = int(np.argmin(np.abs(temperatures - self.t_max)))
+        t_max = self.temperatures.t_max
+        last = int(np.argmin(np.abs(temperatures - t_max)))
         if n != min(last + 2, len(temperatures)) - 1:
             why = (
                 f"at {pressure} GPa, phonopy's QHA kept {n} of the temperatures "
-                f"up to {self.t_max} K (an EOS fit left some out)"
+                f"up to {t_max} K (an EOS fit left some out)"
             )
             return self.failed(target, ctx, why, error_type="EosFitError", **common)
         temps = temperatures[:n]
@@ -407,7 +426,8 @@ class QhaMaker(PropertyMaker):
             if keep <= at:
                 why = (
                     f"{where}: the values at 300 K would be extrapolated; shift or "
-                    "widen qha.linear_strain around this pressure's volume"
+                    f"widen {self.spec_key('linear_strain')} around this pressure's "
+                    "volume"
                 )
                 return self.failed(
                     target,

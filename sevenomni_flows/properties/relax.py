@@ -18,6 +18,7 @@ from sevenomni_core.batch.inputs import default
 
 from ..jobs.base import as_structure, constrained_atoms
 from ..jobs.calculation import PropertyMaker
+from ..jobs.settings import RelaxSettings
 from ..schemas import ResultDocument, quantity
 
 __all__ = [
@@ -192,15 +193,16 @@ class RelaxMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
+        key = self.spec_key
         if self.fmax <= 0:
-            raise ValueError(f"relax.fmax must be > 0 eV/Å, got {self.fmax}")
+            raise ValueError(f"{key('fmax')} must be > 0 eV/Å, got {self.fmax}")
         if self.max_steps < 0:
-            raise ValueError(f"relax.max_steps must be >= 0, got {self.max_steps}")
+            raise ValueError(f"{key('max_steps')} must be >= 0, got {self.max_steps}")
         if self.max_volume_change <= 1:
             raise ValueError(
-                f"relax.max_volume_change must be > 1, got {self.max_volume_change}"
+                f"{key('max_volume_change')} must be > 1, got {self.max_volume_change}"
             )
-        check_optimizer(self.optimizer, "relax.optimizer")
+        check_optimizer(self.optimizer, key("optimizer"))
 
     def compute(self, items, targets, ctx):
         """Relax all items in one batch; each document is published when done."""
@@ -308,7 +310,7 @@ def per_cell(groups: list[list], tasks: list) -> list:
 
 
 def relax_groups(
-    groups: list[list], ctx, fmax: float, max_steps: int, tasks: list | None = None
+    groups: list[list], ctx, settings: RelaxSettings, tasks: list | None = None
 ) -> list[list]:
     """Relax the cells of many materials at fixed cell in one batch, per group.
 
@@ -318,7 +320,14 @@ def relax_groups(
     """
     flat = [atoms for group in groups for atoms in group]
     task = ctx.task if tasks is None else per_cell(groups, tasks)
-    results = relax(flat, model=ctx.pot, task=task, fmax=fmax, max_steps=max_steps)
+    results = relax(
+        flat,
+        model=ctx.pot,
+        task=task,
+        fmax=settings.fmax,
+        max_steps=settings.max_steps,
+        optimizer=settings.optimizer,
+    )
     out, start = [], 0
     for group in groups:
         out.append(results[start : start + len(group)])
@@ -326,11 +335,11 @@ def relax_groups(
     return out
 
 
-def inner_failure(results, fmax: float, max_steps: int, what: str) -> str | None:
+def inner_failure(results, settings: RelaxSettings, what: str) -> str | None:
     """Why a set of inner (fixed-cell) relaxations cannot be used, or None.
 
     The rule: every inner relaxation must finish without error and converge
-    to ``fmax`` within ``max_steps``; otherwise the property fails, naming
+    to ``settings.fmax`` within its ``max_steps``; otherwise the property fails, naming
     how many did not and the largest remaining force.
     """
     errors = [r.error for r in results if r.error]
@@ -341,7 +350,8 @@ def inner_failure(results, fmax: float, max_steps: int, what: str) -> str | None
         worst = max(float(np.linalg.norm(r.forces, axis=1).max()) for r in stuck)
         return (
             f"{len(stuck)} of {len(results)} {what} did not converge within "
-            f"{max_steps} steps (largest force {worst:.3g} eV/Å > fmax {fmax} eV/Å); "
+            f"{settings.max_steps} steps (largest force {worst:.3g} eV/Å > fmax "
+            f"{settings.fmax} eV/Å); "
             "raise max_steps or fmax"
         )
     return None

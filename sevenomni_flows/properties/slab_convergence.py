@@ -20,14 +20,15 @@ from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slab, check_metal, find_sites, place
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import alnum_name, start_plot
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, quantity
 from .adsorption import (
     check_adsorbates,
     check_miller,
+    check_scheme,
     evaluate_candidates,
     per_adsorbate,
 )
-from .relax import check_optimizer
 
 __all__ = ["SlabConvergenceMaker"]
 
@@ -62,6 +63,7 @@ class SlabConvergenceDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class SlabConvergenceMaker(PropertyMaker):
     """E_ads at several slab thicknesses and lateral sizes, in one batch.
@@ -88,9 +90,11 @@ class SlabConvergenceMaker(PropertyMaker):
     free_layers: int = 2
     vacuum: float = 15.0
     reference_scheme: str = "gas"
-    fmax: float = 0.05
-    max_steps: int = 300
-    optimizer: str = "lbfgs"
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(
+            fmax=0.05, max_steps=300, optimizer="lbfgs"
+        )
+    )
     plot_dir: str | None = None
 
     property: ClassVar[str] = "slab_convergence"
@@ -99,10 +103,13 @@ class SlabConvergenceMaker(PropertyMaker):
     bulk_only: ClassVar[bool] = True
 
     def __post_init__(self):
-        what = "slab_convergence"
-        self.miller_indices = check_miller(self.miller_indices)
-        self.adsorbates = check_adsorbates(self.adsorbates, f"{what}.adsorbates")
-        check_optimizer(self.optimizer, f"{what}.optimizer")
+        super().__post_init__()
+        what = self.property
+        self.miller_indices = check_miller(
+            self.miller_indices, self.spec_key("miller_indices")
+        )
+        self.adsorbates = check_adsorbates(self.adsorbates, self.spec_key("adsorbates"))
+        check_scheme(self)
         if not self.layers or not self.supercells:
             raise ValueError(f"{what}: give at least one of layers and of supercells")
         if len(set(self.layers)) != len(self.layers):

@@ -29,6 +29,7 @@ from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import pyplot, start_plot, visible_colors
+from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, bulky, quantity
 from .adsorption import check_miller
 
@@ -138,6 +139,7 @@ class SurfaceEnergyDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class SurfaceEnergyMaker(PropertyMaker):
     """Surface energies of the given facets (or all up to ``max_index``).
@@ -158,7 +160,7 @@ class SurfaceEnergyMaker(PropertyMaker):
         protocol otherwise unchanged), in the same batch: γ against the
         layer count, as ``slab_convergence`` gives adsorption energies.
         The Wulff shape uses ``slab.layers``.
-    fmax, max_steps
+    relax : RelaxSettings
         The slab and bulk relaxations (positions; the slab's cell is kept).
     plot_dir : str, optional
         Folder for the Wulff shape PNG.
@@ -173,8 +175,9 @@ class SurfaceEnergyMaker(PropertyMaker):
         )
     )
     surface_convergence: list[int] | None = None
-    fmax: float = 0.02
-    max_steps: int = 300
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.02, max_steps=300)
+    )
     plot_dir: str | None = None
 
     property: ClassVar[str] = "surface_energy"
@@ -184,27 +187,23 @@ class SurfaceEnergyMaker(PropertyMaker):
     revision: ClassVar[int] = 1  # every symmetric termination, γ < 0 refused
 
     def __post_init__(self):
+        super().__post_init__()
         if self.miller_indices is not None:
             self.miller_indices = check_miller(
-                self.miller_indices, "surface_energy.miller_indices"
+                self.miller_indices, self.spec_key("miller_indices")
             )
         if not 1 <= self.max_index <= 3:
             raise ValueError(
-                f"surface_energy.max_index must be 1, 2 or 3, got {self.max_index}"
+                f"{self.spec_key('max_index')} must be 1, 2 or 3, got {self.max_index}"
             )
-        self.slab = SlabProtocol.checked(self.slab, "surface_energy.slab")
         for n in self.surface_convergence or []:
             fixed = self.slab.fixed_layers or 0
             if not isinstance(n, int) or n < 2 or n <= fixed:
                 raise ValueError(
-                    "surface_energy.surface_convergence: layer counts must be "
+                    f"{self.spec_key('surface_convergence')}: layer counts must be "
                     f"integers >= 2 and above slab.fixed_layers ({fixed}), got "
                     f"{self.surface_convergence}"
                 )
-        if self.fmax <= 0 or self.max_steps < 1:
-            raise ValueError(
-                "surface_energy.fmax must be > 0 and surface_energy.max_steps >= 1"
-            )
 
     def facets(self, structure) -> list[list[int]]:
         """The Miller indices computed for ``structure`` (of its conventional
@@ -238,8 +237,9 @@ class SurfaceEnergyMaker(PropertyMaker):
             cells,
             model=ctx.pot,
             task=ctx.task,
-            fmax=self.fmax,
-            max_steps=self.max_steps,
+            fmax=self.relax.fmax,
+            max_steps=self.relax.max_steps,
+            optimizer=self.relax.optimizer,
         )
         # the unrelaxed energies of slabs with fixed layers (one face relaxes)
         unrelaxed = predict(fixed, model=ctx.pot, task=ctx.task) if fixed else []
@@ -356,7 +356,7 @@ class SurfaceEnergyMaker(PropertyMaker):
         stuck = [row["miller"] for row in rows if not row["converged"]]
         if stuck or not bulk.converged:
             raise RuntimeError(
-                f"relaxations did not converge within {self.max_steps} steps: "
+                f"relaxations did not converge within {self.relax.max_steps} steps: "
                 + ", ".join(map(str, stuck or ["bulk"]))
             )
         failed_facets = dict(plan["failed"])

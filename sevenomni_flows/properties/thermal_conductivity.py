@@ -25,8 +25,8 @@ import base64
 import contextlib
 import io
 import zlib
-from dataclasses import dataclass
-from typing import ClassVar, Final, Literal, get_args
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, Literal
 
 import numpy as np
 from phono3py import Phono3py
@@ -37,15 +37,16 @@ from sevenomni_core.batch import predict
 from ..jobs.base import Target, maker_settings, protocol
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
-from ..schemas import ResultDocument, bulky, failure_type, quantity
-from .phonon import (
-    PhononCell,
-    PhononMaker,
+from ..jobs.settings import (
+    PhononSettings,
+    Positive,
+    Supercell,
+    TemperatureGrid,
+    accepts_old_names,
     check_supercell,
-    drift_free,
-    phonon_cell,
-    to_ase,
 )
+from ..schemas import ResultDocument, bulky, failure_type, quantity
+from .phonon import PhononCell, drift_free, phonon_cell, to_ase
 from .relax import per_cell
 
 __all__ = [
@@ -157,35 +158,35 @@ class ThermalConductivityDocument(ResultDocument):
     )
 
 
+@accepts_old_names
 @dataclass
 class ThermalConductivityMaker(PropertyMaker):
     """Lattice thermal conductivity κ(T): phono3py on batched forces.
 
     Parameters
     ----------
-    supercell : 3x3 list, optional
-        Supercell of the input cell for the fc3 displacements (default: from
-        ``min_length``).
+    phonon : PhononSettings
+        ``supercell``: of the input cell for the fc3 displacements (default:
+        from ``min_length``, Å: the diagonal supercell of the standardized
+        primitive cell whose lattice vectors are each at least this long,
+        whatever cell the input is written in,
+        :func:`~sevenomni_flows.properties.phonon.phonon_cell`); ``displacement``
+        (Å, phono3py's default 0.03); ``mesh``: q-point mesh, or a length
+        (Å) phono3py turns into one (35 gives 11x11x11 for Si, the phono3py
+        example's mesh; converge it); ``imaginary_tol``: THz, a frequency
+        below this on the q-mesh fails the material.
     phonon_supercell : 3x3 list, optional
         A separate (larger) supercell of the input cell for fc2; by default
         fc2 comes from the fc3 supercell's forces (or from
         ``phonon_min_length``).
-    min_length, phonon_min_length : float
-        Å: when no supercell is given, the fc3 (fc2) supercell is the
-        diagonal one of the standardized primitive cell whose lattice vectors
-        are each at least this long, whatever cell the input is written in
-        (:func:`~sevenomni_flows.properties.phonon.phonon_cell`).
-    displacement : float
-        Finite displacement, Å (phono3py's default 0.03).
+    phonon_min_length : float, optional
+        Å: the fc2 supercell from a length, as ``phonon.min_length``.
     cutoff_pair_distance : float, optional
         Å: displacement pairs further apart are not computed (their fc3
         elements are zero).
-    mesh : [n1, n2, n3] or float
-        q-point mesh, or a length (Å) phono3py turns into one (35 gives
-        11x11x11 for Si, the phono3py example's mesh; converge it).
-    temperatures : list of float, optional
-        K; else ``t_min, t_min + t_step, ..., t_max``.  300 K is always
-        added (for ``kappa_300k``).
+    temperatures : TemperatureGrid
+        K: a list, or ``t_min (> 0), t_min + t_step, ..., t_max``.  300 K is
+        always added (for ``kappa_300k``).
     method : "rta" or "lbte"
         Relaxation-time approximation, or the direct solution of the
         linearised Boltzmann equation (slower, more memory).
@@ -195,28 +196,23 @@ class ThermalConductivityMaker(PropertyMaker):
         Impose translational and permutation symmetry on fc2 and fc3
         (phono3py ``--sym-fc``); without it, small violations scatter
         the acoustic modes near Γ far too strongly.
-    imaginary_tol : float
-        THz: a frequency below this on the q-mesh fails the material.
     plot_dir : str, optional
         Folder for the PNG of κ(T).
     """
 
     name: str = "thermal_conductivity"
-    supercell: list[list[int]] | None = None
-    phonon_supercell: list[list[int]] | None = None
-    min_length: float = PhononMaker.min_length
-    phonon_min_length: float | None = None
-    displacement: float = 0.03
-    cutoff_pair_distance: float | None = None
-    mesh: list[int] | float = 35.0
-    temperatures: list[float] | None = None
-    t_min: float = 100.0
-    t_max: float = 1000.0
-    t_step: float = 50.0
+    phonon: PhononSettings = field(
+        default_factory=lambda: PhononSettings(displacement=0.03, mesh=35.0)
+    )
+    phonon_supercell: Supercell | None = None
+    phonon_min_length: Positive | None = None
+    cutoff_pair_distance: Positive | None = None
+    temperatures: TemperatureGrid = field(
+        default_factory=lambda: TemperatureGrid(t_min=100.0, t_step=50.0)
+    )
     method: Method = "rta"
     isotope: bool = False
     symmetrize: bool = True
-    imaginary_tol: float = PhononMaker.imaginary_tol
     plot_dir: str | None = None
 
     property: ClassVar[str] = "thermal_conductivity"
@@ -228,51 +224,30 @@ class ThermalConductivityMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
-        key = "thermal_conductivity"
-        if self.supercell is not None:
-            self.supercell = check_supercell(self.supercell, f"{key}.supercell")
+        super().__post_init__()
         if self.phonon_supercell is not None:
-            self.phonon_supercell = check_supercell(
-                self.phonon_supercell, f"{key}.phonon_supercell"
-            )
-        for name in ("min_length", "phonon_min_length", "displacement"):
+            try:
+                self.phonon_supercell = check_supercell(self.phonon_supercell)
+            except ValueError as err:
+                raise ValueError(f"{self.spec_key('phonon_supercell')} {err}") from None
+        for name in ("phonon_min_length", "cutoff_pair_distance"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"{key}.{name} must be > 0, got {value}")
-        if self.cutoff_pair_distance is not None and self.cutoff_pair_distance <= 0:
-            raise ValueError(
-                f"{key}.cutoff_pair_distance must be > 0 Å or null, "
-                f"got {self.cutoff_pair_distance}"
-            )
-        self.mesh = _check_mesh(self.mesh, f"{key}.mesh")
-        if self.temperatures is not None:
-            temps = [float(t) for t in np.ravel(self.temperatures)]
-            if not temps or min(temps) <= 0:
                 raise ValueError(
-                    f"{key}.temperatures must be a list of temperatures > 0 K, "
-                    f"got {self.temperatures}"
+                    f"{self.spec_key(name)} must be > 0 Å or null, got {value}"
                 )
-            self.temperatures = temps
-        if not 0 < self.t_min <= self.t_max or self.t_step <= 0:
+        if min(self.temperatures.kelvin()) <= 0:
             raise ValueError(
-                f"{key}.t_min, t_max and t_step must satisfy 0 < t_min <= t_max "
-                f"and t_step > 0 (K); got {self.t_min}, {self.t_max}, {self.t_step}"
+                f"{self.spec_key('temperatures')}: give temperatures > 0 K"
             )
-        if self.method not in get_args(Method):
+        if self.method not in ("rta", "lbte"):
             raise ValueError(
-                f"{key}.method must be {' or '.join(get_args(Method))}, "
-                f"got {self.method!r}"
+                f"{self.spec_key('method')} must be rta or lbte, got {self.method!r}"
             )
-        if self.imaginary_tol > 0:
-            raise ValueError(f"{key}.imaginary_tol must be <= 0 THz")
 
     def temperature_list(self) -> list[float]:
         """The temperatures computed, K: sorted, 300 K included."""
-        if self.temperatures is not None:
-            temps = list(self.temperatures)
-        else:
-            n = int(np.floor((self.t_max - self.t_min) / self.t_step + 1e-9))
-            temps = (self.t_min + self.t_step * np.arange(n + 1)).tolist()
+        temps = self.temperatures.kelvin()
         return sorted({round(float(t), 6) for t in [*temps, 300.0]})
 
     def targets(self, item, pot, task) -> list[Target]:
@@ -282,7 +257,7 @@ class ThermalConductivityMaker(PropertyMaker):
         for name in ("t_min", "t_max", "t_step"):
             settings.pop(name)
         settings["temperatures"] = self.temperature_list()
-        if self.supercell is not None:
+        if self.phonon.supercell is not None:
             settings.pop("min_length")
         if self.phonon_supercell is not None:
             settings.pop("phonon_min_length")
@@ -292,12 +267,13 @@ class ThermalConductivityMaker(PropertyMaker):
     def phono3py(self, structure) -> tuple[PhononCell, Phono3py]:
         """The primitive cell and fc3 supercell of ``structure``, and a
         Phono3py object of them, its fc3 (and fc2) displacements generated."""
-        cell = phonon_cell(structure, self.min_length, self.supercell)
+        ph = self.phonon
+        cell = phonon_cell(structure, ph.min_length, ph.supercell)
         fc2_matrix = None
         if self.phonon_supercell is not None or self.phonon_min_length is not None:
             fc2_matrix = phonon_cell(
                 structure,
-                self.phonon_min_length or self.min_length,
+                self.phonon_min_length or ph.min_length,
                 self.phonon_supercell,
             ).supercell_matrix
         if fc2_matrix == cell.supercell_matrix:
@@ -308,7 +284,7 @@ class ThermalConductivityMaker(PropertyMaker):
             phonon_supercell_matrix=fc2_matrix,
         )
         ph3.generate_displacements(
-            distance=self.displacement, cutoff_pair_distance=self.cutoff_pair_distance
+            distance=ph.displacement, cutoff_pair_distance=self.cutoff_pair_distance
         )
         return cell, ph3  # with fc2_matrix, its fc2 displacements (phono3py's)
 
@@ -366,7 +342,7 @@ class ThermalConductivityMaker(PropertyMaker):
     def _finish(
         self, item, target, ctx, cell: PhononCell, ph3: Phono3py, n_supercells: int
     ):
-        ph3.mesh_numbers = self.mesh
+        ph3.mesh_numbers = self.phonon.mesh
         quiet = io.StringIO()  # phono3py prints its warnings
         with contextlib.redirect_stdout(quiet):
             ph3.init_phph_interaction()
@@ -391,13 +367,13 @@ class ThermalConductivityMaker(PropertyMaker):
             "fc3": fc3 if fc3_bytes <= MAX_PACKED_BYTES else None,
             "fc3_bytes": fc3_bytes,
         }
-        imaginary = _imaginary(freqs, addresses / mesh, self.imaginary_tol)
+        imaginary = _imaginary(freqs, addresses / mesh, self.phonon.imaginary_tol)
         if imaginary:
             lowest = imaginary[0]
             why = (
                 f"imaginary modes: {lowest['frequency']} THz at q = "
                 f"{lowest['q']} (reduced), below imaginary_tol "
-                f"{self.imaginary_tol} THz on the {'x'.join(map(str, mesh))} "
+                f"{self.phonon.imaginary_tol} THz on the {'x'.join(map(str, mesh))} "
                 "mesh; phonon lifetimes and kappa are not defined"
             )
             return self.failed(
@@ -459,23 +435,6 @@ class ThermalConductivityMaker(PropertyMaker):
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return str(path)
-
-
-def _check_mesh(mesh, key: str) -> list[int] | float:
-    """Three positive integers, or a positive length."""
-    if isinstance(mesh, int | float) and not isinstance(mesh, bool):
-        if mesh <= 0:
-            raise ValueError(f"{key} must be 3 positive integers or a length > 0")
-        return float(mesh)
-    try:
-        arr = np.asarray(mesh, dtype=float)
-    except (TypeError, ValueError):
-        arr = np.zeros(0)
-    if arr.shape != (3,) or not np.allclose(arr, np.round(arr)) or arr.min() < 1:
-        raise ValueError(
-            f"{key} must be 3 positive integers or a length > 0, got {mesh}"
-        )
-    return np.round(arr).astype(int).tolist()
 
 
 def _displaced(ph3: Phono3py) -> tuple[list, list]:

@@ -114,6 +114,11 @@ def _framework() -> Structure:
     return Structure.from_file(str(MOF_74))
 
 
+#: κ's phonon settings in the invariance check (the fc3 supercell of Si's
+#: primitive cell written in the conventional cell's basis).
+KAPPA_PHONON = {"supercell": [[-1, 1, 1], [1, -1, 1], [1, 1, -1]], "mesh": 20.0}
+
+
 def _conventional_with(**settings) -> Representation:
     return Representation("conventional", conventional, settings=settings)
 
@@ -273,10 +278,9 @@ ENTRIES: dict[str, Entry] = {
         representations=("conventional", "supercell 2x1x1", *SAME_CELL),
         maker=lambda: QhaMaker(
             settings=SETTINGS,
-            min_length=7.0,
+            phonon={"min_length": 7.0},
             n_volumes=5,
-            t_max=400.0,
-            t_step=40.0,
+            temperatures={"t_max": 400.0, "t_step": 40.0},
         ),
         material=_si,
     ),
@@ -305,12 +309,13 @@ ENTRIES: dict[str, Entry] = {
             "fc3": "in each cell's frame and order",
         },
         representations=SAME_CELL,
-        extra=(_conventional_with(supercell=[[1, 0, 0], [0, 1, 0], [0, 0, 1]]),),
+        extra=(
+            _conventional_with(
+                phonon={**KAPPA_PHONON, "supercell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+            ),
+        ),
         maker=lambda: ThermalConductivityMaker(
-            settings=SETTINGS,
-            supercell=[[-1, 1, 1], [1, -1, 1], [1, 1, -1]],
-            mesh=20.0,
-            temperatures=[300.0],
+            settings=SETTINGS, phonon=KAPPA_PHONON, temperatures=[300.0]
         ),
         material=_si,
     ),
@@ -389,8 +394,7 @@ ENTRIES: dict[str, Entry] = {
             adsorbates=["H"],
             miller_indices=[[1, 1, 1]],
             slab=SLAB,
-            fmax=0.05,
-            max_steps=200,
+            relax={"fmax": 0.05, "max_steps": 200},
         ),
         material=_cu,
     ),
@@ -420,8 +424,7 @@ ENTRIES: dict[str, Entry] = {
             supercells=[[2, 2]],
             free_layers=1,
             vacuum=12.0,
-            fmax=0.05,
-            max_steps=200,
+            relax={"fmax": 0.05, "max_steps": 200},
         ),
         material=_cu,
     ),
@@ -508,7 +511,7 @@ ENTRIES: dict[str, Entry] = {
         },
         representations=("supercell 2x1x1", "permuted"),
         maker=lambda: MofAdsorptionMaker(
-            settings=SETTINGS, guests=["CO2"], n_random=0, max_steps=200
+            settings=SETTINGS, guests=["CO2"], n_random=0, relax={"max_steps": 200}
         ),
         material=_framework,
     ),
@@ -567,7 +570,7 @@ ENTRIES: dict[str, Entry] = {
             temperatures=[300.0],
             n_insertions=300,
             site_relaxations=2,
-            site_max_steps=40,
+            site_relax={"max_steps": 40},
         ),
         material=_framework,
     ),

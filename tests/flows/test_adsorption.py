@@ -23,7 +23,7 @@ from sevenomni_flows.properties.adsorption import (
 SETTINGS = ModelSettings(model="7net-0", device="cpu")
 #: A small slab: 3 layers (bottom one fixed), p(2x2).
 SMALL = {"layers": 3, "fixed_layers": 1, "supercell": [2, 2], "vacuum": 12.0}
-FAST = dict(slab=SMALL, fmax=0.05, max_steps=200)
+FAST = dict(slab=SMALL, relax={"fmax": 0.05, "max_steps": 200})
 
 
 @pytest.fixture(scope="module")

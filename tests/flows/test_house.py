@@ -374,15 +374,16 @@ def _provenance():
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [
-        ("adsorption", "bulk_fmax", 0.02),
-        ("widom", "guest_fmax", 0.02),
-        ("widom", "framework_max_steps", 100),
-        ("neb", "relax_optimizer", "fire"),
+        ("adsorption", "bulk_relax.fmax", 0.02),
+        ("widom", "guest_relax.fmax", 0.02),
+        ("widom", "framework_relax.max_steps", 100),
+        ("neb", "relax.optimizer", "fire"),
+        ("qha", "relax.optimizer", "lbfgs"),  # a key QHA did not have before
     ],
 )
 def test_inner_relaxations_are_spec_settings_in_the_key(section, key, value):
-    """The relaxations inside adsorption, Widom and NEB are spec settings,
-    and changing one gives a new reuse key."""
+    """The relaxations inside adsorption, Widom, NEB and QHA are spec
+    settings (a RelaxSettings each), and changing one gives a new reuse key."""
     from ase.build import bulk
 
     from sevenomni_core import load_model
@@ -390,9 +391,11 @@ def test_inner_relaxations_are_spec_settings_in_the_key(section, key, value):
 
     pot = load_model("7net-0", device="cpu")
     item = resolve_input(bulk("Cu", "fcc", a=3.61), "Cu")
+    group, sub = key.split(".")
     default = RunSpec.model_validate({}).maker(section)
-    changed = RunSpec.model_validate({section: {key: value}}).maker(section)
-    assert getattr(changed, key) == value != getattr(default, key)
+    changed = RunSpec.model_validate({section: {group: {sub: value}}}).maker(section)
+    assert getattr(getattr(changed, group), sub) == value
+    assert getattr(getattr(default, group), sub) != value
     if section == "neb":  # a band's key is its protocol's hash
         from sevenomni_flows.jobs.base import maker_settings
 
@@ -663,6 +666,7 @@ def _check_one_changed_setting(section, tmp_path):
     """The check of the test below, for one section."""
     from sevenomni_core import load_model
     from sevenomni_flows.jobs.base import maker_settings
+    from sevenomni_flows.jobs.settings import RENAMED
 
     pot = load_model("7net-0", device="cpu")
     default = RunSpec.model_validate({}).maker(section)
@@ -687,7 +691,12 @@ def _check_one_changed_setting(section, tmp_path):
         changed_value = str(tmp_path / "entries.json")
     else:
         changed_value = value * 2 if isinstance(value, int) else value * 1.5
-    changed = RunSpec.model_validate({section: {name: changed_value}}).maker(section)
+    # the key keeps a grouped setting's old flat name: set it where it lives
+    path = RENAMED.get(type(default).__name__, {}).get(name, name).split(".")
+    given = {path[-1]: changed_value}
+    for part in reversed(path[:-1]):
+        given = {part: given}
+    changed = RunSpec.model_validate({section: given}).maker(section)
     assert maker_settings(changed) != settings
     new = {t.key for t in changed.targets(_stage_input(changed, tmp_path), pot, None)}
     assert new and not old & new, name

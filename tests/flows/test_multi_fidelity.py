@@ -17,8 +17,8 @@ device: cpu
 dtype: float64
 relax: {fmax: 0.05, max_steps: 200}
 properties: [relax, stability, eos, elastic]
-eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
-elastic: {strain_magnitudes: [-0.01, 0.01], fmax: 0.05}
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], relax: {fmax: 0.05}}
+elastic: {strain_magnitudes: [-0.01, 0.01], relax: {fmax: 0.05}}
 structures:
   - {bulk: MgO, crystal: rocksalt, a: 4.21}
   - {bulk: CaO, crystal: rocksalt, a: 4.81}

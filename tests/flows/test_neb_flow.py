@@ -63,7 +63,7 @@ def test_neb_spec_bad_bands_fail_alone_and_rerun_reuses(tmp_path, capsys):
 def test_neb_maker_refuses_bad_settings():
     with pytest.raises(ValueError, match="interpolation must be 'idpp' or 'linear'"):
         NebMaker(interpolation="spline")
-    with pytest.raises(ValueError, match="n_images, max_steps"):
+    with pytest.raises(ValueError, match=r"n_images and neb\.max_steps"):
         NebMaker(n_images=0)
 
 

@@ -29,9 +29,8 @@ def test_qha_matches_phonopy_driven_by_sevenn(sevenn_calculator):
     # small thermal expansion of Si by ~2% (sevenn's as much as ours)
     maker = QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        supercell=SUPERCELL,
-        displacement=0.03,
-        t_max=800.0,
+        phonon={"supercell": SUPERCELL, "displacement": 0.03},
+        temperatures={"t_max": 800.0},
         pressures=[0.0, 2.0],
     )
     structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
@@ -65,8 +64,10 @@ def test_qha_matches_phonopy_driven_by_sevenn(sevenn_calculator):
         ("n_volumes", 3, "qha.n_volumes must be >= 5"),
         ("linear_strain", [0.01, 0.03], "qha.linear_strain"),
         ("pressures", [-1.0], "qha.pressures must be >= 0"),
-        ("t_max", 200.0, "qha.t_max must exceed 300 K"),
-        ("supercell", [[2, 0], [0, 2]], "qha.supercell must be a 3x3 matrix"),
+        ("temperatures", {"t_max": 200.0}, r"qha\.temperatures\.t_max must exceed"),
+        ("temperatures", [100.0, 300.0], r"qha\.temperatures: .* grid from 0 K"),
+        ("phonon", {"supercell": [[2, 0]]}, r"qha\.phonon\.supercell: must be a 3x3"),
+        ("relax", {"fmax": 0}, r"qha\.relax\.fmax: Input should be greater than 0"),
         ("eos", "spline", "qha.eos must be"),
     ],
 )
@@ -93,8 +94,8 @@ def test_imaginary_modes_fail_with_the_volumes(monkeypatch):
     monkeypatch.setattr("sevenomni_flows.properties.qha.set_forces", softened)
     maker = QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        supercell=SUPERCELL,
-        t_max=400.0,
+        phonon={"supercell": SUPERCELL},
+        temperatures={"t_max": 400.0},
         n_volumes=5,
     )
     structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
@@ -110,10 +111,9 @@ def _narrow(**settings) -> QhaMaker:
     """Cu sampled over +-3% of its volume (or less), 8-atom supercells."""
     return QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        supercell=SUPERCELL,
-        displacement=0.03,
+        phonon={"supercell": SUPERCELL, "displacement": 0.03},
         n_volumes=5,
-        **{"t_max": 1000.0, **settings},
+        **{"temperatures": {"t_max": 1000.0}, **settings},
     )
 
 
@@ -170,7 +170,9 @@ def test_a_failed_eos_fit_fails_its_pressure_alone(monkeypatch):
 
     monkeypatch.setattr(qha_module, "PhonopyQHA", fragile)
     cu = AseAtomsAdaptor.get_structure(SOLIDS["Cu"])
-    maker = _narrow(linear_strain=[-0.02, 0.03], pressures=[0.0, 2.0], t_max=400.0)
+    maker = _narrow(
+        linear_strain=[-0.02, 0.03], pressures=[0.0, 2.0], temperatures={"t_max": 400.0}
+    )
     zero, two = maker.run([cu], ["Cu"])
     assert zero.state == "completed", zero.error
     assert two.state == "failed" and two.error_type == "EosFitError"
@@ -194,7 +196,7 @@ def test_a_failed_displaced_supercell_fails_its_material_alone(monkeypatch):
 
     monkeypatch.setattr(qha_module, "predict", one_fails)
     structures = [AseAtomsAdaptor.get_structure(a) for a in SOLIDS.values()]
-    mgo, cu = _narrow(linear_strain=[-0.02, 0.03], t_max=400.0).run(
+    mgo, cu = _narrow(linear_strain=[-0.02, 0.03], temperatures={"t_max": 400.0}).run(
         structures, list(SOLIDS)
     )
     assert mgo.state == "completed", mgo.error

@@ -52,9 +52,8 @@ def _maker(min_length: float = MIN_LENGTH, **settings) -> QhaMaker:
     # noise into Si's small thermal expansion
     return QhaMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        min_length=min_length,
-        displacement=0.03,
-        **{"t_max": 800.0, **settings},
+        phonon={"min_length": min_length, "displacement": 0.03},
+        **{"temperatures": {"t_max": 800.0}, **settings},
     )
 
 
@@ -78,7 +77,9 @@ def _oracle_300k(atoms, maker, calc, supercell) -> dict:
         primitive_matrix=None,
         cutoff_frequency=CUTOFF_FREQUENCY,
     )
-    at = round(300.0 / maker.t_step)  # phonopy's temperatures: 0, t_step, ...
+    at = round(
+        300.0 / maker.temperatures.t_step
+    )  # phonopy's temperatures: 0, t_step, ...
     n = len(atoms)
     return {
         "alpha": float(ref.thermal_expansion[at]),
@@ -153,7 +154,7 @@ def test_free_energy_per_primitive_cell_breaks_the_invariance(monkeypatch):
 
     real = qha_module.per_atom
     cells = _cells("Cu", "fcc", 3.62)
-    maker = _maker(n_volumes=5, t_max=400.0)
+    maker = _maker(n_volumes=5, temperatures={"t_max": 400.0})
 
     def run(label, n_cell):
         def old(phonon):  # per primitive cell, then per input cell's atom

@@ -158,14 +158,13 @@ adsorption:
   adsorbates: [H]
   miller_indices: [[1, 1, 1]]
   slab: {{layers: 3, fixed_layers: 1, supercell: [2, 2], vacuum: 10.0}}
-  fmax: 0.05
-  max_steps: 200
+  relax: {{fmax: 0.05, max_steps: 200}}
 frameworks:
   - {{file: {MOF}, name: Mg-MOF-74, guests: [CO2]}}
 framework_properties: [adsorption, widom]
-mof: {{n_random: 0, max_metal_sites: 1, max_steps: 200}}
+mof: {{n_random: 0, max_metal_sites: 1, relax: {{max_steps: 200}}}}
 widom: {{guests: [CO2], temperatures: [300.0], n_insertions: 300,
-         site_relaxations: 2, site_max_steps: 40}}
+         site_relaxations: 2, site_relax: {{max_steps: 40}}}}
 """
 
 

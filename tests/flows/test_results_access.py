@@ -283,7 +283,7 @@ def test_python_call_reads_folder_and_store_file_alike(store, tmp_path):
     from pymatgen.core import Structure
 
     from sevenomni_flows import open_results
-    from sevenomni_flows.schemas import NebDocument
+    from sevenomni_flows.properties.neb import NebDocument
 
     store_file = tmp_path / "jobstore.yaml"
     stores = {

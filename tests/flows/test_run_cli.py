@@ -21,9 +21,9 @@ FAST = """
 model: 7net-0
 device: cpu
 relax: {fmax: 0.05, max_steps: 200}
-eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], relax: {fmax: 0.05}}
 phonon: {supercell: [[2, 0, 0], [0, 2, 0], [0, 0, 2]]}
-elastic: {strain_magnitudes: [-0.01, 0.01], fmax: 0.05}
+elastic: {strain_magnitudes: [-0.01, 0.01], relax: {fmax: 0.05}}
 """
 
 
@@ -123,7 +123,7 @@ def test_bad_materials_fail_alone(tmp_path, capsys):
 model: 7net-0
 device: cpu
 relax: {fmax: 0.05, max_steps: 200, max_volume_change: 1.05}
-eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], fmax: 0.05}
+eos: {linear_strains: [-0.02, -0.01, 0.0, 0.01, 0.02], relax: {fmax: 0.05}}
 structures:
   - {bulk: Si, crystal: diamond, a: 5.43}
   - file: garbage.cif
@@ -290,10 +290,10 @@ adsorption:
   miller_indices: [[1, 0, 0]]
   adsorbates: [H]
   slab: {layers: 3, fixed_layers: 1, supercell: [2, 2], vacuum: 12}
-  max_steps: 150
+  relax: {max_steps: 150}
 frameworks:
   - {file: mof.cif, name: Mg-MOF-74, guests: [H2]}
-mof: {n_random: 0, max_metal_sites: 1, fmax: 0.1, max_steps: 60}
+mof: {n_random: 0, max_metal_sites: 1, relax: {fmax: 0.1, max_steps: 60}}
 """,
     )
     store = tmp_path / "results"

@@ -31,8 +31,7 @@ SI = bulk("Si", "diamond", a=5.45)
 def _maker(**settings) -> ThermalConductivityMaker:
     return ThermalConductivityMaker(
         settings=ModelSettings("7net-0", device="cpu"),
-        supercell=SUPERCELL,
-        mesh=[11, 11, 11],
+        phonon={"supercell": SUPERCELL, "mesh": [11, 11, 11]},
         **settings,
     )
 
@@ -119,21 +118,26 @@ def test_unstable_and_degenerate_materials_fail_alone():
 @pytest.mark.parametrize(
     ("setting", "value", "why"),
     [
-        ("temperatures", [-10.0, 300.0], "thermal_conductivity.temperatures"),
-        ("temperatures", [], "thermal_conductivity.temperatures"),
-        ("t_min", -5.0, "thermal_conductivity.t_min"),
-        ("supercell", [[2, 0], [0, 2]], "thermal_conductivity.supercell must be a 3x3"),
+        ("temperatures", [-10.0, 300.0], r"conductivity\.temperatures\.values\.0"),
+        ("temperatures", [], r"thermal_conductivity\.temperatures\.values"),
+        ("temperatures", {"t_min": -5.0}, r"conductivity\.temperatures\.t_min"),
+        ("temperatures", {"t_min": 0.0}, r"conductivity\.temperatures: give .* > 0"),
+        (
+            "phonon",
+            {"supercell": [[2, 0], [0, 2]]},
+            r"phonon\.supercell: must be a 3x3",
+        ),
         (
             "phonon_supercell",
             [2, 2, 2],
-            "thermal_conductivity.phonon_supercell must be a 3x3",
+            r"thermal_conductivity\.phonon_supercell must be a 3x3",
         ),
-        ("mesh", [11, 11], "thermal_conductivity.mesh"),
-        ("mesh", -20.0, "thermal_conductivity.mesh"),
-        ("method", "bte", "thermal_conductivity.method must be rta or lbte"),
-        ("displacement", 0.0, "thermal_conductivity.displacement must be > 0"),
-        ("cutoff_pair_distance", -1.0, "thermal_conductivity.cutoff_pair_distance"),
-        ("imaginary_tol", 0.1, "thermal_conductivity.imaginary_tol"),
+        ("phonon", {"mesh": [11, 11]}, r"thermal_conductivity\.phonon\.mesh"),
+        ("phonon", {"mesh": -20.0}, r"thermal_conductivity\.phonon\.mesh"),
+        ("method", "bte", r"thermal_conductivity\.method must be rta or lbte"),
+        ("phonon", {"displacement": 0}, r"phonon\.displacement: .* greater than 0"),
+        ("cutoff_pair_distance", -1.0, r"thermal_conductivity\.cutoff_pair_distance"),
+        ("phonon", {"imaginary_tol": 0.1}, r"thermal_conductivity\.phonon\.imaginary"),
     ],
 )
 def test_bad_settings_name_the_key(setting, value, why):
@@ -162,16 +166,17 @@ def test_reuse_key_holds_what_changes_results():
         [target] = ThermalConductivityMaker(**settings).targets(item, pot, None)
         return target.key
 
-    listed = key(temperatures=[100.0, 200.0, 300.0], supercell=SUPERCELL)
-    assert listed == key(t_min=100.0, t_max=300.0, t_step=100.0, supercell=SUPERCELL)
+    given = {"supercell": SUPERCELL}
+    listed = key(temperatures=[100.0, 200.0, 300.0], phonon=given)
+    grid = {"t_min": 100.0, "t_max": 300.0, "t_step": 100.0}
+    assert listed == key(temperatures=grid, phonon=given)
     assert listed == key(
-        temperatures=[300, 100, 200], supercell=SUPERCELL, min_length=20.0
+        temperatures=[300, 100, 200], phonon={**given, "min_length": 20.0}
     )
-    assert listed == key(
-        temperatures=[100.0, 200.0], supercell=SUPERCELL, plot_dir="/tmp/x"
-    )
-    assert listed != key(temperatures=[100.0, 200.0], supercell=SUPERCELL, mesh=19)
-    assert key() != key(min_length=20.0)  # no supercell given: the length counts
+    assert listed == key(temperatures=[100.0, 200.0], phonon=given, plot_dir="/x")
+    assert listed != key(temperatures=[100.0, 200.0], phonon={**given, "mesh": 19})
+    # no supercell given: the length counts
+    assert key() != key(phonon={"min_length": 20.0})
 
 
 def test_packing_and_voigt_helpers():
@@ -205,8 +210,7 @@ def test_cli_run_stores_kappa_and_force_constants(tmp_path, capsys):
             properties: [relax, thermal_conductivity]
             relax: {{fmax: 0.01}}
             thermal_conductivity:
-              supercell: {SUPERCELL}
-              mesh: [11, 11, 11]
+              phonon: {{supercell: {SUPERCELL}, mesh: [11, 11, 11]}}
               temperatures: [300.0, 500.0]
             """
         )

@@ -172,7 +172,7 @@ def mof_widom(tmp_path_factory):
         temperatures=[298.0, 300.0],
         n_insertions=300,
         site_relaxations=2,
-        site_max_steps=40,
+        site_relax={"max_steps": 40},
         plot_dir=str(folder),
     )
     with warnings.catch_warnings():
@@ -246,7 +246,7 @@ def test_unconverged_at_a_tiny_maximum_is_completed_with_its_reason():
         guests=["CO2"],
         max_insertions=40,
         site_relaxations=1,
-        site_max_steps=10,
+        site_relax={"max_steps": 10},
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -444,7 +444,7 @@ def test_an_unbound_site_relaxation_does_not_raise_the_floor():
         temperatures=[298.0],
         n_insertions=30,
         site_relaxations=1,
-        site_max_steps=3,
+        site_relax={"max_steps": 3},
     )
     [doc] = maker.run(str(MOF / "Mg-MOF-74.cif"), "Mg-MOF-74")
     assert doc.state == "completed", doc.error

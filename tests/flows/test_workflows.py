@@ -13,6 +13,7 @@ WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
 SPECS = sorted(WORKFLOWS.glob("*.yaml"))
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # no old spellings shipped
 @pytest.mark.parametrize("path", SPECS, ids=[p.name for p in SPECS])
 def test_example_specs_validate_and_their_files_exist(path):
     """Each example validates and every structure and framework file it names reads."""

@@ -39,12 +39,13 @@ def phono3py_kappa(atoms, maker, calc):
     )
     ph3 = Phono3py(
         unit,
-        supercell_matrix=maker.supercell,
+        supercell_matrix=maker.phonon.supercell,
         phonon_supercell_matrix=maker.phonon_supercell,
         primitive_matrix="auto",
     )
     ph3.generate_displacements(
-        distance=maker.displacement, cutoff_pair_distance=maker.cutoff_pair_distance
+        distance=maker.phonon.displacement,
+        cutoff_pair_distance=maker.cutoff_pair_distance,
     )
     ph3.forces = _forces(ph3.supercells_with_displacements, len(ph3.supercell), calc)
     ph3.produce_fc3(symmetrize_fc3r=maker.symmetrize)
@@ -53,7 +54,7 @@ def phono3py_kappa(atoms, maker, calc):
             ph3.phonon_supercells_with_displacements, len(ph3.phonon_supercell), calc
         )
         ph3.produce_fc2(symmetrize_fc2=maker.symmetrize)
-    ph3.mesh_numbers = maker.mesh
+    ph3.mesh_numbers = maker.phonon.mesh
     with contextlib.redirect_stdout(io.StringIO()):
         ph3.init_phph_interaction()
         ph3.run_thermal_conductivity(

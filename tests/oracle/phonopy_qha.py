@@ -27,10 +27,11 @@ def phonopy_qha(
     right only for a primitive ``atoms``, and ``None`` (phonopy's thermal
     properties of the whole cell) for any cell.  ``supercell`` is of
     ``atoms``' cell; ``cutoff_frequency`` (THz) is phonopy's (None: zero).
-    The q-mesh is ``maker.mesh`` (a length) on the middle volume's
+    The q-mesh is ``maker.phonon.mesh`` (a length) on the middle volume's
     primitive cell, the same numbers at every volume.
     """
-    temperatures = np.arange(0.0, maker.t_max + maker.t_step / 2, maker.t_step)
+    grid = maker.temperatures
+    temperatures = np.arange(0.0, grid.t_max + grid.t_step / 2, grid.t_step)
     volumes, energies, phonons = [], [], []
     for eps in maker.strains():
         cell = atoms.copy()
@@ -47,10 +48,10 @@ def phonopy_qha(
             Phonopy(unit, supercell_matrix=supercell, primitive_matrix=primitive_matrix)
         )
     middle = phonons[len(phonons) // 2].primitive
-    mesh = length2mesh(maker.mesh, middle.cell)
+    mesh = length2mesh(maker.phonon.mesh, middle.cell)
     free, cv, entropy = [], [], []
     for phonon in phonons:
-        phonon.generate_displacements(distance=maker.displacement)
+        phonon.generate_displacements(distance=maker.phonon.displacement)
         forces = []
         for sc in phonon.supercells_with_displacements:
             displaced = Atoms(
@@ -78,5 +79,5 @@ def phonopy_qha(
         entropy=np.array(entropy).T,
         pressure=pressure,
         eos=maker.eos,
-        t_max=maker.t_max,
+        t_max=grid.t_max,
     )

@@ -172,23 +172,27 @@ class MDMaker(PropertyMaker):
     stage: ClassVar[str] = "material"
 
     def __post_init__(self):
+        key = self.spec_key
         if self.ensemble not in ENSEMBLES:
             raise ValueError(
-                f"md.ensemble: unknown ensemble {self.ensemble!r}; "
+                f"{key('ensemble')}: unknown ensemble {self.ensemble!r}; "
                 f"choose from {list(ENSEMBLES)}"
             )
         if not self.temperatures:
-            raise ValueError("md.temperatures: give at least one temperature (K)")
+            raise ValueError(
+                f"{key('temperatures')}: give at least one temperature (K)"
+            )
         for t in self.temperatures:
             if not t >= 0:
-                raise ValueError(f"md.temperatures: must be >= 0 K, got {t}")
+                raise ValueError(f"{key('temperatures')}: must be >= 0 K, got {t}")
         if not self.timestep > 0:
-            raise ValueError(f"md.timestep must be > 0 fs, got {self.timestep}")
+            raise ValueError(f"{key('timestep')} must be > 0 fs, got {self.timestep}")
         if self.steps < 1 or self.interval < 1:
-            raise ValueError("md.steps and md.interval must be >= 1")
+            raise ValueError(f"{key('steps')} and {key('interval')} must be >= 1")
         if self.barostat not in BAROSTATS:
             raise ValueError(
-                f"md.barostat must be one of {list(BAROSTATS)}, got {self.barostat!r}"
+                f"{key('barostat')} must be one of {list(BAROSTATS)}, "
+                f"got {self.barostat!r}"
             )
         for name in ("friction", "taup", "compressibility"):
             if not getattr(self, name) > 0:

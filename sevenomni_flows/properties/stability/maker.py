@@ -96,8 +96,9 @@ def lowest_elements(entries: list[ComputedEntry]) -> dict[str, ComputedEntry]:
     return out
 
 
-def read_entries(path: Path) -> list[ComputedEntry]:
-    """The pymatgen entries of a ``hull_entries`` file.
+def read_entries(path: Path, key: str) -> list[ComputedEntry]:
+    """The pymatgen entries of a ``hull_entries`` file (``key``: its spec
+    key, for messages).
 
     Raises
     ------
@@ -108,12 +109,12 @@ def read_entries(path: Path) -> list[ComputedEntry]:
     try:
         entries = loadfn(path)
     except Exception as err:  # any unreadable file
-        raise ValueError(f"stability.hull_entries: cannot read {path}: {err}") from None
+        raise ValueError(f"{key}: cannot read {path}: {err}") from None
     entries = entries if isinstance(entries, list) else [entries]
     bad = [type(e).__name__ for e in entries if not isinstance(e, ComputedEntry)]
     if bad:
         raise ValueError(
-            f"stability.hull_entries: {path} must hold a list of pymatgen "
+            f"{key}: {path} must hold a list of pymatgen "
             f"ComputedEntry or ComputedStructureEntry objects, found {bad[0]}"
         )
     return entries
@@ -229,7 +230,7 @@ class StabilityMaker(PropertyMaker):
         names = ", ".join(str(t) for t in tasks)
         if isinstance(self.hull_entries, str) and len(tasks) > 1:
             raise ValueError(
-                f"stability.hull_entries: one file for the tasks {names}; a "
+                f"{self.spec_key('hull_entries')}: one file for the tasks {names}; a "
                 "file holds energies of one task (one functional), so give a "
                 f"mapping task -> file, e.g. {{{tasks[0]}: entries.json}}"
             )
@@ -238,8 +239,8 @@ class StabilityMaker(PropertyMaker):
             stray = [k for k in self.hull_entries if k.lower() not in known]
             if stray:
                 raise ValueError(
-                    f"stability.hull_entries: {', '.join(stray)} is not a task "
-                    f"of this run (tasks: {names})"
+                    f"{self.spec_key('hull_entries')}: {', '.join(stray)} is not "
+                    f"a task of this run (tasks: {names})"
                 )
 
     def over(self, items: list[Item]) -> StabilityMaker:
@@ -258,7 +259,7 @@ class StabilityMaker(PropertyMaker):
                 digest.update(on.encode())
             path = self.entries_path(task)
             if path is not None:
-                read_entries(path)
+                read_entries(path, self.spec_key("hull_entries"))
                 digest.update(path.read_bytes())
             hull[str(task)] = digest.hexdigest()[:16]
         return replace(self, hull=hull)
@@ -287,7 +288,8 @@ class StabilityMaker(PropertyMaker):
         entries: dict = {}
         for task in dict.fromkeys(tasks):
             path = self.entries_path(task)
-            entries[task] = read_entries(path) if path is not None else []
+            key = self.spec_key("hull_entries")
+            entries[task] = read_entries(path, key) if path is not None else []
         why: dict[int, str] = {}
         mine = {}
         for i, (it, pred) in enumerate(zip(items, preds, strict=True)):
@@ -336,7 +338,7 @@ class StabilityMaker(PropertyMaker):
         task = None if ctx.task is None else ctx.task.lower()
         if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
             return (
-                f"stability.corrections: mp2020 was fitted to the Materials "
+                f"{self.spec_key('corrections')}: mp2020 was fitted to the Materials "
                 f"Project's PBE/PBE+U energies without dispersion; task "
                 f"{ctx.task!r}"
                 + (" with D3" if ctx.pot.dispersion is not None else "")

@@ -33,6 +33,7 @@ from ...adsorption.mofs import MIN_LENGTH
 from ...jobs.base import Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker, model_title
 from ...jobs.plots import alnum_name, start_plot
+from ...jobs.settings import RelaxSettings, accepts_old_names
 from ..adsorption import FrameworkInput, check_adsorbates, gas_molecule
 from .adaptation import AdaptiveProposal
 from .averages import (
@@ -73,6 +74,7 @@ class _Run:
     error_type: str | None = None
 
 
+@accepts_old_names
 @dataclass
 class WidomMaker(FrameworkInput, PropertyMaker):
     """Henry coefficients K_H(T) and heats of adsorption Q_st(T) by Widom insertion.
@@ -123,8 +125,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         Strongest site poses per guest and framework relaxed with the model
         (framework fixed) for the floor and as more proposal sites; 0 turns
         the floor off.
-    site_fmax, site_max_steps
-        Those relaxations' force threshold (eV/Å) and step limit.
+    site_relax : RelaxSettings
+        Those relaxations.
     mixing : float
         The biased proposal's share of draws near the sites, in [0, 1).
     learned_sites : int
@@ -135,10 +137,10 @@ class WidomMaker(FrameworkInput, PropertyMaker):
         round's sites throughout.
     relax_framework : bool
         Relax the framework's positions first (fixed cell).
-    framework_fmax, framework_max_steps
-        That relaxation's force threshold (eV/Å) and step limit.
-    guest_fmax, guest_max_steps
-        The gas-phase relaxation of each guest: eV/Å and steps.
+    framework_relax : RelaxSettings
+        That relaxation.
+    guest_relax : RelaxSettings
+        The gas-phase relaxation of each guest.
     """
 
     name: str = "widom"
@@ -151,16 +153,19 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     n_insertions: int | None = None
     seed: int = 0
     relax_framework: bool = False
-    framework_fmax: float = 0.05
-    framework_max_steps: int = 500
-    guest_fmax: float = 0.01
-    guest_max_steps: int = 500
+    framework_relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.05, max_steps=500)
+    )
+    guest_relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.01, max_steps=500)
+    )
     min_length: float = MIN_LENGTH
     hard_core: float = HARD_CORE
     floor_kt: float = 10.0
     site_relaxations: int = 4
-    site_fmax: float = 0.05
-    site_max_steps: int = 100
+    site_relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.05, max_steps=100)
+    )
     mixing: float = MixtureProposal.mixing
     learned_sites: int = AdaptiveProposal.top
     plot_dir: str | None = None
@@ -172,52 +177,50 @@ class WidomMaker(FrameworkInput, PropertyMaker):
     revision: ClassVar[int] = 1
 
     def __post_init__(self):
-        self.guests = check_adsorbates(self.guests, "widom.guests")
+        super().__post_init__()
+        key_of = self.spec_key
+        self.guests = check_adsorbates(self.guests, key_of("guests"))
         for name in self.guests:
             if not get_adsorbate(name).is_gas:
                 raise ValueError(
-                    f"widom.guests: {name} is a surface fragment, not a gas molecule"
+                    f"{key_of('guests')}: {name} is a surface fragment, not a gas "
+                    "molecule"
                 )
         if not self.temperatures or min(self.temperatures) <= 0:
             raise ValueError(
-                f"widom.temperatures must be > 0 K, got {self.temperatures}"
+                f"{key_of('temperatures')} must be > 0 K, got {self.temperatures}"
             )
         if self.sampling not in SAMPLINGS:
             raise ValueError(
-                f"widom.sampling must be one of {', '.join(SAMPLINGS)}, "
+                f"{key_of('sampling')} must be one of {', '.join(SAMPLINGS)}, "
                 f"got {self.sampling!r}"
             )
         for key in ("target_error", "target_qst_error"):
             if not getattr(self, key) > 0:
-                raise ValueError(f"widom.{key} must be > 0, got {getattr(self, key)}")
+                raise ValueError(f"{key_of(key)} must be > 0, got {getattr(self, key)}")
         if self.n_insertions is not None and self.n_insertions < 10:
             raise ValueError(
-                f"widom.n_insertions must be >= 10, got {self.n_insertions}"
+                f"{key_of('n_insertions')} must be >= 10, got {self.n_insertions}"
             )
         if self.max_insertions < 10:
             raise ValueError(
-                f"widom.max_insertions must be >= 10, got {self.max_insertions}"
+                f"{key_of('max_insertions')} must be >= 10, got {self.max_insertions}"
             )
         if not 0 < self.hard_core < 1.5:
             raise ValueError(
-                f"widom.hard_core must lie in (0, 1.5), got {self.hard_core}"
+                f"{key_of('hard_core')} must lie in (0, 1.5), got {self.hard_core}"
             )
         if not 0 <= self.mixing < 1:
-            raise ValueError(f"widom.mixing must lie in [0, 1), got {self.mixing}")
+            raise ValueError(
+                f"{key_of('mixing')} must lie in [0, 1), got {self.mixing}"
+            )
         for key in ("site_relaxations", "learned_sites"):
             if getattr(self, key) < 0:
-                raise ValueError(f"widom.{key} must be >= 0, got {getattr(self, key)}")
-        for key in (
-            "floor_kt",
-            "site_fmax",
-            "site_max_steps",
-            "framework_fmax",
-            "framework_max_steps",
-            "guest_fmax",
-            "guest_max_steps",
-        ):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"widom.{key} must be > 0, got {getattr(self, key)}")
+                raise ValueError(
+                    f"{key_of(key)} must be >= 0, got {getattr(self, key)}"
+                )
+        if self.floor_kt <= 0:
+            raise ValueError(f"{key_of('floor_kt')} must be > 0, got {self.floor_kt}")
 
     def targets(self, item, pot, task):
         """One document per guest."""
@@ -240,8 +243,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
             [gas_molecule(name) for name in self.guests],
             model=pot,
             task=task,
-            fmax=self.guest_fmax,
-            max_steps=self.guest_max_steps,
+            fmax=self.guest_relax.fmax,
+            max_steps=self.guest_relax.max_steps,
+            optimizer=self.guest_relax.optimizer,
         )
         out: list = []
         runs: list[_Run] = []
@@ -284,8 +288,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 [host],
                 model=pot,
                 task=task,
-                fmax=self.framework_fmax,
-                max_steps=self.framework_max_steps,
+                fmax=self.framework_relax.fmax,
+                max_steps=self.framework_relax.max_steps,
+                optimizer=self.framework_relax.optimizer,
             )
             if res.error:
                 raise RuntimeError(f"framework relaxation failed: {res.error}")
@@ -336,8 +341,9 @@ class WidomMaker(FrameworkInput, PropertyMaker):
                 starts,
                 model=pot,
                 task=task,
-                fmax=self.site_fmax,
-                max_steps=self.site_max_steps,
+                fmax=self.site_relax.fmax,
+                max_steps=self.site_relax.max_steps,
+                optimizer=self.site_relax.optimizer,
                 fixed=[list(range(len(o.host))) for o in owners],
             )
         relaxed: dict[int, list] = {}
