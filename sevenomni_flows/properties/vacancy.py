@@ -18,7 +18,7 @@ convention.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +28,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from ..jobs.calculation import PropertyMaker
+from ..jobs.settings import RelaxSettings
 from ..schemas import ResultDocument, quantity
 from .md.maker import supercell_for
 from .relax import inner_failure, relax_groups
@@ -127,7 +128,7 @@ class VacancyMaker(PropertyMaker):
 
     The perfect and defect supercells of every material of the job are
     relaxed (positions only, at fixed cell) in one batch.  If any does not
-    converge within ``max_steps``, the property fails (see
+    converge within ``relax.max_steps``, the property fails (see
     :func:`~sevenomni_flows.properties.relax.inner_failure`).
 
     Parameters
@@ -139,10 +140,8 @@ class VacancyMaker(PropertyMaker):
         compare values at equal ``min_length``.
     symprec : float
         Symmetry tolerance finding the inequivalent sites, Å.
-    fmax : float
-        Force threshold of the fixed-cell relaxations, eV/Å.
-    max_steps : int
-        Most FIRE steps of each fixed-cell relaxation.
+    relax : RelaxSettings
+        The fixed-cell relaxations (fmax in eV/Å, max_steps).
 
     Examples
     --------
@@ -157,8 +156,9 @@ class VacancyMaker(PropertyMaker):
     name: str = "vacancy"
     min_length: float = 10.0
     symprec: float = 0.01
-    fmax: float = 0.01
-    max_steps: int = 300
+    relax: RelaxSettings = field(
+        default_factory=lambda: RelaxSettings(fmax=0.01, max_steps=300)
+    )
 
     property: ClassVar[str] = "vacancy"
     document: ClassVar[type] = VacancyDocument
@@ -167,12 +167,12 @@ class VacancyMaker(PropertyMaker):
     mixes_tasks: ClassVar[bool] = True
 
     def __post_init__(self):
-        if not self.min_length > 0:
-            raise ValueError(f"vacancy.min_length must be > 0 Å, got {self.min_length}")
-        if not self.symprec > 0:
-            raise ValueError(f"vacancy.symprec must be > 0 Å, got {self.symprec}")
-        if not self.fmax > 0 or self.max_steps < 1:
-            raise ValueError("vacancy.fmax must be > 0 and vacancy.max_steps >= 1")
+        super().__post_init__()
+        for key in ("min_length", "symprec"):
+            if not getattr(self, key) > 0:
+                raise ValueError(
+                    f"{self.spec_key(key)} must be > 0 Å, got {getattr(self, key)}"
+                )
 
     def compute(self, items, targets, ctx):
         """Build every material's supercells, relax them all in one batch,
@@ -188,9 +188,7 @@ class VacancyMaker(PropertyMaker):
                 here, perfect, defects = err, None, []
             sites.append(here)
             groups.append([perfect, *defects] if perfect is not None else [])
-        relaxed = relax_groups(
-            groups, ctx, self.fmax, self.max_steps, [it.task for it in items]
-        )
+        relaxed = relax_groups(groups, ctx, self.relax, [it.task for it in items])
         out = []
         for it, (target,), here, cells, results in zip(
             items, targets, sites, groups, relaxed, strict=True
@@ -211,7 +209,7 @@ class VacancyMaker(PropertyMaker):
             "n_atoms": len(perfect),
             "supercell_matrix": reps.astype(int).tolist(),
         }
-        why = inner_failure(results, self.fmax, self.max_steps, "vacancy supercells")
+        why = inner_failure(results, self.relax, "vacancy supercells")
         if why:
             stuck = sum(1 for r in results if r.error is None and not r.converged)
             return self.failed(

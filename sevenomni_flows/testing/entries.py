@@ -350,6 +350,7 @@ ENTRIES: dict[str, Entry] = {
         },
         skip={
             "slabs": "the slabs as built (each cell's own)",
+            "relaxed_slabs": "the relaxed slab cells, each written in its own frame",
             "convergence": "not asked (surface_convergence off)",
             "terminations": "every termination's γ: the lowest is compared",
             "failed_facets": "none for Si; the reasons quote γ to 1 meV",

@@ -4,6 +4,8 @@ the same name, and no module writes the value again."""
 import re
 from pathlib import Path
 
+import pytest
+
 from sevenomni_flows import EosMaker, MofAdsorptionMaker
 from sevenomni_flows.properties.adsorption import DEFAULT_GUESTS
 from sevenomni_flows.properties.eos import EosDocument
@@ -37,3 +39,48 @@ def test_default_guests_and_eos_are_written_once():
         '    eos: str = Field("birch_murnaghan", description="EOS fitted")\n',
     ]
     assert _written([*sources, *old]) == {"guests": 2, "eos": 2}
+
+
+def _all_defaults_spec(folder: Path, sections: str = "") -> Path:
+    """A spec naming every material property, each section at its defaults."""
+    from sevenomni_flows.spec import MATERIAL_PROPERTIES
+
+    path = folder / "spec.yaml"
+    path.write_text(
+        "model: 7net-0\ndevice: cpu\n"
+        "structures:\n  - {bulk: Cu, crystal: fcc, a: 3.61}\n"
+        f"properties: [{', '.join(MATERIAL_PROPERTIES)}]\n{sections}"
+    )
+    return path
+
+
+def test_every_section_builds_its_maker_from_defaults(tmp_path):
+    """Each section written as ``{}`` (and left out) gives a Maker: no default
+    needs a key the user did not write (the surface slab once did)."""
+    from sevenomni_flows.spec import SECTIONS, load_spec
+
+    empty = "".join(f"{name}: {{}}\n" for name in SECTIONS)
+    for sections in ("", empty):
+        spec, _ = load_spec(_all_defaults_spec(tmp_path, sections))
+        for name in SECTIONS:
+            maker = spec.maker(name)
+            assert type(maker) is SECTIONS[name]._maker, name
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_spec_of_defaults_runs_every_material_property(tmp_path, capsys):
+    """Cu with every material property at its defaults: each completes."""
+    import json
+
+    from sevenomni_flows.cli import main
+    from sevenomni_flows.spec import MATERIAL_PROPERTIES
+
+    store = tmp_path / "results"
+    assert main(["run", str(_all_defaults_spec(tmp_path)), "--store", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["query", "--store", str(store), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    states = {r["property"]: r["state"] for r in rows}
+    assert set(MATERIAL_PROPERTIES) <= set(states), states
+    assert {p: s for p, s in states.items() if s != "completed"} == {}

@@ -105,7 +105,7 @@ def test_supercells_are_wide_enough_and_lose_one_atom_of_the_site():
     ("setting", "message"),
     [
         ({"min_length": 0.0}, "vacancy.min_length"),
-        ({"fmax": -1.0}, "vacancy.fmax"),
+        ({"relax": {"fmax": -1.0}}, "vacancy.relax.fmax"),
         ({"symprec": 0.0}, "vacancy.symprec"),
     ],
 )
