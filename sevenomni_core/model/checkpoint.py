@@ -21,6 +21,7 @@ import torch
 from e3nn import o3
 
 from .config import ModelConfig, version_tuple
+from .header import CheckpointError
 from .network import SevenNet
 
 __all__ = [
@@ -34,10 +35,6 @@ __all__ = [
 #: The config version written into our checkpoints: the state-dict layout of
 #: sevenn >= 0.11, so no compatibility patch is applied when they are loaded.
 SAVED_FORMAT_VERSION = "0.11.0"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not describe a model."""
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..options import DTYPES
 from .checkpoint import build_model, file_sha256, read_checkpoint
 from .network import BACKENDS, SevenNet
-from .registry import MODELS, available_models, resolve_checkpoint
+from .registry import MODELS, auto_name, resolve_checkpoint
 
 if TYPE_CHECKING:  # the dispersion package builds on this module
     from ..dispersion import D3Config
@@ -31,9 +32,7 @@ __all__ = [
 
 log = logging.getLogger("sevenomni")
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: The precisions a model runs in.
-DTYPES: tuple[str, ...] = tuple(_DTYPES)
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def _device_forms() -> str:
@@ -241,14 +240,6 @@ class Potential:
 _CACHE: dict[tuple, Potential] = {}
 _NETWORKS: dict[tuple, tuple[SevenNet, str]] = {}
 _LOCK = threading.Lock()
-
-
-def auto_name() -> str:
-    """The model ``"auto"`` stands for: 7net-omni when present, else 7net-mf-0."""
-    present = available_models()
-    name = "7net-omni" if "7net-omni" in present else "7net-mf-0"
-    log.info("model 'auto' resolved to %s", name)
-    return name
 
 
 def load_model(

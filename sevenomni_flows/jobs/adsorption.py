@@ -16,8 +16,6 @@ from ase.constraints import FixAtoms
 from jobflow import Flow
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import relax
-
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING, classify
 from ..adsorption.mofs import MIN_LENGTH, guest_placements, read_framework
@@ -91,6 +89,8 @@ def evaluate_candidates(
     RuntimeError
         If an empty host or a gas reference fails to relax.
     """
+    from sevenomni_core.batch import relax
+
     pot, task = ctx.pot, ctx.task
     adsorbates = sorted({p[0] for _, placements, _ in groups for p in placements})
     molecules = sorted(

@@ -13,20 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ase import Atoms
 from ase.constraints import FixSymmetry
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch.guards import symmetry_precision, unsupported_constraint
-from sevenomni_core.dispersion import DAMPINGS
-from sevenomni_core.model.network import BACKENDS
-from sevenomni_core.model.potential import DTYPES, Potential, load_model
+from sevenomni_core.options import BACKENDS, DAMPINGS, DTYPES
 
 from ..schemas import structure_id
 from ..schemas.provenance import FIX_SYMMETRY
+
+if TYPE_CHECKING:
+    from sevenomni_core.model.potential import Potential
 
 __all__ = [
     "Item",
@@ -84,6 +84,8 @@ class ModelSettings:
 
     def potential(self) -> tuple[Potential, str | None]:
         """The loaded model and the resolved task name."""
+        from sevenomni_core.model.potential import load_model
+
         pot = load_model(
             self.model, device=self.device, dtype=self.dtype, backend=self.backend
         )
@@ -230,6 +232,8 @@ def as_structure(structure: Any) -> Structure:
         return structure
     if isinstance(structure, dict):
         return Structure.from_dict(structure)
+    from sevenomni_core.batch.guards import symmetry_precision, unsupported_constraint
+
     why = unsupported_constraint(structure)
     if why is not None:
         raise ValueError(why)

@@ -25,8 +25,7 @@ import numpy as np
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import neb, relax
-from sevenomni_core.batch.inputs import default
+from sevenomni_core.options import default
 
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
@@ -137,12 +136,12 @@ class NebMaker(PropertyMaker):
     """
 
     name: str = "neb"
-    n_images: int = default(neb, "n_images")
-    climb: bool = default(neb, "climb")
-    fmax: float = default(neb, "fmax")
-    max_steps: int = default(neb, "max_steps")
-    spring: float = default(neb, "k")
-    interpolation: str = default(neb, "interpolation")
+    n_images: int = default("neb", "n_images")
+    climb: bool = default("neb", "climb")
+    fmax: float = default("neb", "fmax")
+    max_steps: int = default("neb", "max_steps")
+    spring: float = default("neb", "k")
+    interpolation: str = default("neb", "interpolation")
     relax_fmax: float = 0.02
     relax_steps: int = 500
     relax_optimizer: str = "lbfgs"
@@ -199,6 +198,8 @@ class NebMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Relax all end points together, then every band in one NEB batch."""
+        from sevenomni_core.batch import neb, relax
+
         ends = [x for it in items for x in it.source[:2]]
         relaxed = relax(
             ends,

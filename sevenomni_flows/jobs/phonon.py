@@ -12,8 +12,6 @@ from phonopy.physical_units import get_physical_units
 from phonopy.structure.atoms import PhonopyAtoms
 from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centring
 
-from sevenomni_core.batch import predict
-
 from ..schemas import PhononDocument, failure_type
 from .calculation import PropertyMaker, model_title
 from .plots import start_plot
@@ -251,6 +249,8 @@ class PhononMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Displace every item; all supercells' forces in one batch; then each."""
+        from sevenomni_core.batch import predict
+
         setups = []
         for it in items:
             try:  # phonopy may refuse one structure

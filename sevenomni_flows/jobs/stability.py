@@ -26,9 +26,6 @@ from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
 from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import predict
-from sevenomni_core.dispersion import functional_for_task
-
 from ..schemas import ResultDocument, quantity
 from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
@@ -278,6 +275,8 @@ class StabilityMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Static energies of all items (of every task) in one batch, then
         each material's hull, from the entries of its own task."""
+        from sevenomni_core.batch import predict
+
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
         tasks = [it.task for it in items]
         preds = predict(atoms, model=ctx.pot, task=tasks) if atoms else []
@@ -330,6 +329,8 @@ class StabilityMaker(PropertyMaker):
     def refusal(self, ctx) -> str | None:
         """Why MP2020 does not apply at ctx's task (not trained on MP's
         PBE/PBE+U energies, or with D3), or None."""
+        from sevenomni_core.dispersion import functional_for_task
+
         task = None if ctx.task is None else ctx.task.lower()
         if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
             return (

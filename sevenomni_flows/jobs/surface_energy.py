@@ -22,8 +22,6 @@ from pymatgen.core.surface import get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from sevenomni_core.batch import predict, relax
-
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
 from ..schemas import ResultDocument, quantity
@@ -207,6 +205,8 @@ class SurfaceEnergyMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Every termination of every facet and every bulk cell in one
         batched relaxation."""
+        from sevenomni_core.batch import predict, relax
+
         slabs, owners, plans, out = [], [], [], []
         for k, it in enumerate(items):
             try:
