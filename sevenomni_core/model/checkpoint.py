@@ -27,6 +27,7 @@ from .network import SevenNet
 __all__ = [
     "CheckpointError",
     "build_model",
+    "checkpoint_config",
     "file_sha256",
     "read_checkpoint",
     "save_checkpoint",
@@ -160,12 +161,17 @@ def _patch_state_dict(
     return state_dict
 
 
-def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> SevenNet:
-    """Rebuild the network of a checkpoint dictionary and load its weights."""
+def checkpoint_config(ckpt: dict[str, Any], source: str = "checkpoint") -> ModelConfig:
+    """The architecture of a checkpoint dictionary (no network is built)."""
     try:
-        config = ModelConfig.from_sevenn(ckpt["config"])
+        return ModelConfig.from_sevenn(ckpt["config"])
     except KeyError as err:
         raise CheckpointError(f"{source}: config lacks the key {err}") from err
+
+
+def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> SevenNet:
+    """Rebuild the network of a checkpoint dictionary and load its weights."""
+    config = checkpoint_config(ckpt, source)
     state = ckpt["model_state_dict"]
     shift = state.get("rescale_atomic_energy.shift")
     scale = state.get("rescale_atomic_energy.scale")

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..options import DTYPES
-from .checkpoint import build_model, file_sha256, read_checkpoint
+from .checkpoint import build_model, checkpoint_config, file_sha256, read_checkpoint
+from .config import ModelConfig
 from .network import BACKENDS, SevenNet
 from .registry import MODELS, auto_name, resolve_checkpoint
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # the dispersion package builds on this module
 
 __all__ = [
     "DTYPES",
+    "DeferredNetwork",
     "Potential",
     "as_potential",
     "load_model",
@@ -142,6 +145,55 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+class DeferredNetwork:
+    """A checkpoint's network, built on first use.
+
+    Its config (tasks, cutoff) is read from the checkpoint at once; the torch
+    module, which takes seconds to build, is built when anything else is
+    asked of it.  :func:`load_model` with ``build=False`` gives a Potential
+    holding one: enough to name the model, resolve its tasks and compute
+    reuse keys, so that planning a run whose results are all stored builds no
+    network.
+    """
+
+    def __init__(self, config: ModelConfig, build: Callable[[], SevenNet]):
+        self.config = config
+        self._build: Callable[[], SevenNet] | None = build
+        self._network: SevenNet | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names, in index order (as :attr:`SevenNet.tasks`)."""
+        return self.config.tasks
+
+    @property
+    def cutoff(self) -> float:
+        """Neighbour cutoff in Å."""
+        return self.config.cutoff
+
+    @property
+    def built(self) -> bool:
+        """Whether the network has been built."""
+        return self._network is not None
+
+    def get(self) -> SevenNet:
+        """The network, built now if it was not yet."""
+        with self._lock:
+            if self._network is None:
+                self._network = self._build()
+                self._build = None  # frees the checkpoint's weights
+            return self._network
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # copy/pickle probes; our own state
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+    def __call__(self, *args, **kwargs) -> dict:
+        return self.get()(*args, **kwargs)
+
+
 @dataclass
 class Potential:
     """A SevenNet model ready to evaluate.
@@ -154,8 +206,9 @@ class Potential:
         Checkpoint file.
     sha256 : str
         SHA-256 of the checkpoint file.
-    network : SevenNet
-        The torch module, in eval mode, on :attr:`device` in :attr:`dtype`.
+    network : SevenNet or DeferredNetwork
+        The torch module, in eval mode, on :attr:`device` in :attr:`dtype`
+        (built on first use when loaded with ``build=False``).
     default_task : str or None
         Task used when none is given; None for single-task models.
     dispersion : D3Config or None
@@ -248,6 +301,7 @@ def load_model(
     dtype: str | torch.dtype = "float32",
     cache: bool = True,
     backend: str = "e3nn",
+    build: bool = True,
 ) -> Potential:
     """Load a SevenNet checkpoint by registry name or path.
 
@@ -270,6 +324,10 @@ def load_model(
         ``"e3nn"`` (default), ``"cueq"`` (cuEquivariance) or ``"auto"``
         (cueq on CUDA where its kernels are installed); see
         :func:`resolve_backend`.
+    build : bool
+        Build the network now (default).  False reads only the checkpoint's
+        config and hash: the network (a :class:`DeferredNetwork`) is built on
+        first use, so that naming the model and its tasks costs no build.
 
     Returns
     -------
@@ -291,19 +349,25 @@ def load_model(
     key = (resolved_name, str(path), *file_key)
     with _LOCK:
         if cache and key in _CACHE:
-            return _with_backend(_CACHE[key], backend)
+            pot = _CACHE[key]
+            if build and isinstance(pot.network, DeferredNetwork):
+                pot = _CACHE[key] = replace(pot, network=pot.network.get())
+            return _with_backend(pot, backend)
         # one network per file, shared by every name the file is requested by
         shared = _NETWORKS.get(file_key) if cache else None
         if shared is None:
             ckpt = read_checkpoint(path)
-            network = build_model(ckpt, source=str(path)).to(device=dev, dtype=dt)
-            network.eval()
-            for p in network.parameters():
-                p.requires_grad_(False)
+            network = DeferredNetwork(
+                checkpoint_config(ckpt, str(path)),
+                lambda: _build(ckpt, str(path), dev, dt),
+            )
             shared = (network, file_sha256(path))
-            if cache:
-                _NETWORKS[file_key] = shared
         network, sha256 = shared
+        if build and isinstance(network, DeferredNetwork):
+            network = network.get()
+            shared = (network, sha256)
+        if cache:
+            _NETWORKS[file_key] = shared
         spec = MODELS.get(resolved_name)
         default_task = None
         if network.tasks:
@@ -327,6 +391,15 @@ def load_model(
             _CACHE[key] = pot
         log.info("loaded %s from %s (sha256 %s)", resolved_name, path, sha256[:12])
         return _with_backend(pot, backend)
+
+
+def _build(ckpt: dict, source: str, device: torch.device, dtype: torch.dtype):
+    """The network of a checkpoint, in eval mode, with frozen weights."""
+    network = build_model(ckpt, source=source).to(device=device, dtype=dtype)
+    network.eval()
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return network
 
 
 def _with_backend(pot: Potential, backend: str) -> Potential:

@@ -82,12 +82,18 @@ class ModelSettings:
         },
     )
 
-    def potential(self) -> tuple[Potential, str | None]:
-        """The loaded model and the resolved task name."""
+    def potential(self, build: bool = True) -> tuple[Potential, str | None]:
+        """The loaded model and the resolved task name; with ``build`` False
+        the network is built on first use (naming the model, its tasks and
+        reuse keys needs only the checkpoint's config and hash)."""
         from sevenomni_core.model.potential import load_model
 
         pot = load_model(
-            self.model, device=self.device, dtype=self.dtype, backend=self.backend
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            backend=self.backend,
+            build=build,
         )
         task, _ = pot.resolve_task(self.task)
         if self.dispersion is not None:

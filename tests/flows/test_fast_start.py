@@ -1,5 +1,5 @@
 """The command line starts fast: ``--help``, ``query`` and ``models`` import no
-torch, e3nn or tad-dftd3.
+torch, e3nn or tad-dftd3, and a rerun that computes nothing builds no network.
 
 Each import check runs in a fresh interpreter (this one has torch already) and
 reads ``sys.modules`` after the command.
@@ -108,6 +108,53 @@ def test_the_check_sees_a_planted_torch_import(stored, tmp_path):
     eos.write_text(eos.read_text() + "\nimport torch  # planted\n")
     code = cli("query", "--store", str(store), "--format", "json")
     assert heavy_modules(code, tmp_path) == ["torch"]
+
+
+def test_a_rerun_that_computes_nothing_builds_no_network(stored, monkeypatch, capsys):
+    """With every result stored, ``run`` plans from the checkpoint's config
+    and hash alone; planted: a planner that builds the network is caught."""
+    import sevenomni_core.model.potential as potential
+    from sevenomni_flows.jobs import ModelSettings
+
+    spec, store = stored
+
+    def no_build(*args, **kwargs):
+        raise RuntimeError("the network was built")
+
+    monkeypatch.setattr(potential, "_CACHE", {})
+    monkeypatch.setattr(potential, "_NETWORKS", {})
+    monkeypatch.setattr(potential, "build_model", no_build)
+    assert main(["run", str(spec), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "1 results reused, 0 to compute" in out
+    assert "model 7net-0" in out  # still named, with its sha256
+
+    eager = ModelSettings.potential
+    monkeypatch.setattr(
+        ModelSettings, "potential", lambda self, build=True: eager(self)
+    )
+    with pytest.raises(RuntimeError, match="the network was built"):
+        main(["run", str(spec), "--store", str(store)])
+
+
+def test_a_deferred_network_is_built_once_on_use(monkeypatch):
+    """``build=False`` reads the config (tasks, cutoff) without building; the
+    first use builds the network that a later ``load_model`` shares."""
+    import sevenomni_core.model.potential as potential
+    from sevenomni_core.model.network import SevenNet
+
+    monkeypatch.setattr(potential, "_CACHE", {})
+    monkeypatch.setattr(potential, "_NETWORKS", {})
+    deferred = potential.load_model("7net-mf-0", device="cpu", build=False)
+    assert not deferred.network.built
+    assert deferred.tasks == ["R2SCAN", "PBE"]
+    assert deferred.resolve_task(None) == ("PBE", 1)
+    assert deferred.cutoff == 5.0
+    assert not deferred.network.built
+    built = potential.load_model("7net-mf-0", device="cpu")
+    assert isinstance(built.network, SevenNet)
+    assert deferred.network.built and deferred.network.get() is built.network
+    assert built.sha256 == deferred.sha256
 
 
 def test_the_light_config_reader_agrees_with_torch(tmp_path):
