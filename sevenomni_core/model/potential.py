@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..options import DTYPES
-from .checkpoint import build_model, checkpoint_config, file_sha256, read_checkpoint
+from ..options import BACKENDS, DTYPES
 from .config import ModelConfig
-from .network import BACKENDS, SevenNet
+from .header import checkpoint_config, file_sha256, read_checkpoint
 from .registry import MODELS, auto_name, resolve_checkpoint
 
 if TYPE_CHECKING:  # the dispersion package builds on this module
     from ..dispersion import D3Config
+    from .network import SevenNet
 
 __all__ = [
     "DTYPES",
@@ -126,6 +126,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     ImportError
         For ``"cueq"`` without ``cuequivariance-torch`` installed.
     """
+    if backend == "e3nn":
+        return backend  # without importing the kernels (and e3nn) to ask
     from ..nn import _cueq
 
     if backend == "auto":
@@ -395,6 +397,8 @@ def load_model(
 
 def _build(ckpt: dict, source: str, device: torch.device, dtype: torch.dtype):
     """The network of a checkpoint, in eval mode, with frozen weights."""
+    from .checkpoint import build_model  # e3nn: imported when a network is built
+
     network = build_model(ckpt, source=source).to(device=device, dtype=dtype)
     network.eval()
     for p in network.parameters():

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from ase import Atoms
-from ase.constraints import FixSymmetry
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from sevenomni_core.constraints import symmetry_precision, unsupported_constraint
 from sevenomni_core.options import BACKENDS, DAMPINGS, DTYPES
 
 from ..schemas import structure_id
@@ -234,12 +234,12 @@ def as_structure(structure: Any) -> Structure:
     naming it, e.g. ``"constraint FixBondLengths is not supported
     (supported: FixAtoms, FixSymmetry)"``.
     """
+    from ase.constraints import FixSymmetry
+
     if isinstance(structure, Structure):
         return structure
     if isinstance(structure, dict):
         return Structure.from_dict(structure)
-    from sevenomni_core.batch.guards import symmetry_precision, unsupported_constraint
-
     why = unsupported_constraint(structure)
     if why is not None:
         raise ValueError(why)
@@ -259,6 +259,8 @@ def constrained_atoms(structure: Structure) -> Atoms:
     """ASE atoms of ``structure`` with its constraints: ``FixAtoms`` from its
     ``selective_dynamics``, and ``FixSymmetry`` from its
     :data:`~sevenomni_flows.schemas.provenance.FIX_SYMMETRY` property."""
+    from ase.constraints import FixSymmetry
+
     atoms = AseAtomsAdaptor.get_atoms(structure)
     symprec = atoms.info.pop(FIX_SYMMETRY, None)
     if symprec is not None:  # built on a copy: FixSymmetry refines its atoms

@@ -113,6 +113,7 @@ def test_the_check_sees_a_planted_torch_import(stored, tmp_path):
 def test_a_rerun_that_computes_nothing_builds_no_network(stored, monkeypatch, capsys):
     """With every result stored, ``run`` plans from the checkpoint's config
     and hash alone; planted: a planner that builds the network is caught."""
+    import sevenomni_core.model.checkpoint as checkpoint
     import sevenomni_core.model.potential as potential
     from sevenomni_flows.jobs import ModelSettings
 
@@ -123,7 +124,7 @@ def test_a_rerun_that_computes_nothing_builds_no_network(stored, monkeypatch, ca
 
     monkeypatch.setattr(potential, "_CACHE", {})
     monkeypatch.setattr(potential, "_NETWORKS", {})
-    monkeypatch.setattr(potential, "build_model", no_build)
+    monkeypatch.setattr(checkpoint, "build_model", no_build)
     assert main(["run", str(spec), "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "1 results reused, 0 to compute" in out
@@ -135,6 +136,14 @@ def test_a_rerun_that_computes_nothing_builds_no_network(stored, monkeypatch, ca
     )
     with pytest.raises(RuntimeError, match="the network was built"):
         main(["run", str(spec), "--store", str(store)])
+
+
+def test_a_rerun_imports_neither_e3nn_nor_d3(stored):
+    """In a fresh process, a rerun that computes nothing needs torch (devices,
+    the checkpoint's file) but not e3nn, which only building a network needs."""
+    spec, store = stored
+    code = cli("run", str(spec), "--store", str(store))
+    assert heavy_modules(code) == ["torch"]
 
 
 def test_a_deferred_network_is_built_once_on_use(monkeypatch):
