@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
 from jobflow import Flow
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -567,6 +566,8 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
 
     def framework(self, item, targets, ctx) -> list[AdsorptionDocument]:
         """All guests in one framework."""
+        from ase.constraints import FixAtoms
+
         host = item.source.copy()
         if self.fix_framework:
             host.set_constraint(FixAtoms(indices=list(range(len(host)))))

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import numpy as np
 from ase.units import GPa
-from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..schemas import EosDocument
@@ -33,6 +32,8 @@ def fit_eos(volumes, energies, eos: str = "birch_murnaghan"):
 
     The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
     """
+    from pymatgen.analysis.eos import EOS
+
     fit = EOS(eos).fit(np.asarray(volumes), np.asarray(energies))
     params = {
         "v0": float(fit.v0),

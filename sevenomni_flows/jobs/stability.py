@@ -18,12 +18,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from monty.serialization import loadfn
 from pydantic import Field
-from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram
-from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..schemas import ResultDocument, quantity
@@ -31,6 +29,10 @@ from .base import Item, Target, maker_settings, protocol
 from .calculation import PropertyMaker, model_title
 from .elements import SOURCE, is_reference, references
 from .plots import start_plot
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+    from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 __all__ = [
     "MP2020_TASKS",
@@ -100,6 +102,8 @@ def read_entries(path: Path) -> list[ComputedEntry]:
         Naming the file, when it cannot be read or is not a list of
         ``ComputedEntry`` / ``ComputedStructureEntry`` objects.
     """
+    from pymatgen.entries.computed_entries import ComputedEntry
+
     try:
         entries = loadfn(path)
     except Exception as err:  # any unreadable file
@@ -275,6 +279,8 @@ class StabilityMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Static energies of all items (of every task) in one batch, then
         each material's hull, from the entries of its own task."""
+        from pymatgen.entries.computed_entries import ComputedStructureEntry
+
         from sevenomni_core.batch import predict
 
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
@@ -345,6 +351,8 @@ class StabilityMaker(PropertyMaker):
         return None
 
     def _finish(self, entry, target, ctx, by_task, diagrams) -> StabilityDocument:
+        from pymatgen.analysis.phase_diagram import PhaseDiagram
+
         entries, elemental = by_task[ctx.task]
         system = tuple(sorted(el.symbol for el in entry.composition))
         missing = [el for el in system if el not in elemental]
@@ -395,6 +403,8 @@ class StabilityMaker(PropertyMaker):
         )
 
     def _plot(self, diagram: PhaseDiagram, target: Target, ctx) -> str:
+        from pymatgen.analysis.phase_diagram import PDPlotter
+
         plt, path = start_plot(self.plot_dir, f"{target.formula}_{target.key}_hull.png")
         ax = PDPlotter(diagram, backend="matplotlib").get_plot()
         ax.set_title(f"{target.label}: convex hull, {model_title(ctx, target)}")

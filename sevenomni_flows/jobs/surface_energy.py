@@ -17,7 +17,6 @@ from typing import ClassVar
 import numpy as np
 from ase.units import J, m
 from pydantic import Field
-from pymatgen.analysis.wulff import WulffShape
 from pymatgen.core.surface import get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -310,6 +309,8 @@ class SurfaceEnergyMaker(PropertyMaker):
         return built
 
     def _document(self, item, target, ctx, bulk, mine, unrelaxed, plan):
+        from pymatgen.analysis.wulff import WulffShape
+
         failed = [r.error for r in [bulk, *(r for _, _, r in mine)] if r.error]
         if failed:
             raise RuntimeError(f"a relaxation failed: {failed[0]}")
