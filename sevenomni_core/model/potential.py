@@ -188,8 +188,8 @@ class DeferredNetwork:
             return self._network
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # copy/pickle probes; our own state
-            raise AttributeError(name)
+        if name.startswith("__") or name in ("_build", "_network", "_lock"):
+            raise AttributeError(name)  # copy/pickle probes; our own state
         return getattr(self.get(), name)
 
     def __call__(self, *args, **kwargs) -> dict:
