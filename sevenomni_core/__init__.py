@@ -7,7 +7,15 @@ any light module of it, such as :mod:`sevenomni_core.options`) does not
 import torch.
 """
 
+from typing import TYPE_CHECKING
+
 from ._lazy import lazy_exports
+
+if TYPE_CHECKING:  # for type checkers and the API docs; imported on first use
+    from .calculator import SevenOmniCalculator
+    from .data import InvalidStructureError
+    from .dispersion import D3Config, with_dispersion
+    from .model import ModelNotFoundError, available_models, load_model
 
 __version__ = "0.1.0"
 

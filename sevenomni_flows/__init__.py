@@ -8,7 +8,30 @@ The names are imported on first use, so that ``import sevenomni_flows`` (and
 the command line, which lives in it) does not import every Maker.
 """
 
+from typing import TYPE_CHECKING
+
 from sevenomni_core._lazy import lazy_exports
+
+if TYPE_CHECKING:  # for type checkers and the API docs; imported on first use
+    from .jobs import (
+        ElasticMaker,
+        EosMaker,
+        MDMaker,
+        ModelSettings,
+        MofAdsorptionMaker,
+        NebMaker,
+        PhononMaker,
+        QhaMaker,
+        RelaxMaker,
+        SlabAdsorptionMaker,
+        SlabConvergenceMaker,
+        StabilityMaker,
+        StaticMaker,
+        SurfaceEnergyMaker,
+        ThermalConductivityMaker,
+        WidomMaker,
+    )
+    from .stores import embedded_job_store, mongo_job_store
 
 __all__ = [
     "ElasticMaker",
