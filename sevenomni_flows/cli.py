@@ -54,7 +54,7 @@ def _potential(settings, spec_path: str | Path):
     except ValueError as err:
         why = str(err).removeprefix("device ")
         raise SpecError(f"{key_line(spec_path, 'device')}: device: {why}") from None
-    return settings.potential()
+    return settings.potential(build=False)  # built when a job computes
 
 
 def _task_settings(spec, spec_path) -> list:

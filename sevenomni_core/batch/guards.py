@@ -10,9 +10,14 @@ from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms, FixSymmetry
+from ase.constraints import FixAtoms
 
 from .. import _keys as K
+from ..constraints import (
+    SUPPORTED_CONSTRAINTS,
+    symmetry_precision,
+    unsupported_constraint,
+)
 from ..data import edge_vectors
 
 __all__ = [
@@ -27,38 +32,6 @@ __all__ = [
 
 #: Forces above this (eV/Å) mean the structure exploded.
 DIVERGED_FORCE = 1e4
-
-
-#: The ASE constraints the batched engines honour: ``FixAtoms`` everywhere,
-#: ``FixSymmetry`` in relaxations (see :mod:`.symmetry`).
-SUPPORTED_CONSTRAINTS = ("FixAtoms", "FixSymmetry")
-
-
-def unsupported_constraint(
-    atoms: Atoms, supported: Sequence[str] = SUPPORTED_CONSTRAINTS
-) -> str | None:
-    """Why a constraint of ``atoms`` cannot be honoured, or None.
-
-    The one check of constraints on inputs, e.g. ``"constraint
-    FixBondLengths is not supported (supported: FixAtoms, FixSymmetry)"``;
-    callers prefix the structure's label.
-    """
-    for c in atoms.constraints:
-        name = type(c).__name__
-        if name not in supported:
-            return (
-                f"constraint {name} is not supported "
-                f"(supported: {', '.join(supported)})"
-            )
-    return None
-
-
-def symmetry_precision(atoms: Atoms) -> float | None:
-    """The ``symprec`` (Å) of the ``FixSymmetry`` constraint of ``atoms``, or None."""
-    for c in atoms.constraints:
-        if isinstance(c, FixSymmetry):
-            return float(c.symprec)
-    return None
 
 
 def fixed_mask(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ase import Atoms
@@ -11,7 +10,7 @@ from ase import Atoms
 from ..data import atoms_to_graph, validate_atoms
 from ..model.potential import Potential
 
-__all__ = ["as_atoms", "default", "per_structure", "prepare"]
+__all__ = ["as_atoms", "per_structure", "prepare"]
 
 
 def as_atoms(structure: Any) -> Atoms:
@@ -66,20 +65,3 @@ def labels(structures: Sequence[Any]) -> list[str]:
             formula = type(s).__name__
         out.append(f"structure {i} ({formula})")
     return out
-
-
-def default(engine: Callable, argument: str) -> Any:
-    """The default of ``argument`` of an engine function (``relax``, ``md``,
-    ``neb``, ...).
-
-    Makers take their defaults from here, so that a setting's default is
-    written once, in the engine's signature.
-
-    >>> from sevenomni_core.batch import relax
-    >>> default(relax, "fmax")
-    0.05
-    """
-    value = inspect.signature(engine).parameters[argument].default
-    if value is inspect.Parameter.empty:
-        raise ValueError(f"{engine.__name__}() has no default for {argument!r}")
-    return value

@@ -52,16 +52,13 @@ from ase.stress import voigt_6_to_full_3x3_stress
 
 from ..data import MIN_DISTANCE, atoms_to_graph
 from ..model.potential import Potential, as_potential
+from ..options import BAROSTATS, ENSEMBLES
 from .guards import DIVERGED_FORCE, fixed_mask, too_close
 from .inputs import labels, per_structure, prepare
 from .predict import Prediction, evaluate_graphs
 from .sizing import structures_per_batch
 
 __all__ = ["BAROSTATS", "ENSEMBLES", "MDResult", "md"]
-
-ENSEMBLES = ("nve", "nvt", "npt")
-#: NPT barostats: stochastic cell rescaling, Berendsen isotropic and full-cell.
-BAROSTATS = ("crescale", "isotropic", "full")
 
 
 @dataclass

@@ -12,10 +12,9 @@ __all__ = ["main"]
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..model.checkpoint import CheckpointError, read_checkpoint
     from ..model.config import ModelConfig
-    from ..model.potential import auto_name
-    from ..model.registry import MODELS, available_models, model_dirs
+    from ..model.header import CheckpointError, read_config
+    from ..model.registry import MODELS, auto_name, available_models, model_dirs
 
     present = available_models()
     rows = []
@@ -24,7 +23,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         tasks = ""
         if path is not None:
             try:
-                cfg = ModelConfig.from_sevenn(read_checkpoint(path)["config"])
+                cfg = ModelConfig.from_sevenn(read_config(path))
                 tasks = ", ".join(cfg.tasks) or "(single task)"
             except (CheckpointError, ValueError) as err:
                 tasks = f"unreadable: {err}"

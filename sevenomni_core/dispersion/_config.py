@@ -22,6 +22,7 @@ from tad_dftd3.param import get_functional_params
 from tad_mctc.units import AU2AA
 
 from ..model.potential import Potential
+from ..options import DAMPINGS
 
 __all__ = [
     "DAMPINGS",
@@ -33,10 +34,6 @@ __all__ = [
     "resolve_dispersion",
     "with_dispersion",
 ]
-
-#: Damping names accepted here, and the name of each in the parameter table
-#: of tad-dftd3 (the table of simple-dftd3).
-DAMPINGS: dict[str, str] = {"d3bj": "bj", "d3zero": "zero"}
 
 #: Functional of the training data of each task (keys in lower case; task
 #: names are matched case-insensitively).  From the SevenNet-MF and

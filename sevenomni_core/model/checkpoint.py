@@ -10,7 +10,6 @@ so ``sevenn`` loads our checkpoints too.
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import uuid
 from datetime import datetime
@@ -21,11 +20,13 @@ import torch
 from e3nn import o3
 
 from .config import ModelConfig, version_tuple
+from .header import CheckpointError, checkpoint_config, file_sha256, read_checkpoint
 from .network import SevenNet
 
 __all__ = [
     "CheckpointError",
     "build_model",
+    "checkpoint_config",
     "file_sha256",
     "read_checkpoint",
     "save_checkpoint",
@@ -34,49 +35,6 @@ __all__ = [
 #: The config version written into our checkpoints: the state-dict layout of
 #: sevenn >= 0.11, so no compatibility patch is applied when they are loaded.
 SAVED_FORMAT_VERSION = "0.11.0"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read or does not describe a model."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint dictionary on the CPU.
-
-    Raises
-    ------
-    CheckpointError
-        If the file is missing, is not a torch file, or lacks a config or a
-        model state dict.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many kinds here
-        raise CheckpointError(
-            f"{path} is not a readable torch checkpoint: {err}"
-        ) from err
-    if (
-        not isinstance(ckpt, dict)
-        or "config" not in ckpt
-        or "model_state_dict" not in ckpt
-    ):
-        raise CheckpointError(
-            f"{path} is not a SevenNet checkpoint "
-            "(needs 'config' and 'model_state_dict')"
-        )
-    return ckpt
 
 
 _OLD_NAMES = {
@@ -165,10 +123,7 @@ def _patch_state_dict(
 
 def build_model(ckpt: dict[str, Any], source: str = "checkpoint") -> SevenNet:
     """Rebuild the network of a checkpoint dictionary and load its weights."""
-    try:
-        config = ModelConfig.from_sevenn(ckpt["config"])
-    except KeyError as err:
-        raise CheckpointError(f"{source}: config lacks the key {err}") from err
+    config = checkpoint_config(ckpt, source)
     state = ckpt["model_state_dict"]
     shift = state.get("rescale_atomic_energy.shift")
     scale = state.get("rescale_atomic_energy.scale")

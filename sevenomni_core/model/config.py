@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import torch
-
 __all__ = ["ModelConfig", "UnsupportedModelError"]
 
 
@@ -27,7 +24,7 @@ def version_tuple(version: str) -> tuple[int, int, int]:
 
 
 def _as_list(value: Any) -> Any:
-    if isinstance(value, (torch.Tensor, np.ndarray)):
+    if hasattr(value, "tolist"):  # a tensor or an array
         return value.tolist()
     return value
 

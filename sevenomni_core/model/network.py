@@ -34,13 +34,10 @@ from ..nn import (
     XPLORCutoff,
     receiver_slots,
 )
+from ..options import BACKENDS
 from .config import ModelConfig
 
 __all__ = ["BACKENDS", "SevenNet", "infer_irreps_out"]
-
-#: Kernel backends: ``"e3nn"`` (this package's kernels on e3nn's weight layout,
-#: the default) and ``"cueq"`` (NVIDIA cuEquivariance, optional).
-BACKENDS = ("e3nn", "cueq")
 
 
 def _ssp(x: torch.Tensor) -> torch.Tensor:

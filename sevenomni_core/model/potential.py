@@ -6,21 +6,25 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .checkpoint import build_model, file_sha256, read_checkpoint
-from .network import BACKENDS, SevenNet
-from .registry import MODELS, available_models, resolve_checkpoint
+from ..options import BACKENDS, DTYPES
+from .config import ModelConfig
+from .header import checkpoint_config, file_sha256, read_checkpoint
+from .registry import MODELS, auto_name, resolve_checkpoint
 
 if TYPE_CHECKING:  # the dispersion package builds on this module
     from ..dispersion import D3Config
+    from .network import SevenNet
 
 __all__ = [
     "DTYPES",
+    "DeferredNetwork",
     "Potential",
     "as_potential",
     "load_model",
@@ -31,9 +35,7 @@ __all__ = [
 
 log = logging.getLogger("sevenomni")
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-#: The precisions a model runs in.
-DTYPES: tuple[str, ...] = tuple(_DTYPES)
+_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def _device_forms() -> str:
@@ -124,6 +126,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     ImportError
         For ``"cueq"`` without ``cuequivariance-torch`` installed.
     """
+    if backend == "e3nn":
+        return backend  # without importing the kernels (and e3nn) to ask
     from ..nn import _cueq
 
     if backend == "auto":
@@ -143,6 +147,55 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+class DeferredNetwork:
+    """A checkpoint's network, built on first use.
+
+    Its config (tasks, cutoff) is read from the checkpoint at once; the torch
+    module, which takes seconds to build, is built when anything else is
+    asked of it.  :func:`load_model` with ``build=False`` gives a Potential
+    holding one: enough to name the model, resolve its tasks and compute
+    reuse keys, so that planning a run whose results are all stored builds no
+    network.
+    """
+
+    def __init__(self, config: ModelConfig, build: Callable[[], SevenNet]):
+        self.config = config
+        self._build: Callable[[], SevenNet] | None = build
+        self._network: SevenNet | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def tasks(self) -> list[str]:
+        """Task names, in index order (as :attr:`SevenNet.tasks`)."""
+        return self.config.tasks
+
+    @property
+    def cutoff(self) -> float:
+        """Neighbour cutoff in Å."""
+        return self.config.cutoff
+
+    @property
+    def built(self) -> bool:
+        """Whether the network has been built."""
+        return self._network is not None
+
+    def get(self) -> SevenNet:
+        """The network, built now if it was not yet."""
+        with self._lock:
+            if self._network is None:
+                self._network = self._build()
+                self._build = None  # frees the checkpoint's weights
+            return self._network
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_build", "_network", "_lock"):
+            raise AttributeError(name)  # copy/pickle probes; our own state
+        return getattr(self.get(), name)
+
+    def __call__(self, *args, **kwargs) -> dict:
+        return self.get()(*args, **kwargs)
+
+
 @dataclass
 class Potential:
     """A SevenNet model ready to evaluate.
@@ -155,8 +208,9 @@ class Potential:
         Checkpoint file.
     sha256 : str
         SHA-256 of the checkpoint file.
-    network : SevenNet
-        The torch module, in eval mode, on :attr:`device` in :attr:`dtype`.
+    network : SevenNet or DeferredNetwork
+        The torch module, in eval mode, on :attr:`device` in :attr:`dtype`
+        (built on first use when loaded with ``build=False``).
     default_task : str or None
         Task used when none is given; None for single-task models.
     dispersion : D3Config or None
@@ -243,20 +297,13 @@ _NETWORKS: dict[tuple, tuple[SevenNet, str]] = {}
 _LOCK = threading.Lock()
 
 
-def auto_name() -> str:
-    """The model ``"auto"`` stands for: 7net-omni when present, else 7net-mf-0."""
-    present = available_models()
-    name = "7net-omni" if "7net-omni" in present else "7net-mf-0"
-    log.info("model 'auto' resolved to %s", name)
-    return name
-
-
 def load_model(
     model: str | os.PathLike = "auto",
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "float32",
     cache: bool = True,
     backend: str = "e3nn",
+    build: bool = True,
 ) -> Potential:
     """Load a SevenNet checkpoint by registry name or path.
 
@@ -279,6 +326,10 @@ def load_model(
         ``"e3nn"`` (default), ``"cueq"`` (cuEquivariance) or ``"auto"``
         (cueq on CUDA where its kernels are installed); see
         :func:`resolve_backend`.
+    build : bool
+        Build the network now (default).  False reads only the checkpoint's
+        config and hash: the network (a :class:`DeferredNetwork`) is built on
+        first use, so that naming the model and its tasks costs no build.
 
     Returns
     -------
@@ -300,19 +351,25 @@ def load_model(
     key = (resolved_name, str(path), *file_key)
     with _LOCK:
         if cache and key in _CACHE:
-            return _with_backend(_CACHE[key], backend)
+            pot = _CACHE[key]
+            if build and isinstance(pot.network, DeferredNetwork):
+                pot = _CACHE[key] = replace(pot, network=pot.network.get())
+            return _with_backend(pot, backend)
         # one network per file, shared by every name the file is requested by
         shared = _NETWORKS.get(file_key) if cache else None
         if shared is None:
             ckpt = read_checkpoint(path)
-            network = build_model(ckpt, source=str(path)).to(device=dev, dtype=dt)
-            network.eval()
-            for p in network.parameters():
-                p.requires_grad_(False)
+            network = DeferredNetwork(
+                checkpoint_config(ckpt, str(path)),
+                lambda: _build(ckpt, str(path), dev, dt),
+            )
             shared = (network, file_sha256(path))
-            if cache:
-                _NETWORKS[file_key] = shared
         network, sha256 = shared
+        if build and isinstance(network, DeferredNetwork):
+            network = network.get()
+            shared = (network, sha256)
+        if cache:
+            _NETWORKS[file_key] = shared
         spec = MODELS.get(resolved_name)
         default_task = None
         if network.tasks:
@@ -336,6 +393,17 @@ def load_model(
             _CACHE[key] = pot
         log.info("loaded %s from %s (sha256 %s)", resolved_name, path, sha256[:12])
         return _with_backend(pot, backend)
+
+
+def _build(ckpt: dict, source: str, device: torch.device, dtype: torch.dtype):
+    """The network of a checkpoint, in eval mode, with frozen weights."""
+    from .checkpoint import build_model  # e3nn: imported when a network is built
+
+    network = build_model(ckpt, source=source).to(device=device, dtype=dtype)
+    network.eval()
+    for p in network.parameters():
+        p.requires_grad_(False)
+    return network
 
 
 def _with_backend(pot: Potential, backend: str) -> Potential:

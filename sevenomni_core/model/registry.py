@@ -12,6 +12,7 @@ Nothing is downloaded.  A name resolves to a file in, in order:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ __all__ = [
     "MODELS",
     "ModelNotFoundError",
     "ModelSpec",
+    "auto_name",
     "available_models",
     "cache_root",
     "model_dirs",
@@ -217,3 +219,11 @@ def available_models() -> dict[str, Path]:
         except ModelNotFoundError:
             continue
     return found
+
+
+def auto_name() -> str:
+    """The model ``"auto"`` stands for: 7net-omni when present, else 7net-mf-0."""
+    present = available_models()
+    name = "7net-omni" if "7net-omni" in present else "7net-mf-0"
+    logging.getLogger("sevenomni").info("model 'auto' resolved to %s", name)
+    return name

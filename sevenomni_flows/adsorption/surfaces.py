@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
 from ase.data import atomic_numbers, covalent_radii
-from pymatgen.analysis.adsorption import AdsorbateSiteFinder
 from pymatgen.core import Composition, Element, Structure
 from pymatgen.core.surface import (
     Slab,
@@ -146,6 +144,8 @@ def _canonical(atoms: Atoms) -> tuple:
 
 def _terminated(slab: Slab, protocol: SlabProtocol, what: str) -> Atoms:
     """One pymatgen termination cut and dressed by ``protocol``."""
+    from ase.constraints import FixAtoms
+
     exact = protocol.layers is not None
     atoms = primitive_surface(AseAtomsAdaptor.get_atoms(slab.get_orthogonal_c_slab()))
     layers = _layers(atoms, LAYER_TOLERANCE)[::-1]  # bottom first
@@ -378,6 +378,8 @@ def find_sites(slab: Atoms, symm_reduce: float = 0.01) -> list[Site]:
     Hollows found by pymatgen's AdsorbateSiteFinder are snapped to the centre
     of their three (or, on square lattices, four) nearest surface atoms.
     """
+    from pymatgen.analysis.adsorption import AdsorbateSiteFinder
+
     struct = AseAtomsAdaptor.get_structure(slab)
     finder = AdsorbateSiteFinder(struct, height=1.0)
     found = finder.find_adsorption_sites(

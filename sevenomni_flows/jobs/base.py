@@ -13,21 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ase import Atoms
-from ase.constraints import FixSymmetry
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch.guards import symmetry_precision, unsupported_constraint
-from sevenomni_core.dispersion import DAMPINGS
-from sevenomni_core.model.network import BACKENDS
-from sevenomni_core.model.potential import DTYPES, Potential, load_model
+from sevenomni_core.constraints import symmetry_precision, unsupported_constraint
+from sevenomni_core.options import BACKENDS, DAMPINGS, DTYPES
 
 from ..schemas import structure_id
 from ..schemas.provenance import FIX_SYMMETRY
 from .settings import flat_settings
+
+if TYPE_CHECKING:
+    from sevenomni_core.model.potential import Potential
 
 __all__ = [
     "Item",
@@ -83,10 +83,18 @@ class ModelSettings:
         },
     )
 
-    def potential(self) -> tuple[Potential, str | None]:
-        """The loaded model and the resolved task name."""
+    def potential(self, build: bool = True) -> tuple[Potential, str | None]:
+        """The loaded model and the resolved task name; with ``build`` False
+        the network is built on first use (naming the model, its tasks and
+        reuse keys needs only the checkpoint's config and hash)."""
+        from sevenomni_core.model.potential import load_model
+
         pot = load_model(
-            self.model, device=self.device, dtype=self.dtype, backend=self.backend
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            backend=self.backend,
+            build=build,
         )
         task, _ = pot.resolve_task(self.task)
         if self.dispersion is not None:
@@ -239,6 +247,8 @@ def as_structure(structure: Any) -> Structure:
     naming it, e.g. ``"constraint FixBondLengths is not supported
     (supported: FixAtoms, FixSymmetry)"``.
     """
+    from ase.constraints import FixSymmetry
+
     if isinstance(structure, Structure):
         return structure
     if isinstance(structure, dict):
@@ -262,6 +272,8 @@ def constrained_atoms(structure: Structure) -> Atoms:
     """ASE atoms of ``structure`` with its constraints: ``FixAtoms`` from its
     ``selective_dynamics``, and ``FixSymmetry`` from its
     :data:`~sevenomni_flows.schemas.provenance.FIX_SYMMETRY` property."""
+    from ase.constraints import FixSymmetry
+
     atoms = AseAtomsAdaptor.get_atoms(structure)
     symprec = atoms.info.pop(FIX_SYMMETRY, None)
     if symprec is not None:  # built on a copy: FixSymmetry refines its atoms

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from sevenomni_core.batch.optimizers import OPTIMIZERS
+from sevenomni_core.options import OPTIMIZERS
 
 __all__ = [
     "RENAMED",

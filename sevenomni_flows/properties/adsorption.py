@@ -12,13 +12,10 @@ from typing import ClassVar
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
 from jobflow import Flow
 from pydantic import Field
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
-
-from sevenomni_core.batch import relax
 
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.anomalies import EXCLUDING, classify
@@ -143,6 +140,8 @@ def evaluate_candidates(
     RuntimeError
         If an empty host or a gas reference fails to relax.
     """
+    from sevenomni_core.batch import relax
+
     pot, task = ctx.pot, ctx.task
     adsorbates = sorted({p[0] for _, placements, _ in groups for p in placements})
     molecules = sorted(
@@ -636,6 +635,8 @@ class MofAdsorptionMaker(FrameworkInput, PropertyMaker):
 
     def framework(self, item, targets, ctx) -> list[AdsorptionDocument]:
         """All guests in one framework."""
+        from ase.constraints import FixAtoms
+
         host = item.source.copy()
         if self.fix_framework:
             host.set_constraint(FixAtoms(indices=list(range(len(host)))))

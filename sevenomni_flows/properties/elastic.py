@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from ase.stress import voigt_6_to_full_3x3_stress
 from ase.units import GPa
 from pydantic import Field
-from pymatgen.analysis.elasticity import ElasticTensor, Strain
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker
@@ -17,11 +16,16 @@ from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, quantity
 from .relax import inner_failure, labelled_atoms, relax_groups
 
+if TYPE_CHECKING:
+    from pymatgen.analysis.elasticity import Strain
+
 __all__ = ["ElasticMaker", "elastic_strains"]
 
 
 def elastic_strains(magnitudes) -> list[Strain]:
     """Each of the six Voigt strain states times each non-zero magnitude."""
+    from pymatgen.analysis.elasticity import Strain
+
     strains = []
     for state in np.eye(6):
         for m in magnitudes:
@@ -129,6 +133,8 @@ class ElasticMaker(PropertyMaker):
         return out
 
     def _fit(self, item, target, ctx, strains, results) -> ElasticDocument:
+        from pymatgen.analysis.elasticity import ElasticTensor
+
         why = inner_failure(results, self.relax, "strained cells")
         n_stuck = sum(1 for r in results if r.error is None and not r.converged)
         if why:

@@ -8,7 +8,6 @@ from typing import ClassVar
 import numpy as np
 from ase.units import GPa
 from pydantic import Field
-from pymatgen.analysis.eos import EOS
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from ..jobs.calculation import PropertyMaker, model_title
@@ -36,6 +35,8 @@ def fit_eos(volumes, energies, eos: str):
     ``eos`` is pymatgen's name of the form (``EosMaker.eos`` holds the
     default).  The parameters are v0 (Å³/atom), e0 (eV/atom), b0 (GPa) and b1.
     """
+    from pymatgen.analysis.eos import EOS
+
     fit = EOS(eos).fit(np.asarray(volumes), np.asarray(energies))
     params = {
         "v0": float(fit.v0),

@@ -27,8 +27,7 @@ from pydantic import Field
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import neb, relax
-from sevenomni_core.batch.inputs import default
+from sevenomni_core.options import default
 
 from ..adsorption.adsorbates import get_adsorbate
 from ..adsorption.slab_protocol import SlabProtocol
@@ -165,12 +164,12 @@ class NebMaker(PropertyMaker):
     """
 
     name: str = "neb"
-    n_images: int = default(neb, "n_images")
-    climb: bool = default(neb, "climb")
-    fmax: float = default(neb, "fmax")
-    max_steps: int = default(neb, "max_steps")
-    spring: float = default(neb, "k")
-    interpolation: str = default(neb, "interpolation")
+    n_images: int = default("neb", "n_images")
+    climb: bool = default("neb", "climb")
+    fmax: float = default("neb", "fmax")
+    max_steps: int = default("neb", "max_steps")
+    spring: float = default("neb", "k")
+    interpolation: str = default("neb", "interpolation")
     relax: RelaxSettings = field(
         default_factory=lambda: RelaxSettings(
             fmax=0.02, max_steps=500, optimizer="lbfgs"
@@ -233,6 +232,8 @@ class NebMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Relax all end points together, then every band in one NEB batch."""
+        from sevenomni_core.batch import neb, relax
+
         ends = [x for it in items for x in it.source[:2]]
         relaxed = relax(
             ends,

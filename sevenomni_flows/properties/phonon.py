@@ -13,8 +13,6 @@ from phonopy.structure.atoms import PhonopyAtoms
 from phonopy.structure.cells import get_primitive, get_primitive_matrix_by_centring
 from pydantic import Field
 
-from sevenomni_core.batch import predict
-
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
 from ..jobs.settings import (
@@ -286,6 +284,8 @@ class PhononMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Displace every item; all supercells' forces in one batch; then each."""
+        from sevenomni_core.batch import predict
+
         setups = []
         for it in items:
             try:  # phonopy may refuse one structure

@@ -19,8 +19,6 @@ from phonopy.structure.grid_points import length2mesh
 from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import predict
-
 from ..jobs.base import Target, maker_settings, protocol
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
@@ -232,6 +230,8 @@ class QhaMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Relax every volume of every item in one batch, then all displaced
         supercells in one batched prediction, then each QHA."""
+        from sevenomni_core.batch import predict
+
         cells = []
         for it in items:
             group = []

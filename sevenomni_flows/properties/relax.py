@@ -13,8 +13,7 @@ from pydantic import Field
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import OPTIMIZERS, predict, relax
-from sevenomni_core.batch.inputs import default
+from sevenomni_core.options import OPTIMIZERS, default
 
 from ..jobs.base import as_structure, constrained_atoms
 from ..jobs.calculation import PropertyMaker
@@ -180,12 +179,12 @@ class RelaxMaker(PropertyMaker):
     """
 
     name: str = "relax"
-    fmax: float = default(relax, "fmax")
-    max_steps: int = default(relax, "max_steps")
+    fmax: float = default("relax", "fmax")
+    max_steps: int = default("relax", "max_steps")
     # a screening relaxes the cell (atomate2's habit); relax() alone keeps it
     relax_cell: bool = True
-    max_volume_change: float = default(relax, "max_volume_change")
-    optimizer: str = default(relax, "optimizer")
+    max_volume_change: float = default("relax", "max_volume_change")
+    optimizer: str = default("relax", "optimizer")
 
     property: ClassVar[str] = "relax"
     document: ClassVar[type] = RelaxDocument
@@ -206,6 +205,8 @@ class RelaxMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Relax all items in one batch; each document is published when done."""
+        from sevenomni_core.batch import relax
+
         docs: list = [None] * len(items)
         progress = Progress("relax", len(items))
 
@@ -277,6 +278,8 @@ class StaticMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """One batched prediction; a bad structure fails alone."""
+        from sevenomni_core.batch import predict
+
         preds = predict(
             [labelled_atoms(it) for it in items],
             model=ctx.pot,
@@ -318,6 +321,8 @@ def relax_groups(
     material of a job share the batched forward passes.  ``tasks`` gives
     each group's task (default: the job's).
     """
+    from sevenomni_core.batch import relax
+
     flat = [atoms for group in groups for atoms in group]
     task = ctx.task if tasks is None else per_cell(groups, tasks)
     results = relax(

@@ -12,18 +12,15 @@ alone with its reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from ase.units import J, m
 from pydantic import Field
-from pymatgen.analysis.wulff import WulffShape
 from pymatgen.core import Structure
 from pymatgen.core.surface import get_symmetrically_distinct_miller_indices
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-from sevenomni_core.batch import predict, relax
 
 from ..adsorption.slab_protocol import SlabProtocol
 from ..adsorption.surfaces import build_slabs, canonical_miller
@@ -32,6 +29,9 @@ from ..jobs.plots import pyplot, start_plot, visible_colors
 from ..jobs.settings import RelaxSettings, accepts_old_names
 from ..schemas import ResultDocument, bulky, quantity
 from .adsorption import check_miller
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.wulff import WulffShape
 
 __all__ = [
     "SurfaceEnergyDocument",
@@ -218,6 +218,8 @@ class SurfaceEnergyMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Every termination of every facet and every bulk cell in one
         batched relaxation."""
+        from sevenomni_core.batch import predict, relax
+
         slabs, owners, plans, out = [], [], [], []
         for k, it in enumerate(items):
             try:
@@ -322,6 +324,8 @@ class SurfaceEnergyMaker(PropertyMaker):
         return built
 
     def _document(self, item, target, ctx, bulk, mine, unrelaxed, plan):
+        from pymatgen.analysis.wulff import WulffShape
+
         failed = [r.error for r in [bulk, *(r for _, _, r in mine)] if r.error]
         if failed:
             raise RuntimeError(f"a relaxation failed: {failed[0]}")

@@ -32,8 +32,6 @@ import numpy as np
 from phono3py import Phono3py
 from pydantic import Field
 
-from sevenomni_core.batch import predict
-
 from ..jobs.base import Target, maker_settings, protocol
 from ..jobs.calculation import PropertyMaker, model_title
 from ..jobs.plots import start_plot
@@ -291,6 +289,8 @@ class ThermalConductivityMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Displace every item; the fc3 and fc2 supercells of all of them in
         one batched prediction; then each material's κ."""
+        from sevenomni_core.batch import predict
+
         setups = []
         for it in items:
             try:

@@ -124,7 +124,8 @@ def plan(
     start = time.perf_counter()
     every = settings if isinstance(settings, list) else [settings]
     settings = every[0]
-    loaded = [s.potential() for s in every]  # the model is loaded once
+    # the model is loaded once, and built only when a job computes
+    loaded = [s.potential(build=False) for s in every]
     pot, task = loaded[0]
     tasks = [t for _, t in loaded]
     provenance = Provenance.from_potential(pot, task)

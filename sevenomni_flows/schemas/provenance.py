@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, Field
 from pymatgen.core import Structure
 
-from sevenomni_core.model.potential import Potential
+if TYPE_CHECKING:
+    from sevenomni_core.model.potential import Potential
 
 __all__ = ["FIX_SYMMETRY", "Provenance", "structure_id"]
 

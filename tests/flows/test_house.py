@@ -577,7 +577,7 @@ DIFFERENT_ON_PURPOSE = {
 
 def _engine_default_problems(cls: type, engine) -> list[str]:
     """Fields of ``cls`` that are arguments of ``engine`` but do not take
-    their default from it, written once as ``default(engine, "argument")``
+    their default from it, written once as ``default("engine", "argument")``
     in the class body, with the engine's value."""
     import dataclasses
     import inspect
@@ -602,7 +602,7 @@ def _engine_default_problems(cls: type, engine) -> list[str]:
             continue
         if parameters[argument].default is inspect.Parameter.empty:
             continue
-        once = f"default({engine.__name__}, {argument!r})"
+        once = f"default({engine.__name__!r}, {argument!r})"
         if written.get(f.name) != once:
             problems.append(
                 f"{cls.__name__}.{f.name} = {written.get(f.name)}, not {once}"
@@ -616,7 +616,7 @@ def _engine_default_problems(cls: type, engine) -> list[str]:
 def test_maker_defaults_are_the_engine_defaults(section):
     """Every setting of an engine's Maker that is an argument of the engine
     (found by name, not listed by hand) takes the engine's default, written
-    once: ``default(engine, "argument")``; differences on purpose are listed
+    once: ``default("engine", "argument")``; differences on purpose are listed
     with their reason."""
     from sevenomni_core import batch
 

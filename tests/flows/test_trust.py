@@ -212,7 +212,7 @@ def test_killed_batched_relaxation_keeps_finished_structures(
     tmp_path, capsys, monkeypatch
 ):
     """Interrupted after 3 of 6 relaxations: a rerun relaxes only the other 3."""
-    import sevenomni_flows.properties.relax as relax_module
+    import sevenomni_core.batch as relax_module  # where the Maker finds relax
 
     monkeypatch.setattr(Publisher, "INTERVAL", 0.0)  # write each as it finishes
     real = relax_module.relax
@@ -492,7 +492,7 @@ def test_killed_md_job_keeps_the_relaxation(tmp_path, capsys, monkeypatch):
     """Killed while the trajectories are half written: the relaxation stays
     stored, no MD document claims success, and the rerun recomputes the MD
     runs only, overwriting the partial trajectory files."""
-    import sevenomni_flows.properties.md.maker as md_module
+    import sevenomni_core.batch as md_module  # where the Maker finds md
 
     real = md_module.md
 
@@ -519,7 +519,7 @@ def test_killed_md_job_keeps_the_relaxation(tmp_path, capsys, monkeypatch):
 def test_killed_neb_job_then_rerun_computes_every_band(tmp_path, capsys, monkeypatch):
     """Killed during the batched NEB: nothing is stored as done; the rerun
     computes each band once and a third run reuses them."""
-    import sevenomni_flows.properties.neb as neb_module
+    import sevenomni_core.batch as neb_module  # where the Maker finds neb
 
     real = neb_module.neb
 

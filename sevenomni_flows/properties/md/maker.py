@@ -17,9 +17,7 @@ from ase import Atoms
 from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import md
-from sevenomni_core.batch.inputs import default
-from sevenomni_core.batch.md import BAROSTATS, ENSEMBLES
+from sevenomni_core.options import BAROSTATS, ENSEMBLES, default
 
 from ...jobs.base import Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker, model_title
@@ -152,18 +150,18 @@ class MDMaker(PropertyMaker):
     """
 
     name: str = "md"
-    ensemble: str = default(md, "ensemble")
+    ensemble: str = default("md", "ensemble")
     temperatures: list[float] = field(default_factory=lambda: [300.0])
-    pressure: float = default(md, "pressure")
-    timestep: float = default(md, "timestep")
-    steps: int = default(md, "steps")
-    interval: int = default(md, "interval")
-    friction: float = default(md, "friction")
-    taup: float = default(md, "taup")
-    compressibility: float = default(md, "compressibility")
-    barostat: str = default(md, "barostat")
+    pressure: float = default("md", "pressure")
+    timestep: float = default("md", "timestep")
+    steps: int = default("md", "steps")
+    interval: int = default("md", "interval")
+    friction: float = default("md", "friction")
+    taup: float = default("md", "taup")
+    compressibility: float = default("md", "compressibility")
+    barostat: str = default("md", "barostat")
     min_length: float = 10.0
-    seed: int = default(md, "seed")
+    seed: int = default("md", "seed")
     trajectory_dir: str | None = None
     plot_dir: str | None = None
 
@@ -225,6 +223,8 @@ class MDMaker(PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """All materials at all temperatures in one batched MD call."""
+        from sevenomni_core.batch import md
+
         systems, owners = [], []
         for k, item in enumerate(items):
             atoms = AseAtomsAdaptor.get_atoms(item.structure)

@@ -18,23 +18,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from monty.serialization import loadfn
 from pydantic import Field
-from pymatgen.analysis.phase_diagram import PDPlotter, PhaseDiagram, triangular_coord
-from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 from pymatgen.io.ase import AseAtomsAdaptor
-
-from sevenomni_core.batch import predict
-from sevenomni_core.dispersion import functional_for_task
 
 from ...jobs.base import Item, Target, maker_settings, protocol
 from ...jobs.calculation import PropertyMaker, model_title
 from ...jobs.plots import save_figure
 from ...schemas import ResultDocument, quantity
 from .elements import SOURCE, references
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+    from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEntry
 
 __all__ = [
     "MP2020_TASKS",
@@ -106,6 +105,8 @@ def read_entries(path: Path, key: str) -> list[ComputedEntry]:
         Naming the file, when it cannot be read or is not a list of
         ``ComputedEntry`` / ``ComputedStructureEntry`` objects.
     """
+    from pymatgen.entries.computed_entries import ComputedEntry
+
     try:
         entries = loadfn(path)
     except Exception as err:  # any unreadable file
@@ -282,6 +283,10 @@ class StabilityMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Static energies of all items (of every task) in one batch, then
         each material's hull, from the entries of its own task."""
+        from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+        from sevenomni_core.batch import predict
+
         atoms = [AseAtomsAdaptor.get_atoms(it.structure) for it in items]
         tasks = [it.task for it in items]
         preds = predict(atoms, model=ctx.pot, task=tasks) if atoms else []
@@ -335,6 +340,8 @@ class StabilityMaker(PropertyMaker):
     def refusal(self, ctx) -> str | None:
         """Why MP2020 does not apply at ctx's task (not trained on MP's
         PBE/PBE+U energies, or with D3), or None."""
+        from sevenomni_core.dispersion import functional_for_task
+
         task = None if ctx.task is None else ctx.task.lower()
         if task not in MP2020_TASKS or ctx.pot.dispersion is not None:
             return (
@@ -349,6 +356,8 @@ class StabilityMaker(PropertyMaker):
         return None
 
     def _finish(self, entry, target, ctx, by_task, diagrams) -> StabilityDocument:
+        from pymatgen.analysis.phase_diagram import PhaseDiagram
+
         entries, elemental = by_task[ctx.task]
         system = tuple(sorted(el.symbol for el in entry.composition))
         missing = [el for el in system if el not in elemental]
@@ -433,6 +442,7 @@ def hull_figure(diagram: PhaseDiagram, entry, name: str, title: str):
     matplotlib.figure.Figure
     """
     from matplotlib.figure import Figure
+    from pymatgen.analysis.phase_diagram import PDPlotter
 
     e_hull = float(diagram.get_e_above_hull(entry, allow_negative=True))
     limit = max(e_hull, 0.2) + 1e-9
@@ -486,6 +496,8 @@ def hull_figure(diagram: PhaseDiagram, entry, name: str, title: str):
 def _hull_point(diagram: PhaseDiagram, entry) -> tuple[float, float]:
     """Where ``entry`` lies on the hull plot: (fraction, formation energy)
     for a binary, its triangular coordinates for a ternary."""
+    from pymatgen.analysis.phase_diagram import triangular_coord
+
     fractions = [
         entry.composition.get_atomic_fraction(el) for el in diagram.elements[1:]
     ]

@@ -12,11 +12,6 @@ import logging
 
 import numpy as np
 
-from sevenomni_core.batch.predict import evaluate_graphs
-from sevenomni_core.batch.sizing import plan_batches
-from sevenomni_core.data import atoms_to_graph
-from sevenomni_core.dispersion import RigidHostD3, with_dispersion
-
 __all__ = ["CHUNK", "batched_energies", "insertion_energies"]
 
 log = logging.getLogger("sevenomni")
@@ -34,6 +29,11 @@ def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
     evaluated per rigid framework (:class:`RigidHostD3`, the same energies
     as the full sum, a small fraction of its cost).
     """
+    from sevenomni_core.batch.predict import evaluate_graphs
+    from sevenomni_core.batch.sizing import plan_batches
+    from sevenomni_core.data import atoms_to_graph
+    from sevenomni_core.dispersion import RigidHostD3, with_dispersion
+
     task_name, task_index = pot.resolve_task(task)
     out = [np.full(len(placed), np.nan) for _, _, placed in jobs]
     d3 = pot.dispersion
@@ -79,6 +79,8 @@ def batched_energies(pot, task, jobs, batch_size="auto") -> list[np.ndarray]:
 
 def _rigid(framework, guest) -> bool:
     """Whether the framework's D3 can be evaluated as a rigid host."""
+    from sevenomni_core.dispersion import RigidHostD3
+
     return bool(np.all(framework.pbc)) and RigidHostD3.fits(framework, guest.numbers)
 
 

@@ -24,10 +24,6 @@ import numpy as np
 from ase import Atoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from sevenomni_core.batch import relax
-from sevenomni_core.batch.predict import evaluate_graphs
-from sevenomni_core.data import atoms_to_graph
-
 from ...adsorption.adsorbates import get_adsorbate
 from ...adsorption.mofs import MIN_LENGTH
 from ...jobs.base import Target, maker_settings, protocol
@@ -238,6 +234,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 
     def compute(self, items, targets, ctx):
         """Every framework and guest sampled together; a framework fails alone."""
+        from sevenomni_core.batch import relax
+
         pot, task = ctx.pot, ctx.task
         gas = relax(
             [gas_molecule(name) for name in self.guests],
@@ -280,6 +278,10 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 
     def _host(self, item, pot, task) -> tuple[Atoms, float]:
         """The rigid framework (relaxed if asked) and its energy, eV."""
+        from sevenomni_core.batch import relax
+        from sevenomni_core.batch.predict import evaluate_graphs
+        from sevenomni_core.data import atoms_to_graph
+
         _, task_index = pot.resolve_task(task)
         host = item.source.copy()
         host.set_constraint()
@@ -327,6 +329,8 @@ class WidomMaker(FrameworkInput, PropertyMaker):
 
     def _relax_sites(self, runs: list[_Run], pot, task) -> None:
         """Relax the strongest site poses (framework fixed): floor and sites."""
+        from sevenomni_core.batch import relax
+
         starts, owners = [], []
         for r in runs:
             order = _strongest(r.sites, self.site_relaxations)
