@@ -86,12 +86,18 @@ def test_help_imports_no_torch():
     assert heavy_modules(code) == []
 
 
-def test_query_and_models_import_no_torch(stored):
-    """A query (which reads every Maker's document class) and ``models``
-    (which reads each checkpoint's tasks) import no torch."""
+def test_query_export_and_models_import_no_torch(stored, tmp_path):
+    """A query (which reads every Maker's document class), an export (which
+    writes the stored structures) and ``models`` (which reads each
+    checkpoint's tasks) import no torch."""
     _, store = stored
-    code = cli("query", "--store", str(store), "--format", "json") + cli("models")
+    code = (
+        cli("query", "--store", str(store), "--format", "json")
+        + cli("export", "{}", "--to", str(tmp_path / "out"), "--store", str(store))
+        + cli("models")
+    )
     assert heavy_modules(code) == []
+    assert list((tmp_path / "out").iterdir())  # the export wrote the relaxed Cu
 
 
 def test_the_check_sees_a_planted_torch_import(stored, tmp_path):
