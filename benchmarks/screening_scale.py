@@ -85,7 +85,7 @@ def workflow(spec: Path, store: Path) -> tuple[float, str]:
     added to :data:`INSIDE`, so the workflow layer's own cost can be read
     from the same run (robust to the load of a shared machine).
     """
-    import sevenomni_flows.properties.relax as jobs
+    import sevenomni_core.batch as jobs  # where the Makers find the engines
     from sevenomni_flows.cli import main
 
     real = jobs.relax, jobs.predict

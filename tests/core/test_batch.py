@@ -161,11 +161,11 @@ def test_out_of_memory_splits_the_batch(monkeypatch):
     real = predict_module._run
     sizes = []
 
-    def limited(potential, graphs, stress, forces=True):
+    def limited(potential, graphs, stress, forces=True, energies=True):
         if len(graphs) > 2:
             raise torch.OutOfMemoryError("simulated")
         sizes.append(len(graphs))
-        return real(potential, graphs, stress, forces)
+        return real(potential, graphs, stress, forces, energies)
 
     structures = [bulk("Cu", "fcc", a=3.6 + 0.01 * i) for i in range(5)]
     expected = predict(structures, model="7net-0", batch_size=5)
