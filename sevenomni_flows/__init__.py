@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs; imported on first use
         ThermalConductivityMaker,
         WidomMaker,
     )
+    from .properties.gruneisen import GruneisenMaker
     from .properties.vacancy import VacancyMaker
     from .reader import open_results
     from .stores import embedded_job_store, mongo_job_store
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs; imported on first use
 __all__ = [
     "ElasticMaker",
     "EosMaker",
+    "GruneisenMaker",
     "MDMaker",
     "ModelSettings",
     "MofAdsorptionMaker",
@@ -65,6 +67,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         **{name: ".properties" for name in __all__ if name.endswith("Maker")},
+        "GruneisenMaker": ".properties.gruneisen",
         "VacancyMaker": ".properties.vacancy",
         "ModelSettings": ".jobs",
         "open_results": ".reader",

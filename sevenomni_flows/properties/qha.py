@@ -39,7 +39,7 @@ from .phonon import (
 )
 from .relax import inner_failure, per_cell, relax_groups
 
-__all__ = ["EOS_NAMES", "QhaDocument", "QhaMaker", "first_outside"]
+__all__ = ["EOS_NAMES", "QhaDocument", "QhaMaker", "first_outside", "volume_phonons"]
 
 #: phonopy's EOS for F(V) that the QHA may fit.
 EOS_NAMES: Final = ("vinet", "birch_murnaghan", "murnaghan")
@@ -51,6 +51,76 @@ def first_outside(volume, sampled) -> int | None:
     volume = np.asarray(volume)
     outside = np.flatnonzero((volume < min(sampled)) | (volume > max(sampled)))
     return int(outside[0]) if outside.size else None
+
+
+def volume_phonons(
+    items, strains, ctx, relax: RelaxSettings, phonon: PhononSettings
+) -> list[tuple[PhononCell, list[Phonopy], list, list] | str | Exception]:
+    """The phonons of every item at each lattice strain, all items at once.
+
+    Each item's cell is scaled isotropically by each ``strain`` (lattice
+    vectors times ``1 + strain``), its positions relaxed at fixed cell (all
+    volumes of all items in one batch), and the displaced supercells of every
+    volume evaluated in one batched prediction.  Used by the QHA and
+    Grüneisen Makers.
+
+    Returns
+    -------
+    list
+        Per item: ``(cell, phonons, predictions, relaxations)``, the
+        :class:`PhononCell` (one primitive cell and supercell for every
+        volume) and, per volume, its phonopy object, the predictions of its
+        displaced supercells and its relaxation result; or why the
+        relaxations cannot be used (a str), or the Exception phonopy raised.
+    """
+    from sevenomni_core.batch import predict
+
+    cells = []
+    for it in items:
+        group = []
+        for eps in strains:
+            scaled = it.structure.copy()
+            scaled.scale_lattice(it.structure.volume * (1.0 + eps) ** 3)
+            group.append(AseAtomsAdaptor.get_atoms(scaled))
+        cells.append(group)
+    tasks = [it.task for it in items]
+    relaxed = relax_groups(cells, ctx, relax, tasks)
+    setups: list = []
+    for it, results in zip(items, relaxed, strict=True):
+        why = inner_failure(results, relax, "volumes")
+        if why:
+            setups.append(why)
+            continue
+        try:  # one primitive cell and supercell for every volume
+            cell = phonon_cell(it.structure, phonon.min_length, phonon.supercell)
+            # ``relax`` keeps the atoms in order: each volume's input cell
+            volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
+            setups.append(
+                (cell, [cell.phonopy(v, phonon.displacement) for v in volumes])
+            )
+        except Exception as err:  # phonopy may refuse one structure
+            setups.append(err)
+    shown = [  # the displaced cells of each item, for their tasks
+        [a for p in setup[1] for a in displaced_atoms(p)]
+        if isinstance(setup, tuple)
+        else []
+        for setup in setups
+    ]
+    flat = [a for group in shown for a in group]
+    preds = predict(flat, model=ctx.pot, task=per_cell(shown, tasks)) if flat else []
+    out, start = [], 0
+    for setup, results in zip(setups, relaxed, strict=True):
+        if not isinstance(setup, tuple):
+            out.append(setup)
+            continue
+        cell, phonons = setup
+        mine = []
+        for p in phonons:
+            n = len(p.supercells_with_displacements)
+            mine.append(preds[start : start + n])
+            start += n
+        out.append((cell, phonons, mine, results))
+    return out
 
 
 class QhaDocument(ResultDocument):
@@ -230,67 +300,18 @@ class QhaMaker(PropertyMaker):
     def compute(self, items, targets, ctx):
         """Relax every volume of every item in one batch, then all displaced
         supercells in one batched prediction, then each QHA."""
-        from sevenomni_core.batch import predict
-
-        cells = []
-        for it in items:
-            group = []
-            for eps in self.strains():
-                scaled = it.structure.copy()
-                scaled.scale_lattice(it.structure.volume * (1.0 + eps) ** 3)
-                group.append(AseAtomsAdaptor.get_atoms(scaled))
-            cells.append(group)
-        tasks = [it.task for it in items]
-        relaxed = relax_groups(cells, ctx, self.relax, tasks)
-        setups: list[tuple[PhononCell, list[Phonopy]] | str | Exception] = []
-        for it, results in zip(items, relaxed, strict=True):
-            why = inner_failure(results, self.relax, "volumes")
-            if why:
-                setups.append(why)
+        out = []
+        phonons = volume_phonons(items, self.strains(), ctx, self.relax, self.phonon)
+        for it, owed, setup in zip(items, targets, phonons, strict=True):
+            if isinstance(setup, str):
+                kind = "InnerRelaxationError"
+                out.append([self.failed(t, ctx, setup, error_type=kind) for t in owed])
                 continue
-            try:  # one primitive cell and supercell for every volume
-                ph = self.phonon
-                cell = phonon_cell(it.structure, ph.min_length, ph.supercell)
-                # ``relax`` keeps the atoms in order: each volume's input cell
-                volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
-                setups.append(
-                    (cell, [cell.phonopy(v, ph.displacement) for v in volumes])
-                )
-            except Exception as err:  # phonopy may refuse one structure
-                setups.append(err)
-        shown = [  # the displaced cells of each item, for their tasks
-            [a for p in setup[1] for a in displaced_atoms(p)]
-            if isinstance(setup, tuple)
-            else []
-            for setup in setups
-        ]
-        flat = [a for group in shown for a in group]
-        preds = (
-            predict(flat, model=ctx.pot, task=per_cell(shown, tasks)) if flat else []
-        )
-        out, start = [], 0
-        for it, owed, setup, results in zip(
-            items, targets, setups, relaxed, strict=True
-        ):
             if isinstance(setup, Exception):
                 out.append(setup)
                 continue
-            if isinstance(setup, str):
-                out.append(
-                    [
-                        self.failed(t, ctx, setup, error_type="InnerRelaxationError")
-                        for t in owed
-                    ]
-                )
-                continue
-            cell, phonons = setup
-            mine = []
-            for p in phonons:
-                n = len(p.supercells_with_displacements)
-                mine.append(preds[start : start + n])
-                start += n
             try:
-                out.append(self._finish(it, owed, ctx, cell, phonons, mine, results))
+                out.append(self._finish(it, owed, ctx, *setup))
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
         return out

@@ -680,12 +680,16 @@ def _check_one_changed_setting(section, tmp_path):
     assert (not settings) == (section in NO_SETTINGS), settings
     if not settings:
         return
-    name = next(
-        k
-        for k in ("fmax", "timestep", "displacement", "max_insertions", "hull_entries")
-        if k in settings
-    )
-    value = settings[name]
+    # a group that never had flat names (gruneisen's relax) by its full key
+    flat = settings | {
+        f"{group}.{key}": value
+        for group, values in settings.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+    }
+    names = ("fmax", "timestep", "displacement", "max_insertions", "hull_entries")
+    name = next(k for k in (*names, "relax.fmax") if k in flat)
+    value = flat[name]
     if name == "hull_entries":
         (tmp_path / "entries.json").write_text("[]")
         changed_value = str(tmp_path / "entries.json")
