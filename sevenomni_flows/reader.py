@@ -3,7 +3,7 @@
 >>> from sevenomni_flows import open_results
 >>> results = open_results("results")  # doctest: +SKIP
 >>> for r in results.find({"property": "qha"}):  # doctest: +SKIP
-...     print(r["label"], r["temperatures"][:3], r["heat_capacity"][:3])
+...     print(r["label"], r["volume_300k"], len(r["heat_capacity"]))
 
 A results store holds one summary document per calculation (see
 :mod:`sevenomni_flows.stores.results`); its bulky fields (force constants,
