@@ -23,14 +23,13 @@ from typing import ClassVar, Final
 import numpy as np
 from phonopy import PhonopyGruneisen
 from phonopy.physical_units import get_physical_units
-from phonopy.structure.grid_points import length2mesh
 from pydantic import Field
 
 from ..jobs.calculation import PropertyMaker
 from ..jobs.settings import PhononSettings, RelaxSettings, TemperatureGrid
-from ..schemas import ResultDocument, bulky, failure_type, quantity
-from .phonon import CUTOFF_FREQUENCY, set_forces
-from .qha import volume_phonons
+from ..schemas import ResultDocument, bulky, quantity
+from .phonon import CUTOFF_FREQUENCY
+from .qha import force_constants, shared_mesh, volume_fields, volume_phonons
 
 __all__ = [
     "EV_PER_A3_IN_GPA",
@@ -298,34 +297,13 @@ class GruneisenMaker(PropertyMaker):
 
     def analyse(self, item, target, ctx, cell, phonons, preds, results):
         """The document of one material from its phonons at three volumes."""
-        n_atoms = len(item.structure)
-        volumes = np.array([r.atoms.get_volume() for r in results]) / n_atoms
-        energies = np.array([r.energy for r in results]) / n_atoms
-        common = {
-            "volumes": volumes.tolist(),
-            "electronic_energies": energies.tolist(),
-            "supercell_matrix": cell.supercell_matrix,
-            "primitive_matrix": cell.primitive_matrix,
-            "input_structure": item.structure,
-        }
-        for p, mine, volume in zip(phonons, preds, volumes, strict=True):
-            errors = set_forces(p, mine)
-            if errors:
-                why = (
-                    f"a displaced supercell at {volume:.3f} Å³/atom failed: {errors[0]}"
-                )
-                kind = failure_type(errors[0])
-                return self.failed(target, ctx, why, error_type=kind, **common)
-            p.produce_force_constants()
+        volumes, energies, common = volume_fields(item, cell, results)
+        failure = force_constants(phonons, preds, volumes)
+        if failure:
+            why, kind = failure
+            return self.failed(target, ctx, why, error_type=kind, **common)
         middle = phonons[1]
-        mesh = self.phonon.mesh
-        if not isinstance(mesh, list):
-            mesh = length2mesh(
-                mesh,
-                middle.primitive.cell,
-                rotations=middle.primitive_symmetry.pointgroup_operations,
-            )
-        mesh = [int(m) for m in mesh]
+        mesh = shared_mesh(phonons, self.phonon.mesh)
         imaginary = []
         for p, volume in zip(phonons, volumes, strict=True):
             p.run_mesh(mesh, is_gamma_center=True)

@@ -39,7 +39,16 @@ from .phonon import (
 )
 from .relax import inner_failure, per_cell, relax_groups
 
-__all__ = ["EOS_NAMES", "QhaDocument", "QhaMaker", "first_outside", "volume_phonons"]
+__all__ = [
+    "EOS_NAMES",
+    "QhaDocument",
+    "QhaMaker",
+    "first_outside",
+    "force_constants",
+    "shared_mesh",
+    "volume_fields",
+    "volume_phonons",
+]
 
 #: phonopy's EOS for F(V) that the QHA may fit.
 EOS_NAMES: Final = ("vinet", "birch_murnaghan", "murnaghan")
@@ -51,6 +60,48 @@ def first_outside(volume, sampled) -> int | None:
     volume = np.asarray(volume)
     outside = np.flatnonzero((volume < min(sampled)) | (volume > max(sampled)))
     return int(outside[0]) if outside.size else None
+
+
+def volume_fields(item, cell, results) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Per-atom volumes (Å³/atom) and static energies (eV/atom) of an item's
+    relaxed volumes, and the fields every document made from them shares."""
+    n_atoms = len(item.structure)
+    volumes = np.array([r.atoms.get_volume() for r in results]) / n_atoms
+    energies = np.array([r.energy for r in results]) / n_atoms
+    common = {
+        "volumes": volumes.tolist(),
+        "electronic_energies": energies.tolist(),
+        "supercell_matrix": cell.supercell_matrix,
+        "primitive_matrix": cell.primitive_matrix,
+        "input_structure": item.structure,
+    }
+    return volumes, energies, common
+
+
+def force_constants(phonons, preds, volumes) -> tuple[str, str] | None:
+    """Set each volume's forces and produce its force constants; or why a
+    displaced supercell failed and the failure's type."""
+    for p, mine, volume in zip(phonons, preds, volumes, strict=True):
+        errors = set_forces(p, mine)
+        if errors:
+            why = f"a displaced supercell at {volume:.3f} Å³/atom failed: {errors[0]}"
+            return why, failure_type(errors[0])
+        p.produce_force_constants()
+    return None
+
+
+def shared_mesh(phonons, mesh) -> list[int]:
+    """One q-mesh for every volume, that of the middle one: a mesh from a
+    length changes with the volume (Cu: 29³ to 28³ across +-3%), and F(V)
+    would jump there."""
+    if not isinstance(mesh, list):
+        middle = phonons[len(phonons) // 2]
+        mesh = length2mesh(
+            mesh,
+            middle.primitive.cell,
+            rotations=middle.primitive_symmetry.pointgroup_operations,
+        )
+    return [int(m) for m in mesh]
 
 
 def volume_phonons(
@@ -321,40 +372,16 @@ class QhaMaker(PropertyMaker):
     ) -> list[QhaDocument]:
         """Every quantity per atom: V, E and phonopy's F, C_v and S (which it
         gives per primitive cell) handed to ``PhonopyQHA``."""
-        n_atoms = len(item.structure)
         temperatures = self.temperature_grid()
-        volumes = np.array([r.atoms.get_volume() for r in results]) / n_atoms
-        energies = np.array([r.energy for r in results]) / n_atoms
-        common = {
-            "eos": self.eos,
-            "volumes": volumes.tolist(),
-            "electronic_energies": energies.tolist(),
-            "supercell_matrix": cell.supercell_matrix,
-            "primitive_matrix": cell.primitive_matrix,
-            "input_structure": item.structure,
-        }
-        # one q-mesh for every volume: a mesh from a length changes with the
-        # volume (Cu: 29³ to 28³ across +-3%), and F(V) would jump there
-        middle = phonons[len(phonons) // 2]
-        mesh = self.phonon.mesh
-        if not isinstance(mesh, list):
-            mesh = length2mesh(
-                mesh,
-                middle.primitive.cell,
-                rotations=middle.primitive_symmetry.pointgroup_operations,
-            )
+        volumes, energies, common = volume_fields(item, cell, results)
+        common = {"eos": self.eos, **common}
+        failure = force_constants(phonons, preds, volumes)
+        if failure:
+            why, kind = failure
+            return [self.failed(t, ctx, why, error_type=kind, **common) for t in owed]
+        mesh = shared_mesh(phonons, self.phonon.mesh)
         free, cv, entropy, imaginary = [], [], [], []
-        for p, mine, volume in zip(phonons, preds, volumes, strict=True):
-            errors = set_forces(p, mine)
-            if errors:
-                why = (
-                    f"a displaced supercell at {volume:.3f} Å³/atom failed: {errors[0]}"
-                )
-                kind = failure_type(errors[0])
-                return [
-                    self.failed(t, ctx, why, error_type=kind, **common) for t in owed
-                ]
-            p.produce_force_constants()
+        for p, volume in zip(phonons, volumes, strict=True):
             p.run_mesh(mesh, is_gamma_center=True)
             lowest = float(p.get_mesh_dict()["frequencies"].min())
             if lowest < self.phonon.imaginary_tol:

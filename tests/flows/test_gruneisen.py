@@ -229,15 +229,17 @@ def test_a_cell_off_its_zero_pressure_volume_fails_alone(copper):
 def test_imaginary_modes_fail_with_the_volumes(copper, monkeypatch):
     """Forces reversed (negative force constants: every mode imaginary) at
     every volume: the document fails naming the volumes."""
+    from sevenomni_flows.properties import qha  # where the Maker sets forces
+
     atoms, _, _ = copper
-    given = gruneisen.set_forces
+    given = qha.set_forces
 
     def reversed_forces(phonon, preds):
         errors = given(phonon, preds)
         phonon.forces = -phonon.forces
         return errors
 
-    monkeypatch.setattr(gruneisen, "set_forces", reversed_forces)
+    monkeypatch.setattr(qha, "set_forces", reversed_forces)
     doc = _maker().run([AseAtomsAdaptor.get_structure(atoms)], ["Cu"])[0]
     assert doc.state == "failed"
     assert doc.error_type == "ImaginaryModes"
