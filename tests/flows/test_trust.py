@@ -636,5 +636,5 @@ properties: [relax, static]
     assert keys == {before["key"], after["key"]}  # the old one is kept
     # the methods fixed by "same crystal, same answer" are revised
     revised = {n for n, cls in registry.makers().items() if cls.revision}
-    assert {"qha", "phonon", "surface_energy", "widom"} <= revised, revised
+    assert {"qha", "phonon", "surface_energy", "widom", "vacancy"} <= revised, revised
     assert SurfaceEnergyMaker.revision >= 1
