@@ -162,6 +162,12 @@ def vacancy_supercells(
     return perfect, defects
 
 
+def _name(item) -> str:
+    """The material in a message: its formula and label."""
+    formula = item.structure.composition.reduced_formula
+    return f"{formula} (label {item.label})" if item.label else formula
+
+
 class VacancyDocument(ResultDocument):
     """Vacancy formation energies, one per symmetry-inequivalent site."""
 
@@ -266,6 +272,7 @@ class VacancyMaker(PropertyMaker):
                 here = inequivalent_sites(primitive, self.symprec)
                 perfect, defects = vacancy_supercells(primitive, self.min_length, here)
             except Exception as err:  # one material's symmetry fails alone
+                err = type(err)(f"{_name(it)}: no vacancy supercells: {err}")
                 here, primitive, perfect, defects = err, None, None, []
             sites.append((here, primitive))
             groups.append([perfect, *defects] if perfect is not None else [])
@@ -290,7 +297,7 @@ class VacancyMaker(PropertyMaker):
             "n_atoms": len(perfect),
             "supercell_matrix": reps.astype(int).tolist(),
         }
-        why = inner_failure(results, self.relax, "vacancy supercells")
+        why = inner_failure(results, self.relax, f"vacancy supercells of {_name(item)}")
         if why:
             stuck = sum(1 for r in results if r.error is None and not r.converged)
             return self.failed(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import spglib
 from ase import Atoms
-from ase.build import bulk
+from ase.build import bulk, molecule
 from ase.optimize import BFGS
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -225,3 +225,33 @@ def test_harness_catches_the_input_cell_repeat(monkeypatch):
     assert {"n_atoms", "vacancy_formation_energy", "formation_energies"} <= failed
     with pytest.raises(AssertionError, match="vacancy_formation_energy"):
         report.assert_invariant()
+
+
+def test_bad_materials_in_a_batch_fail_alone_naming_their_label():
+    """One batch: Cu, Cu stretched to a = 4.3 Å (its vacancy relaxes far, and
+    does not converge within the 15 steps that Cu needs) and a CO molecule in
+    a box.  Each bad one fails with a reason naming its label; Cu completes
+    with the value it has alone."""
+    maker = VacancyMaker(
+        settings=ModelSettings(model="7net-0", device="cpu"),
+        min_length=6.0,
+        relax={"max_steps": 15},
+    )
+    given = {
+        "Cu": bulk("Cu", "fcc", a=3.63),
+        "stretched-Cu": bulk("Cu", "fcc", a=4.3),
+        "co-in-box": molecule("CO", vacuum=5.0, pbc=True),
+    }
+    structures = [AseAtomsAdaptor.get_structure(a) for a in given.values()]
+    good, stretched, co = maker.run(structures, list(given))
+    assert good.state == "completed", good.error
+    assert stretched.state == co.state == "failed"
+    assert stretched.error_type == "InnerRelaxationError"
+    assert "vacancy supercells of Cu (label stretched-Cu) did not converge" in (
+        stretched.error
+    )
+    assert co.error_type == "NotBulk" and "(label co-in-box)" in co.error
+    [alone] = maker.run(structures[:1], ["Cu"])
+    assert good.vacancy_formation_energy == pytest.approx(
+        alone.vacancy_formation_energy, abs=1e-6
+    )
