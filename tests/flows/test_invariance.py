@@ -136,3 +136,32 @@ def test_the_elastic_tolerance_is_the_models_own_nonlinearity(sevenn_calculator)
 
     coarse, fine = slope(1e-3), slope(1e-4)
     assert np.abs(coarse - fine).max() > 0.02 * np.abs(fine).max()
+
+
+def test_harness_catches_a_per_cell_volume_in_gruneisen(monkeypatch):
+    """The QHA's old bug (a quantity per input cell beside one per primitive
+    cell: conventional Cu's α was 78% below the primitive cell's), planted in
+    the Grüneisen Maker: V and E per input cell beside phonopy's mode sums
+    per primitive cell.  Its entry's conventional cell (Si, 8 atoms against
+    2) catches it on the thermal expansion."""
+    from dataclasses import replace
+
+    from sevenomni_flows.properties import gruneisen
+
+    real = gruneisen.volume_fields
+
+    def per_cell(item, cell, results):
+        volumes, energies, common = real(item, cell, results)
+        n = len(item.structure)
+        return volumes * n, energies * n, common
+
+    monkeypatch.setattr(gruneisen, "volume_fields", per_cell)
+    entry = replace(ENTRIES["gruneisen"], representations=("conventional",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = check(entry)
+    print(f"\n{report.table()}")
+    failed = {r.field for r in report.failures()}
+    assert {"thermal_expansion", "thermal_expansion_300k"} <= failed
+    with pytest.raises(AssertionError, match="thermal_expansion"):
+        report.assert_invariant()
