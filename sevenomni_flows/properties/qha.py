@@ -41,11 +41,13 @@ from .relax import inner_failure, per_cell, relax_groups
 
 __all__ = [
     "EOS_NAMES",
+    "RANGE_TOLERANCE",
     "QhaDocument",
     "QhaMaker",
     "first_outside",
     "force_constants",
     "shared_mesh",
+    "subrange_alpha",
     "volume_fields",
     "volume_phonons",
 ]
@@ -60,6 +62,39 @@ def first_outside(volume, sampled) -> int | None:
     volume = np.asarray(volume)
     outside = np.flatnonzero((volume < min(sampled)) | (volume > max(sampled)))
     return int(outside[0]) if outside.size else None
+
+
+#: Relative difference of α(300 K) between all sampled volumes and the 5
+#: nearest V(300 K) above which a document warns: α then depends on the
+#: range, through a vibrational F(V) that is not one smooth EOS, more than
+#: the fit can tell.  7net-0 at the default range: MgO 1%, Cu 5-7%, Al 6%,
+#: NaCl 29%, Si 114% (Cu's α from [-0.01, 0.01] is 18-20% below the
+#: default's; Vinet, Birch-Murnaghan and Murnaghan agree within 0.3%).
+RANGE_TOLERANCE: Final[float] = 0.05
+
+
+def subrange_alpha(qha_inputs: dict, temperatures, volume_300k: float) -> float:
+    """α(300 K), 1/K, from phonopy's QHA on the 5 sampled volumes nearest
+    ``volume_300k`` (``qha_inputs``: the keyword arguments of the full
+    ``PhonopyQHA``, per atom), over the temperatures up to 300 K and two
+    steps beyond (its finite difference needs one)."""
+    volumes = np.asarray(qha_inputs["volumes"])
+    near = np.sort(np.argsort(np.abs(volumes - volume_300k))[:5])
+    at = int(np.argmin(np.abs(temperatures - 300.0)))
+    temps = temperatures[: at + 3]
+    n = len(temps)
+    qha = PhonopyQHA(
+        volumes=volumes[near],
+        electronic_energies=np.asarray(qha_inputs["electronic_energies"])[near],
+        temperatures=temps,
+        free_energy=qha_inputs["free_energy"][:n, near],
+        cv=qha_inputs["cv"][:n, near],
+        entropy=qha_inputs["entropy"][:n, near],
+        pressure=qha_inputs["pressure"],
+        eos=qha_inputs["eos"],
+        t_max=float(temps[-1]),
+    )
+    return float(qha.thermal_expansion[at])
 
 
 def volume_fields(item, cell, results) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -234,9 +269,17 @@ class QhaDocument(ResultDocument):
         "differences use lie within the sampled volumes",
         "K",
     )
+    thermal_expansion_300k_subrange: float | None = quantity(
+        "Volumetric thermal expansion at 300 K from the 5 sampled volumes "
+        "nearest V(300 K) alone (None with fewer than 7 volumes); a warning "
+        "when it differs from thermal_expansion_300k by over "
+        "RANGE_TOLERANCE",
+        "1/K",
+    )
     warnings: list[str] = Field(
         default_factory=list,
-        description="Where V(T) left the sampled volumes, cutting the lists short",
+        description="Where V(T) left the sampled volumes, cutting the lists "
+        "short; where α(300 K) depends on the sampled range",
     )
 
 
@@ -418,17 +461,18 @@ class QhaMaker(PropertyMaker):
         docs = []
         for target in owed:
             pressure = target.extra["pressure"]
+            inputs = {
+                "volumes": volumes,
+                "electronic_energies": energies,
+                "free_energy": np.array(free).T,
+                "cv": np.array(cv).T,
+                "entropy": np.array(entropy).T,
+                "pressure": pressure,
+                "eos": self.eos,
+            }
             try:
                 qha = PhonopyQHA(
-                    volumes=volumes,
-                    electronic_energies=energies,
-                    temperatures=temperatures,
-                    free_energy=np.array(free).T,
-                    cv=np.array(cv).T,
-                    entropy=np.array(entropy).T,
-                    pressure=pressure,
-                    eos=self.eos,
-                    t_max=self.temperatures.t_max,
+                    **inputs, temperatures=temperatures, t_max=self.temperatures.t_max
                 )
             except RuntimeError as err:  # phonopy's fit of F(V) failed
                 why = (
@@ -438,8 +482,37 @@ class QhaMaker(PropertyMaker):
                     self.failed(target, ctx, why, error_type="EosFitError", **common)
                 )
                 continue
-            docs.append(self._document(target, ctx, qha, temperatures, volumes, common))
+            doc = self._document(target, ctx, qha, temperatures, volumes, common)
+            if doc.state == "completed" and len(volumes) >= 7:
+                self._range_check(doc, inputs, temperatures)
+            docs.append(doc)
         return docs
+
+    def _range_check(self, doc, inputs, temperatures) -> None:
+        """Record α(300 K) from the 5 volumes nearest V(300 K) and warn
+        where it differs from all volumes' by over RANGE_TOLERANCE."""
+        alpha = doc.thermal_expansion_300k
+        try:
+            sub = subrange_alpha(inputs, temperatures, doc.volume_300k)
+        except RuntimeError as err:  # phonopy's fit of the 5 volumes failed
+            doc.warnings.append(
+                f"at {doc.pressure} GPa, α(300 K) from the 5 volumes nearest "
+                f"V(300 K) could not be fitted ({err}): its range dependence is "
+                "unchecked"
+            )
+            return
+        doc.thermal_expansion_300k_subrange = sub
+        if abs(sub - alpha) > RANGE_TOLERANCE * abs(alpha):
+            doc.warnings.append(
+                f"at {doc.pressure} GPa, α(300 K) depends on the sampled range: "
+                f"{alpha:.4g} 1/K from all {len(inputs['volumes'])} volumes, "
+                f"{sub:.4g} 1/K from the 5 nearest V(300 K) "
+                f"({abs(sub / alpha - 1):.0%} apart): the vibrational F(V) is not "
+                f"one smooth EOS over {self.spec_key('linear_strain')} "
+                f"{self.linear_strain}, and α is uncertain by about that much "
+                "(compare a narrower range, e.g. [-0.01, 0.01], or the gruneisen "
+                "property)"
+            )
 
     def _document(self, target, ctx, qha, temperatures, sampled, common):
         """The completed document, its lists stopped where V(T) leaves the

@@ -258,6 +258,9 @@ ENTRIES: dict[str, Entry] = {
             "volume_300k": Field("intensive", 0.01, "Å³/atom: as volume"),
             "thermal_expansion": Field("intensive", 1e-6, "1/K: as volume"),
             "thermal_expansion_300k": Field("intensive", 1e-6, "1/K: as volume"),
+            "thermal_expansion_300k_subrange": Field(
+                "intensive", 1e-6, "1/K: as volume (None with 5 volumes)"
+            ),
             "bulk_modulus": Field("intensive", 1.0, "GPa: as volume"),
             "bulk_modulus_300k": Field("intensive", 1.0, "GPa: as volume"),
             "heat_capacity": Field("intensive", 0.2, "J/K/mol of atoms: as volume"),

@@ -10,7 +10,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from sevenomni_core import load_model
 from sevenomni_flows.jobs import ModelSettings
 from sevenomni_flows.properties import QhaMaker
+from sevenomni_flows.properties import qha as qha_module
 from sevenomni_flows.properties.phonon import CUTOFF_FREQUENCY
+from sevenomni_flows.properties.qha import RANGE_TOLERANCE
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -203,3 +205,75 @@ def test_a_failed_displaced_supercell_fails_its_material_alone(monkeypatch):
     assert cu.state == "failed" and cu.error_type == "OutOfMemoryError"
     assert cu.transient is True
     assert "a displaced supercell at" in cu.error and "Å³/atom" in cu.error
+
+
+def _default_range(**settings) -> QhaMaker:
+    """The default strains and volumes, cheap supercells, 0-400 K."""
+    return QhaMaker(
+        settings=ModelSettings("7net-0", device="cpu"),
+        phonon={"supercell": SUPERCELL, "displacement": 0.03},
+        temperatures={"t_max": 400.0},
+        **settings,
+    )
+
+
+RANGE = {"MgO": bulk("MgO", "rocksalt", a=4.25), "Si": bulk("Si", "diamond", a=5.46)}
+
+
+def test_an_alpha_that_depends_on_the_range_is_flagged():
+    """At the default range [-0.02, 0.03], each document records α(300 K)
+    from its 5 volumes nearest V(300 K) and warns where that differs from
+    all 7 volumes' by over RANGE_TOLERANCE: MgO's F(V) is smooth (a few %
+    apart, no warning); Si's α, a small difference of large terms, moves by
+    over half (warned).  phonopy fits both sets (our numbers are its
+    PhonopyQHA's on the same F(V)): the spread is the method's sensitivity
+    to the range, which the document now says."""
+    structures = [AseAtomsAdaptor.get_structure(a) for a in RANGE.values()]
+    mgo, si = _default_range().run(structures, list(RANGE))
+    for doc in (mgo, si):
+        assert doc.state == "completed", doc.error
+        print(
+            f"\n{doc.label} α_V(300 K) {doc.thermal_expansion_300k:.4g}, central 5 "
+            f"{doc.thermal_expansion_300k_subrange:.4g}"
+        )
+    assert not mgo.warnings
+    ratio = mgo.thermal_expansion_300k_subrange / mgo.thermal_expansion_300k
+    assert abs(ratio - 1) < RANGE_TOLERANCE
+    [warning] = si.warnings
+    assert "α(300 K) depends on the sampled range" in warning
+    assert "qha.linear_strain" in warning and "from the 5 nearest" in warning
+    assert abs(si.thermal_expansion_300k_subrange / si.thermal_expansion_300k - 1) > 0.5
+
+
+def test_without_the_range_check_si_is_silent(monkeypatch):
+    """The check planted out (tolerance infinite): Si's document completes
+    with no warning, its range dependence unseen."""
+    monkeypatch.setattr(qha_module, "RANGE_TOLERANCE", float("inf"))
+    si = AseAtomsAdaptor.get_structure(RANGE["Si"])
+    [doc] = _default_range().run([si], ["Si"])
+    assert doc.state == "completed" and not doc.warnings
+    with pytest.raises(AssertionError):
+        assert doc.warnings
+
+
+def test_cu_alpha_depends_on_the_range():
+    """Cu with 7net-0: α_V(300 K) from the default [-0.02, 0.03] is ~18%
+    above ±0.01's (Vinet, Birch-Murnaghan and Murnaghan fits of the same
+    F(V) by phonopy agree within 0.3%, and 21 volumes over the default
+    range give the default's value: it is the range, through a vibrational
+    F(V) that is not one smooth EOS, not the fit or the sampling).  ±0.01
+    agrees with its own central volumes, and with the Grüneisen α
+    (test_gruneisen.py); measured α_V is 4.95e-5 /K (3 x 16.5e-6)."""
+    cu = AseAtomsAdaptor.get_structure(SOLIDS["Cu"])
+    [wide] = _default_range().run([cu], ["Cu"])
+    [narrow] = _default_range(linear_strain=[-0.01, 0.01]).run([cu], ["Cu"])
+    print(
+        f"\nCu α_V(300 K): {wide.thermal_expansion_300k:.4g} ([-0.02, 0.03]; "
+        f"central 5: {wide.thermal_expansion_300k_subrange:.4g}), "
+        f"{narrow.thermal_expansion_300k:.4g} (±0.01; central 5: "
+        f"{narrow.thermal_expansion_300k_subrange:.4g}); measured 4.95e-5"
+    )
+    assert wide.thermal_expansion_300k > 1.1 * narrow.thermal_expansion_300k
+    assert not narrow.warnings
+    sub = narrow.thermal_expansion_300k_subrange
+    assert sub == pytest.approx(narrow.thermal_expansion_300k, rel=RANGE_TOLERANCE)
