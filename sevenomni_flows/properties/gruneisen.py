@@ -282,17 +282,25 @@ class GruneisenMaker(PropertyMaker):
         out = []
         phonons = volume_phonons(items, self.strains(), ctx, self.relax, self.phonon)
         for it, owed, setup in zip(items, targets, phonons, strict=True):
+            name = it.structure.composition.reduced_formula
+            name = f"{name} (label {it.label})" if it.label else name
             if isinstance(setup, str):
                 kind = "InnerRelaxationError"
-                out.append([self.failed(t, ctx, setup, error_type=kind) for t in owed])
+                why = f"{name}: {setup}"
+                out.append([self.failed(t, ctx, why, error_type=kind) for t in owed])
                 continue
             if isinstance(setup, Exception):
                 out.append(setup)
                 continue
             try:
-                out.append([self.analyse(it, t, ctx, *setup) for t in owed])
+                docs = [self.analyse(it, t, ctx, *setup) for t in owed]
             except Exception as err:  # one material's analysis fails alone
                 out.append(err)
+                continue
+            for doc in docs:  # a guard's reason names the material
+                if doc.state == "failed":
+                    doc.error = f"{name}: {doc.error}"
+            out.append(docs)
         return out
 
     def analyse(self, item, target, ctx, cell, phonons, preds, results):

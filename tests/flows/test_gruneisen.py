@@ -212,15 +212,21 @@ def test_bad_settings_name_the_key(settings, why):
 def test_a_cell_off_its_zero_pressure_volume_fails_alone(copper):
     """Cu compressed by 3% in volume is at ~4 GPa: its zero-pressure volume
     lies outside ±1%, where γ and B at V0 are not the crystal's; its document
-    fails and says to relax the cell, while relaxed Cu in the same batch
+    fails, naming its label, and says to relax the cell; a CO molecule in a
+    box fails as not bulk, naming its label; relaxed Cu in the same batch
     completes with the values it has alone."""
+    from ase.build import molecule
+
     atoms, alone, _ = copper
     squeezed = _scaled(atoms, atoms.get_volume() * 0.97)
-    structures = [AseAtomsAdaptor.get_structure(a) for a in (squeezed, atoms)]
-    bad, good = _maker().run(structures, ["squeezed", "relaxed"])
-    assert bad.state == "failed"
+    co = molecule("CO", vacuum=5.0, pbc=True)
+    structures = [AseAtomsAdaptor.get_structure(a) for a in (squeezed, co, atoms)]
+    bad, box, good = _maker().run(structures, ["squeezed", "co-in-box", "relaxed"])
+    assert bad.state == box.state == "failed"
     assert bad.error_type == "NotRelaxed"
+    assert bad.error.startswith("Cu (label squeezed): the input cell is at")
     assert "relax the cell first" in bad.error
+    assert box.error_type == "NotBulk" and "(label co-in-box)" in box.error
     assert bad.pressure > 3
     assert good.state == "completed", good.error
     assert good.gruneisen_300k == pytest.approx(alone.gruneisen_300k, rel=1e-4)
