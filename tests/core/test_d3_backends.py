@@ -199,11 +199,14 @@ def test_relaxation_steps_skip_the_per_atom_pass(monkeypatch):
     real = d3_module.simple_dftd3_one
 
     def spy(*args, **kwargs):
-        asked.append(args[-1])  # energies: the last positional argument
+        asked.append(args[-3::2])  # (forces, energies), positional
         return real(*args, **kwargs)
 
     monkeypatch.setattr(d3_module, "simple_dftd3_one", spy)
     [res] = relax([atoms], model=pot, task="a", max_steps=3, dtype="float64")
     # the first call: the atoms far apart, whose per-atom energies are the
-    # reference of the energy-drop guard; then the steps, without them
-    assert res.steps > 0 and asked[0] and len(asked) > 2 and not any(asked[1:])
+    # reference of the energy-drop guard, read once (a pairwise pass without
+    # forces); then the steps, without them
+    assert res.steps > 0 and len(asked) > 3
+    assert asked[:2] == [(True, False), (False, True)]
+    assert all(a == (True, False) for a in asked[2:])
