@@ -12,17 +12,10 @@ Units: simple-dftd3 takes bohr and returns hartree, hartree/bohr and the
 virial in hartree; results here are eV, eV/Å and eV/Å³ (ASE sign: the
 stress is the virial over the volume).  It computes in float64 whatever the
 model's dtype.
-
-Its model objects are kept between calls (a few per thread) and moved to
-new positions and cells with ``update``, as its own ASE calculator does:
-a model is reused only for the same atomic numbers in the same order, the
-same periodicity and the same cutoffs.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from importlib.util import find_spec
 
@@ -34,11 +27,6 @@ from ._config import D3Config
 __all__ = ["simple_dftd3_available", "simple_dftd3_one"]
 
 _VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
-
-#: Models kept per thread (the structures of a batch cycle through them).
-KEPT_MODELS = 8
-
-_KEPT = threading.local()
 
 
 def simple_dftd3_available() -> bool:
@@ -87,10 +75,22 @@ def simple_dftd3_one(
         3)`` eV/Å and stress ``(6,)`` eV/Å³ (ASE Voigt order and sign), each
         None when not asked for (the stress also without a periodic cell).
     """
-    from dftd3.interface import RationalDampingParam, ZeroDampingParam
+    from dftd3.interface import (
+        DispersionModel,
+        RationalDampingParam,
+        ZeroDampingParam,
+    )
 
     periodic = bool(np.any(pbc))
-    model = _model(numbers, positions, cell, pbc, periodic, config)
+    model = DispersionModel(
+        np.asarray(numbers),
+        np.asarray(positions, dtype=np.float64) * AA2AU,
+        np.asarray(cell, dtype=np.float64) * AA2AU if periodic else None,
+        np.asarray(pbc, dtype=bool) if periodic else None,
+    )
+    model.set_realspace_cutoff(
+        config.cutoff * AA2AU, config.atm_cutoff * AA2AU, config.cn_cutoff * AA2AU
+    )
     common = {k: params[k] for k in ("s6", "s8", "s9", "alp")}
     if config.damping == "d3bj":
         damping = RationalDampingParam(a1=params["a1"], a2=params["a2"], **common)
@@ -115,33 +115,3 @@ def simple_dftd3_one(
         volume = abs(float(np.linalg.det(cell)))
         out_stress = res["virial"][_VOIGT] * AU2EV / volume
     return energy, atomic, out_forces, out_stress
-
-
-def _model(numbers, positions, cell, pbc, periodic: bool, config: D3Config):
-    """simple-dftd3's model of this structure: a kept one moved to
-    ``positions`` and ``cell`` when one matches, else a new one."""
-    from dftd3.interface import DispersionModel
-
-    numbers = np.ascontiguousarray(numbers, dtype=np.int32)
-    xyz = np.asarray(positions, dtype=np.float64) * AA2AU
-    lattice = np.asarray(cell, dtype=np.float64) * AA2AU if periodic else None
-    cutoffs = (config.cutoff, config.atm_cutoff, config.cn_cutoff)
-    key = (numbers.tobytes(), tuple(np.asarray(pbc, dtype=bool)), cutoffs)
-    kept = getattr(_KEPT, "models", None)
-    if kept is None:
-        kept = _KEPT.models = OrderedDict()
-    model = kept.pop(key, None)
-    if model is not None:
-        try:
-            model.update(xyz, lattice)
-        except RuntimeError:  # a geometry it refuses: a new model says why
-            model = None
-    if model is None:
-        model = DispersionModel(
-            numbers, xyz, lattice, np.asarray(pbc, dtype=bool) if periodic else None
-        )
-        model.set_realspace_cutoff(*(c * AA2AU for c in cutoffs))
-    kept[key] = model
-    while len(kept) > KEPT_MODELS:
-        kept.popitem(last=False)
-    return model
