@@ -106,15 +106,18 @@ def _run(
 class _DeferredD3(Prediction):
     """A :class:`Prediction` whose per-atom energies get their D3 share on
     first read (simple-dftd3's pairwise pass, for this structure alone, at
-    the positions and cell it was evaluated at)."""
+    the positions and cell it was evaluated at).  It keeps what D3 reads of
+    the graph (not its edges)."""
 
     def __init__(self, potential: Potential, graph: dict, **fields):
         super().__init__(**fields)
-        frozen = {
-            K.POSITIONS: graph[K.POSITIONS].clone(),
-            K.CELL: graph[K.CELL].clone(),
-        }
-        self._d3_of = (potential, {**graph, **frozen})
+        kept = {k: graph[k] for k in (K.SPECIES, K.NUM_ATOMS, K.TASK, K.VOLUME)}
+        kept[K.POSITIONS] = graph[K.POSITIONS].clone()
+        kept[K.CELL] = graph[K.CELL].clone()
+        # the pbc, or in graphs without one the edge shifts it is guessed from
+        pbc = K.PBC if K.PBC in graph else K.EDGE_SHIFT
+        kept[pbc] = graph[pbc]
+        self._d3_of = (potential, kept)
 
     @property
     def energies(self) -> np.ndarray | None:

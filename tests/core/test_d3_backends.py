@@ -304,6 +304,7 @@ def test_per_atom_energies_are_those_of_the_evaluated_structure(tiny_d3):
     graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, 0)
     [eager] = evaluate_graphs(pot, [graph], forces=False)  # one pass, eager
     [deferred] = evaluate_graphs(pot, [graph])
+    assert K.EDGE_INDEX not in deferred._d3_of[1]  # its edges are not kept
 
     def moved(pred):
         graph[K.POSITIONS] += 0.1 * torch.randn_like(graph[K.POSITIONS])  # in place
