@@ -35,7 +35,8 @@ class Prediction:
     stress : numpy.ndarray or None
         ``(6,)`` eV/Å³, ASE sign and Voigt order; None without a periodic cell.
     energies : numpy.ndarray or None
-        Per-atom energies ``(N,)``, eV.
+        Per-atom energies ``(N,)``, eV (with D3 on the CPU, its share is
+        computed on the first read).
     error : str or None
         Why this structure failed; the other fields are then None.
     """
