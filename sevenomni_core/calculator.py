@@ -23,7 +23,9 @@ class SevenOmniCalculator(Calculator):
     Gives ``energy`` and ``free_energy`` (eV, equal), per-atom ``energies``
     (eV), ``forces`` (eV/Å) and, for structures with a periodic cell of
     non-zero volume, ``stress`` (eV/Å³, ASE sign and Voigt order
-    ``xx, yy, zz, yz, xz, xy``).
+    ``xx, yy, zz, yz, xz, xy``).  With dispersion, the per-atom energies are
+    computed only when asked for (``get_potential_energies``), as they cost
+    D3 a second pass.
 
     Parameters
     ----------
@@ -128,11 +130,17 @@ class SevenOmniCalculator(Calculator):
                 out[K.STRESS][0].detach().cpu().double().numpy()
             )
         if pot.dispersion is not None:
-            d3 = d3_graphs(pot, [graph], stress=periodic)
+            # D3's per-atom energies cost simple-dftd3 a second pass: only
+            # when asked for (a later get_potential_energies() asks)
+            atomic = "energies" in (properties or ())
+            d3 = d3_graphs(pot, [graph], stress=periodic, energies=atomic)
             self.results["energy"] = self.results["free_energy"] = energy + float(
                 d3.energy[0]
             )
-            self.results["energies"] = self.results["energies"] + d3.energies
+            if d3.energies is None:
+                del self.results["energies"]
+            else:
+                self.results["energies"] = self.results["energies"] + d3.energies
             self.results["forces"] = self.results["forces"] + d3.forces
             if periodic:
                 self.results["stress"] = self.results["stress"] + d3.stress[0]

@@ -11,13 +11,16 @@ from sevenomni_core.model.potential import Potential
 
 
 def tiny_parity_potential(
-    dtype: torch.dtype = torch.float64, seed: int = 0
+    dtype: torch.dtype = torch.float64,
+    seed: int = 0,
+    species: tuple[int, ...] = (1, 6, 8, 29),
 ) -> Potential:
-    """Two layers, lmax 2, O(3), nequip self-connection, 3 tasks, 4 species."""
+    """Two layers, lmax 2, O(3), nequip self-connection, 3 tasks; H, C, O
+    and Cu unless ``species`` (atomic numbers) says otherwise."""
     torch.manual_seed(seed)
     config = ModelConfig(
         cutoff=4.0,
-        type_map={1: 0, 6: 1, 8: 2, 29: 3},
+        type_map={z: i for i, z in enumerate(species)},
         channel=8,
         irreps_manual=["8x0e", "8x0e+4x1o+4x1e+2x2e+2x2o", "8x0e"],
         lmax=2,
@@ -34,7 +37,7 @@ def tiny_parity_potential(
         task_output_block=True,
         task_wise_shift=True,
     )
-    shift = torch.randn(3, 4)
-    net = SevenNet(config, shift=shift, scale=torch.ones(4) * 1.5)
+    shift = torch.randn(3, len(species))
+    net = SevenNet(config, shift=shift, scale=torch.ones(len(species)) * 1.5)
     net = net.to(dtype).eval()
     return Potential("tiny", Path("tiny"), "0" * 64, net, "a", dtype=dtype)

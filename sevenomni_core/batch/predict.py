@@ -35,7 +35,8 @@ class Prediction:
     stress : numpy.ndarray or None
         ``(6,)`` eV/Å³, ASE sign and Voigt order; None without a periodic cell.
     energies : numpy.ndarray or None
-        Per-atom energies ``(N,)``, eV.
+        Per-atom energies ``(N,)``, eV (with D3 on the CPU, its share is
+        computed on the first read).
     error : str or None
         Why this structure failed; the other fields are then None.
     """
@@ -71,10 +72,15 @@ def _run(
     atomic = out[K.ATOMIC_ENERGIES].detach().double().cpu().numpy()
     force = out[K.FORCES].detach().double().cpu().numpy() if forces else None
     stresses = out[K.STRESS].detach().double().cpu().numpy() if stress else None
+    deferred = False
     if potential.dispersion is not None:
-        d3 = d3_graphs(potential, graphs, stress, forces, energies=energies)
+        # simple-dftd3's per-atom energies cost a second pass beside the
+        # gradient: deferred to the first read of Prediction.energies
+        d3 = d3_graphs(potential, graphs, stress, forces, energies and not forces)
         energy = energy + d3.energy
-        atomic = atomic + d3.energies if energies else None
+        deferred = energies and d3.energies is None
+        if energies and not deferred:
+            atomic = atomic + d3.energies
         if forces:
             force = force + d3.forces
         if stress:
@@ -85,15 +91,46 @@ def _run(
     for b, g in enumerate(graphs):
         lo, hi = bounds[b], bounds[b + 1]
         periodic = bool(g[K.VOLUME][0] > 0)
-        results.append(
-            Prediction(
-                energy=float(energy[b]),
-                forces=None if force is None else force[lo:hi],
-                energies=atomic[lo:hi] if energies else None,
-                stress=stresses[b] if (stresses is not None and periodic) else None,
-            )
-        )
+        fields = {
+            "energy": float(energy[b]),
+            "forces": None if force is None else force[lo:hi],
+            "energies": atomic[lo:hi] if energies else None,
+            "stress": stresses[b] if (stresses is not None and periodic) else None,
+        }
+        if deferred:
+            results.append(_DeferredD3(potential, g, **fields))
+        else:
+            results.append(Prediction(**fields))
     return results
+
+
+class _DeferredD3(Prediction):
+    """A :class:`Prediction` whose per-atom energies get their D3 share on
+    first read (simple-dftd3's pairwise pass, for this structure alone, at
+    the positions and cell it was evaluated at).  It keeps what D3 reads of
+    the graph (not its edges)."""
+
+    def __init__(self, potential: Potential, graph: dict, **fields):
+        super().__init__(**fields)
+        kept = {k: graph[k] for k in (K.SPECIES, K.NUM_ATOMS, K.TASK, K.VOLUME)}
+        kept[K.POSITIONS] = graph[K.POSITIONS].clone()
+        kept[K.CELL] = graph[K.CELL].clone()
+        # the pbc, or in graphs without one the edge shifts it is guessed from
+        pbc = K.PBC if K.PBC in graph else K.EDGE_SHIFT
+        kept[pbc] = graph[pbc]
+        self._d3_of = (potential, kept)
+
+    @property
+    def energies(self) -> np.ndarray | None:
+        if self._d3_of is not None:
+            potential, graph = self._d3_of
+            d3 = d3_graphs(potential, [graph], stress=False, forces=False)
+            self._energies, self._d3_of = self._energies + d3.energies, None
+        return self._energies
+
+    @energies.setter
+    def energies(self, value: np.ndarray | None) -> None:
+        self._energies, self._d3_of = value, None
 
 
 def evaluate_graphs(
@@ -111,8 +148,9 @@ def evaluate_graphs(
 
     With ``forces=False`` only energies are computed (no gradient pass), as
     for Widom insertions; ``forces`` and ``stress`` are then None.  With
-    ``energies=False`` the per-atom energies are None (D3 on the CPU then
-    skips its pairwise pass, as relaxation steps do).
+    ``energies=False`` the per-atom energies are None.  With D3 on the CPU
+    and forces, the per-atom energies cost simple-dftd3 a second pass, run
+    on their first read only (most callers never read them).
 
     With ``potential.dispersion`` set, its D3 energy, forces and stress are
     added, from the same positions and cells (and the graphs' ``pbc`` when

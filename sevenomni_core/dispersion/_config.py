@@ -10,6 +10,7 @@ added D3 would count dispersion twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -218,19 +219,7 @@ class D3Config:
             For a task refused by :meth:`functional_for`, or a functional
             without parameters for this damping.
         """
-        functional = self.functional_for(task)
-        table_damping = DAMPINGS[self.damping]
-        try:
-            found = get_functional_params(
-                functional, damping=table_damping, dtype=torch.float64
-            )
-        except (KeyError, ValueError) as err:
-            raise ValueError(
-                f"no D3 {self.damping} parameters for functional {functional!r} "
-                f"in simple-dftd3's table ({err}); pass params=... or another "
-                "functional"
-            ) from None
-        out = {k: float(v) for k, v in found.items()}
+        out = dict(_table_parameters(self.functional_for(task), self.damping))
         out.update(self.params or {})
         out["s9"] = 1.0 if self.atm else 0.0
         out.setdefault("s6", 1.0)
@@ -253,6 +242,22 @@ class D3Config:
             "units": "cutoffs in Å; damping radii a2 in bohr",
             "library": _library(),
         }
+
+
+@functools.cache
+def _table_parameters(functional: str, damping: str) -> dict[str, float]:
+    """simple-dftd3's damping parameters of ``functional`` (read once)."""
+    try:
+        found = get_functional_params(
+            functional, damping=DAMPINGS[damping], dtype=torch.float64
+        )
+    except (KeyError, ValueError) as err:
+        raise ValueError(
+            f"no D3 {damping} parameters for functional {functional!r} "
+            f"in simple-dftd3's table ({err}); pass params=... or another "
+            "functional"
+        ) from None
+    return {k: float(v) for k, v in found.items()}
 
 
 def _library() -> str:

@@ -17,6 +17,7 @@ model's dtype.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from importlib.util import find_spec
 
 import numpy as np
@@ -29,8 +30,10 @@ __all__ = ["simple_dftd3_available", "simple_dftd3_one"]
 _VOIGT = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
 
 
+@cache
 def simple_dftd3_available() -> bool:
-    """Whether the ``dftd3`` package (simple-dftd3's Python API) is installed."""
+    """Whether the ``dftd3`` package (simple-dftd3's Python API) is installed
+    (looked up once per process)."""
     return find_spec("dftd3") is not None
 
 

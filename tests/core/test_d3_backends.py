@@ -7,6 +7,7 @@ handed our parameters, cutoffs and units, so this checks that hand-over."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 
@@ -20,13 +21,17 @@ from ase.units import Bohr, Hartree
 from structures import slab_with_adsorbate
 from tiny import tiny_parity_potential
 
+import sevenomni_core.calculator as calculator_module
 import sevenomni_core.dispersion._d3 as d3_module
-from sevenomni_core.batch import relax
+from sevenomni_core import SevenOmniCalculator
+from sevenomni_core import _keys as K
+from sevenomni_core.batch import predict, relax
 from sevenomni_core.batch.predict import evaluate_graphs
 from sevenomni_core.data import atoms_to_graph
 from sevenomni_core.dispersion import (
     D3Config,
     d3_backend,
+    d3_graphs,
     evaluate_d3,
     with_dispersion,
 )
@@ -39,11 +44,16 @@ CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def mof_co2() -> Atoms:
-    """Mg-MOF-74 (162 atoms) with a CO2 in its channel: 165 atoms."""
+#: A channel axis of Mg-MOF-74's hexagonal cell (fractional a, b), half way
+#: along c: 7.3 Å from the nearest framework atom.
+CHANNEL = (1 / 3, 2 / 3, 1 / 2)
+
+
+def mof_co2(at=CHANNEL) -> Atoms:
+    """Mg-MOF-74 (162 atoms) with a CO2 along its channel: 165 atoms."""
     mof = read(ROOT / "workflows" / "structures" / "Mg-MOF-74.cif")
-    co2 = molecule("CO2")
-    co2.positions += mof.cell.array.sum(0) / 2
+    co2 = molecule("CO2")  # along z, the channel axis c
+    co2.positions += np.asarray(at) @ mof.cell.array
     return mof + co2
 
 
@@ -55,6 +65,19 @@ def pt_slab_256() -> Atoms:
 
 
 SYSTEMS = {"mof": mof_co2, "slab": pt_slab_256}
+
+
+def test_the_co2_sits_in_the_channel():
+    """The MOF's CO2 is at least 5 Å from every framework atom; the earlier
+    placement (the cell's centre, a wall) put it 0.41 Å from a C atom."""
+
+    def closest(atoms):
+        guest, host = range(162, 165), range(162)
+        return min(atoms.get_distances(i, host, mic=True).min() for i in guest)
+
+    assert closest(mof_co2()) > 5.0
+    with pytest.raises(AssertionError):
+        assert closest(mof_co2(at=(0.5, 0.5, 0.5))) > 5.0
 
 
 def oracle(atoms: Atoms, config: D3Config):
@@ -199,11 +222,125 @@ def test_relaxation_steps_skip_the_per_atom_pass(monkeypatch):
     real = d3_module.simple_dftd3_one
 
     def spy(*args, **kwargs):
-        asked.append(args[-1])  # energies: the last positional argument
+        asked.append(args[-3::2])  # (forces, energies), positional
         return real(*args, **kwargs)
 
     monkeypatch.setattr(d3_module, "simple_dftd3_one", spy)
     [res] = relax([atoms], model=pot, task="a", max_steps=3, dtype="float64")
     # the first call: the atoms far apart, whose per-atom energies are the
-    # reference of the energy-drop guard; then the steps, without them
-    assert res.steps > 0 and asked[0] and len(asked) > 2 and not any(asked[1:])
+    # reference of the energy-drop guard, read once (a pairwise pass without
+    # forces); then the steps, without them
+    assert res.steps > 0 and len(asked) > 3
+    assert asked[:2] == [(True, False), (False, True)]
+    assert all(a == (True, False) for a in asked[2:])
+
+
+# ------------------------------------ as the calculator and predict call it
+
+
+@pytest.fixture(scope="module")
+def tiny_d3():
+    """A tiny float64 model of the MOF's and the slab's elements, without
+    and with D3(BJ) (PBE parameters, as the oracle's)."""
+    plain = tiny_parity_potential(torch.float64, species=(1, 6, 8, 12, 29, 78))
+    return plain, with_dispersion(plain, "d3bj", "pbe")
+
+
+def spy_on_simple_dftd3(monkeypatch) -> list[bool]:
+    """Records, per simple-dftd3 call, whether per-atom energies (its
+    pairwise pass) were asked for."""
+    asked = []
+    real = d3_module.simple_dftd3_one
+
+    def spy(*args, **kwargs):
+        asked.append(args[-1])  # energies: the last positional argument
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(d3_module, "simple_dftd3_one", spy)
+    return asked
+
+
+@pytest.mark.parametrize("system", list(SYSTEMS))
+def test_calculator_and_predict_match_simple_dftd3(system, tiny_d3, monkeypatch):
+    """With D3 minus without, the calculator and predict give simple-dftd3's
+    energy (1e-9 eV/atom), forces and stress, with one gradient pass and no
+    pairwise pass; per-atom energies cost that pass only when read (the
+    calculator when ASE asks, predict on the first read) and sum to the
+    energy."""
+    plain_pot, pot = tiny_d3
+    atoms = SYSTEMS[system]()
+    n = len(atoms)
+    expected = oracle(atoms, pot.dispersion)
+    plain = SevenOmniCalculator(plain_pot)
+    e0, f0, s0 = (plain.get_property(k, atoms) for k in ("energy", "forces", "stress"))
+    atomic0 = plain.get_potential_energies(atoms)
+
+    asked = spy_on_simple_dftd3(monkeypatch)
+    calc = SevenOmniCalculator(pot)
+    got = [calc.get_property(k, atoms) for k in ("energy", "forces", "stress")]
+    assert asked == [False] and "energies" not in calc.results
+    assert_close(n, (got[0] - e0, got[1] - f0, got[2] - s0), expected, 1e-9, 1e-8, 1e-9)
+    atomic = calc.get_potential_energies(atoms)  # a second call, with them
+    assert asked == [False, True] and abs(atomic.sum() - got[0]) < 1e-9
+    [alone] = evaluate_d3(atoms, pot.dispersion)
+    np.testing.assert_allclose(atomic - atomic0, alone.energies, rtol=0, atol=1e-12)
+
+    asked.clear()
+    [pred] = predict([atoms], model=pot)
+    assert asked == [False]
+    assert_close(n, (pred.energy, pred.forces, pred.stress), got, 1e-12, 1e-12, 1e-12)
+    np.testing.assert_allclose(pred.energies, atomic, rtol=0, atol=1e-12)
+    assert asked == [False, True]  # the first read ran the pairwise pass
+    assert pred.energies is pred.energies and len(asked) == 2  # once
+
+
+def test_per_atom_energies_are_those_of_the_evaluated_structure(tiny_d3):
+    """A deferred read gives the per-atom energies of the positions and cell
+    that were evaluated, even if the caller's graph moved since (as MD moves
+    its graphs in place); a version that kept the live graph is caught."""
+    _, pot = tiny_d3
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 1, 1)
+    atoms.rattle(0.05, seed=5)
+    graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, 0)
+    [eager] = evaluate_graphs(pot, [graph], forces=False)  # one pass, eager
+    [deferred] = evaluate_graphs(pot, [graph])
+    assert K.EDGE_INDEX not in deferred._d3_of[1]  # its edges are not kept
+
+    def moved(pred):
+        graph[K.POSITIONS] += 0.1 * torch.randn_like(graph[K.POSITIONS])  # in place
+        graph[K.CELL] *= 1.02
+        return pred.energies
+
+    np.testing.assert_allclose(moved(deferred), eager.energies, rtol=0, atol=1e-12)
+    assert abs(eager.energies.sum() - eager.energy) < 1e-9
+
+    # planted: the deferred read keeping the live graph instead of a copy
+    graph = atoms_to_graph(atoms, pot.cutoff, pot.network.z_to_index, 0)
+    [deferred] = evaluate_graphs(pot, [graph])
+    deferred._d3_of = (pot, graph)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(moved(deferred), eager.energies, rtol=0, atol=1e-12)
+
+
+def test_the_old_every_call_pairwise_pass_is_caught(tiny_d3, monkeypatch):
+    """Planted back, the calculator and predict asking simple-dftd3 for
+    per-atom energies on every call (their behaviour before) fail the
+    checks above: the spy sees a pairwise pass for energy, forces, stress."""
+    _, pot = tiny_d3
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+
+    def always(potential, graphs, stress, forces=True, energies=True):
+        return d3_graphs(potential, graphs, stress, forces, energies=True)
+
+    monkeypatch.setattr(calculator_module, "d3_graphs", always)
+    # (the package's ``predict`` function hides its module's name)
+    predict_module = importlib.import_module("sevenomni_core.batch.predict")
+    monkeypatch.setattr(predict_module, "d3_graphs", always)
+    asked = spy_on_simple_dftd3(monkeypatch)
+    SevenOmniCalculator(pot).get_forces(atoms)
+    with pytest.raises(AssertionError):
+        assert asked == [False]
+    asked.clear()
+    predict([atoms], model=pot)
+    with pytest.raises(AssertionError):
+        assert asked == [False]
