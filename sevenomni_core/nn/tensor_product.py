@@ -79,8 +79,10 @@ class UVUKernel(torch.nn.Module):
             ]
             # stored as (d2, d1 * sum d3): contracted with the harmonics first
             cg = torch.cat(mats, dim=2).permute(1, 0, 2)
+            # kept in float64: the module's dtype then sets the precision
+            # (a float32 copy moved to float64 would stay rounded)
             self.register_buffer(
-                f"_cg{idx}", cg.reshape(cg.shape[0], -1).float(), persistent=False
+                f"_cg{idx}", cg.reshape(cg.shape[0], -1), persistent=False
             )
             dims = [2 * self.irreps_out[i_out].ir.l + 1 for i_out, _, _ in paths]
             outs = [i_out for i_out, _, _ in paths]
