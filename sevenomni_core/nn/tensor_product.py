@@ -84,6 +84,11 @@ class UVUKernel(torch.nn.Module):
             self.register_buffer(
                 f"_cg{idx}", cg.reshape(cg.shape[0], -1), persistent=False
             )
+            # and per path, (d2, d1 * d3), for grouped_blocks: each path's
+            # coupled harmonics then come out contiguous
+            for (_, p, _), mat in zip(paths, mats, strict=True):
+                per_path = mat.permute(1, 0, 2).reshape(mat.shape[1], -1)
+                self.register_buffer(f"_cgp{p}", per_path, persistent=False)
             dims = [2 * self.irreps_out[i_out].ir.l + 1 for i_out, _, _ in paths]
             outs = [i_out for i_out, _, _ in paths]
             index = [p for _, p, _ in paths]
@@ -168,19 +173,15 @@ class UVUKernel(torch.nn.Module):
             outs: list[torch.Tensor | None] = [None] * len(self.out_dims)
             b1 = [t[send] for t in nodes_t]  # (S, d1, mul)
             b2 = torch.split(sh, self._splits2, dim=1)
-            for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
+            for i1, i2, out_index, path_index, _ in self._groups:
                 a = b1[i1]
                 d1 = a.shape[1]
-                cg = getattr(self, f"_cg{idx}").to(x1.dtype)
-                t_all = torch.mm(b2[i2], cg).view(-1, d1, cg.shape[1] // d1)
-                # the coupling tensors are narrow (2l+1 columns): splitting
-                # them is cheap, unlike splitting the features or weights
-                for i_out, p, t in zip(
-                    out_index, path_index, t_all.split(dims, 2), strict=True
-                ):
+                for i_out, p in zip(out_index, path_index, strict=True):
+                    # T[s, i, k] = sum_j Y[s, j] C[i, j, k], contiguous
+                    t = torch.mm(b2[i2], getattr(self, f"_cgp{p}").to(x1.dtype))
                     aw = a * w[p].unsqueeze(1)
                     part = torch.bmm(
-                        t.reshape(nodes, degree * d1, -1).transpose(1, 2),
+                        t.view(nodes, degree * d1, -1).transpose(1, 2),
                         aw.view(nodes, degree * d1, -1),
                     )
                     prev = outs[i_out]
