@@ -95,14 +95,17 @@ def _sort_old_convolutions(
                     f"{name}.convolution._compiled_main_left_right"
                     f"._w3j_{ls[0]}_{ls[1]}_{ls[2]}"
                 )
-                now = o3.wigner_3j(*ls)
+                now = o3.wigner_3j(*ls, dtype=torch.float64)
                 stored = state_dict.get(w3j_key)
+                if stored is not None:
+                    stored = stored.to(now.dtype)
                 if stored is not None and not torch.allclose(stored, now, atol=1e-6):
                     if not torch.allclose(stored, -now, atol=1e-6):
                         raise CheckpointError(f"unexpected Wigner-3j block {w3j_key}")
                     block = -block
                 if stored is not None:
-                    state_dict[w3j_key] = now.to(stored.dtype)
+                    # float64: loading casts it to the module's buffer
+                    state_dict[w3j_key] = now
             blocks[new.index(ins)] = block
         state_dict[key] = torch.cat(blocks, dim=1)
     return state_dict

@@ -266,10 +266,72 @@ class SevenNet(nn.Module):
         species = graph[K.SPECIES]
         edge_index = graph[K.EDGE_INDEX]
         task_atom = graph[K.TASK][graph[K.BATCH]]
-        radial, sh = self.edge_embedding(vectors)
         kernels = (
             None if reference else self.kernels(backend, vectors.device, vectors.dtype)
         )
+        slots = None
+        if kernels is None and not reference:
+            # edges grouped by receiver, once for every layer (see Convolution)
+            slots = receiver_slots(edge_index[0], species.shape[0])
+        if slots is None:
+            radial, sh = self.edge_embedding(vectors)
+            return self._layers(
+                species, task_atom, (sh, radial, edge_index), reference, kernels
+            )
+        # nodes run in the slots' bucket order until the energies
+        atomic = self.slotted_energies(
+            vectors,
+            slots.edge_of_slot,
+            slots.position[edge_index[1]],
+            species[slots.order],
+            task_atom[slots.order],
+            slots.buckets,
+        )
+        return atomic[slots.position]
+
+    def slotted_energies(
+        self,
+        vectors: torch.Tensor,
+        edge_of_slot: torch.Tensor,
+        senders: torch.Tensor,
+        species: torch.Tensor,
+        task_atom: torch.Tensor,
+        buckets: tuple[tuple[int, int], ...],
+    ) -> torch.Tensor:
+        """Per-atom energies with edges in receiver slots (nodes in bucket order).
+
+        ``vectors (E, 3)`` and ``senders (E,)`` (positions in the bucket
+        order) are per edge, ``edge_of_slot`` and ``buckets`` come from
+        :func:`~sevenomni_core.nn.receiver_slots`, ``species`` and
+        ``task_atom`` are in the bucket order, as are the energies returned.
+        """
+        radial, sh = self.edge_embedding(vectors)
+        # gathered per bucket (a split of the gathered slots would cost a full
+        # copy in the backward pass); shared by every layer
+        rows = torch.split(edge_of_slot, [nodes * deg for nodes, deg in buckets])
+        sh, radial, senders = _pad(sh), _pad(radial), _pad(senders)
+        slotted = (
+            [sh[r] for r in rows],
+            [radial[r] for r in rows],
+            [senders[r] for r in rows],
+            buckets,
+        )
+        return self._layers(species, task_atom, slotted, False, None)
+
+    def _layers(
+        self,
+        species: torch.Tensor,
+        task_atom: torch.Tensor,
+        edges: tuple,
+        reference: bool,
+        kernels,
+    ) -> torch.Tensor:
+        """The embedding, interaction layers and readout: energies ``(N,)``.
+
+        ``edges`` are ``(harmonics, radial, edge_index)`` per edge, or per
+        bucket of receiver slots, ``(harmonics, radial, senders, buckets)``
+        (see :meth:`~sevenomni_core.nn.Convolution.grouped`).
+        """
 
         def lin(name: str, x: torch.Tensor) -> torch.Tensor:
             module = self._modules[name]
@@ -279,35 +341,22 @@ class SevenNet(nn.Module):
                 return kernels.linear(name, module, x, task_atom)
             return module(x, task_atom)
 
-        slots = None
-        if kernels is None and not reference:
-            # edges grouped by receiver, once for every layer (see Convolution);
-            # nodes then run in the slots' bucket order until the energies
-            slots = receiver_slots(edge_index[0], species.shape[0])
-            if slots is not None:
-                edge_of_slot = slots.edge_of_slot
-                sh = _pad(sh)[edge_of_slot]
-                radial = _pad(radial)[edge_of_slot]
-                edge_index = _pad(slots.position[edge_index[1]])[edge_of_slot]
-                species = species[slots.order]
-                task_atom = task_atom[slots.order]
         x = lin("onehot_to_feature_x", species)
         for t in range(self.num_layers):
             sc = self._modules[f"{t}_self_connection_intro"](x, species, reference)
             x = lin(f"{t}_self_interaction_1", x)
             conv = self._modules[f"{t}_convolution"]
-            if kernels is None:
-                x = conv(x, sh, radial, edge_index, reference, slots)
+            if len(edges) == 4:
+                x = conv.grouped(x, *edges)
+            elif kernels is None:
+                x = conv(x, *edges, reference)
             else:
-                x = kernels.convolution(
-                    f"{t}_convolution", conv, x, sh, radial, edge_index
-                )
+                x = kernels.convolution(f"{t}_convolution", conv, x, *edges)
             x = lin(f"{t}_self_interaction_2", x)
             x = self._modules[f"{t}_equivariant_gate"](x + sc, reference)
         x = lin("reduce_input_to_hidden", x)
         x = lin("reduce_hidden_to_energy", x).squeeze(-1)
-        atomic = self.rescale_atomic_energy(x, species, task_atom)
-        return atomic if slots is None else atomic[slots.position]
+        return self.rescale_atomic_energy(x, species, task_atom)
 
     def forward(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,40 +200,68 @@ class Convolution(nn.Module):
         edge_radial: torch.Tensor,
         edge_index: torch.Tensor,
         reference: bool = False,
-        slots: ReceiverSlots | None = None,
     ) -> torch.Tensor:
         """New node features ``(N, irreps_out.dim)``.
 
         ``edge_index[0]`` receives the message from ``edge_index[1]``.
-        With ``reference`` the product runs through e3nn's forward.  With
-        ``slots`` from :func:`receiver_slots`, nodes are in its bucket order
-        and the edge inputs are given per slot (``edge_sh`` zero in empty
-        slots; ``edge_index`` is then ``(senders,)`` per slot, as positions),
-        and each node's sum is formed by matrix products instead of per-edge
-        messages.
+        With ``reference`` the product runs through e3nn's forward.
+        :meth:`grouped` computes the same with edges grouped by receiver.
         """
         weight = self.weight_nn(edge_radial)
         n = x.shape[0]
-        if slots is not None and not reference:
-            blocks = self.kernel.grouped_blocks(
-                x, edge_index, edge_sh, weight, slots.buckets
-            )
-        else:
-            src = x[edge_index[1]]
-            if reference:
-                message = self.convolution(src, edge_sh, weight)
-                out = torch.zeros(n, message.shape[1], dtype=x.dtype, device=x.device)
-                return out.index_add(0, edge_index[0], message) / self.denominator
-            # sum each output block over edges before concatenating (cheaper
-            # than concatenating per edge)
-            blocks = [
-                None
-                if b is None
-                else x.new_zeros(n, *b.shape[1:]).index_add(0, edge_index[0], b)
-                for b in self.kernel.blocks(src, edge_sh, weight)
-            ]
+        src = x[edge_index[1]]
+        if reference:
+            message = self.convolution(src, edge_sh, weight)
+            out = torch.zeros(n, message.shape[1], dtype=x.dtype, device=x.device)
+            return out.index_add(0, edge_index[0], message) / self.denominator
+        # sum each output block over edges before concatenating (cheaper
+        # than concatenating per edge)
+        blocks = [
+            None
+            if b is None
+            else x.new_zeros(n, *b.shape[1:]).index_add(0, edge_index[0], b)
+            for b in self.kernel.blocks(src, edge_sh, weight)
+        ]
+        return self._nodes(blocks, x)
+
+    def grouped(
+        self,
+        x: torch.Tensor,
+        edge_sh: Sequence[torch.Tensor],
+        edge_radial: Sequence[torch.Tensor],
+        senders: Sequence[torch.Tensor],
+        buckets: tuple[tuple[int, int], ...],
+    ) -> torch.Tensor:
+        """:meth:`forward` with edges in receiver slots, one entry per bucket.
+
+        Nodes are in the bucket order of :class:`ReceiverSlots`; for each
+        bucket of ``buckets``, ``edge_sh``, ``edge_radial`` and ``senders``
+        (positions in that order) are given per slot, ``edge_sh`` zero in
+        empty slots.  Each node's sum is formed by matrix products instead
+        of per-edge messages, and the radial network's last layer is applied
+        per path, so that no large tensor is split.
+        """
+        *hidden_layers, last = self.weight_nn
+        # e3nn's last layer: x @ (W / sqrt(h_in var_in / var_out)), no activation
+        w_last = last.weight / (last.h_in * last.var_in / last.var_out) ** 0.5
+        w_paths = torch.split(w_last.to(x.dtype), self.kernel.path_sizes, dim=1)
+        weights = []
+        for radial in edge_radial:
+            h = radial
+            for layer in hidden_layers:
+                h = layer(h)
+            weights.append([torch.mm(h, w) for w in w_paths])
+        blocks = self.kernel.grouped_blocks(x, senders, edge_sh, weights, buckets)
+        return self._nodes(blocks, x)
+
+    def _nodes(
+        self, blocks: list[torch.Tensor | None], x: torch.Tensor
+    ) -> torch.Tensor:
+        """Blocks ``(N, mul, 2l+1)`` (None: zero) of the nodes of ``x``
+        flattened, over the denominator."""
+        n = x.shape[0]
         nodes = [
-            x.new_zeros(n, m.dim) if b is None else b.reshape(n, m.dim)
-            for b, m in zip(blocks, self.irreps_out, strict=True)
+            x.new_zeros(n, dim) if b is None else b.reshape(n, dim)
+            for b, dim in zip(blocks, self.kernel.out_dims, strict=True)
         ]
         return torch.cat(nodes, dim=1) / self.denominator

@@ -9,6 +9,7 @@ matrix product.  They are checked against e3nn's forward in the tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from math import sqrt
 
 import torch
@@ -59,15 +60,15 @@ class UVUKernel(torch.nn.Module):
         if any(mul != 1 for mul, _ in self.irreps_in2):
             raise ValueError("UVUKernel needs multiplicity 1 in the second input")
         groups: dict[tuple[int, int], list] = {}
-        self._path_sizes = []
+        self.path_sizes = []
         for p, ins in enumerate(tp.instructions):
             if ins.connection_mode != "uvu" or not ins.has_weight:
                 raise ValueError("UVUKernel supports weighted 'uvu' paths only")
             groups.setdefault((ins.i_in1, ins.i_in2), []).append(
                 (ins.i_out, p, ins.path_weight)
             )
-            self._path_sizes.append(self.irreps_in1[ins.i_in1].mul)
-        self.weight_numel = sum(self._path_sizes)
+            self.path_sizes.append(self.irreps_in1[ins.i_in1].mul)
+        self.weight_numel = sum(self.path_sizes)
         self._groups = []
         for idx, ((i1, i2), paths) in enumerate(groups.items()):
             l1 = self.irreps_in1[i1].ir.l
@@ -78,15 +79,26 @@ class UVUKernel(torch.nn.Module):
             ]
             # stored as (d2, d1 * sum d3): contracted with the harmonics first
             cg = torch.cat(mats, dim=2).permute(1, 0, 2)
+            # kept in float64: the module's dtype then sets the precision
+            # (a float32 copy moved to float64 would stay rounded)
             self.register_buffer(
-                f"_cg{idx}", cg.reshape(cg.shape[0], -1).float(), persistent=False
+                f"_cg{idx}", cg.reshape(cg.shape[0], -1), persistent=False
             )
+            # and per path, (d2, d1 * d3), for grouped_blocks: each path's
+            # coupled harmonics then come out contiguous
+            for (_, p, _), mat in zip(paths, mats, strict=True):
+                per_path = mat.permute(1, 0, 2).reshape(mat.shape[1], -1)
+                self.register_buffer(f"_cgp{p}", per_path, persistent=False)
             dims = [2 * self.irreps_out[i_out].ir.l + 1 for i_out, _, _ in paths]
             outs = [i_out for i_out, _, _ in paths]
             index = [p for _, p, _ in paths]
             self._groups.append((i1, i2, outs, index, dims))
         self._splits1 = [m.dim for m in self.irreps_in1]
         self._splits2 = [m.dim for m in self.irreps_in2]
+        # (mul, 2l+1) of each irrep as plain ints: the forward reads no
+        # Irreps (torch.compile cannot guard on them)
+        self._shapes1 = [(m.mul, m.ir.dim) for m in self.irreps_in1]
+        self.out_dims = [m.dim for m in self.irreps_out]
 
     def _coupled(self, idx: int, x2: torch.Tensor, d1: int, dtype) -> torch.Tensor:
         """``T[e, i, k] = sum_j Y[e, j] C[i, j, k]`` for all paths of one pair."""
@@ -102,14 +114,14 @@ class UVUKernel(torch.nn.Module):
         """
         e = x1.shape[0]
         b1 = [
-            b.reshape(e, m.mul, m.ir.dim)
-            for b, m in zip(
-                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
+            b.reshape(e, mul, dim)
+            for b, (mul, dim) in zip(
+                torch.split(x1, self._splits1, dim=1), self._shapes1, strict=True
             )
         ]
         b2 = torch.split(x2, self._splits2, dim=1)
-        wpaths = torch.split(weight, self._path_sizes, dim=1)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
+        wpaths = torch.split(weight, self.path_sizes, dim=1)
+        outs: list[torch.Tensor | None] = [None] * len(self.out_dims)
         for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
             a = b1[i1]
             d1 = a.shape[2]
@@ -127,54 +139,62 @@ class UVUKernel(torch.nn.Module):
     def grouped_blocks(
         self,
         x1: torch.Tensor,
-        senders: torch.Tensor,
-        x2: torch.Tensor,
-        weight: torch.Tensor,
+        senders: Sequence[torch.Tensor],
+        x2: Sequence[torch.Tensor],
+        weights: Sequence[Sequence[torch.Tensor]],
         buckets: tuple[tuple[int, int], ...],
     ) -> list[torch.Tensor | None]:
         """The product summed over each node's edges, ``(N, mul, 2l+1)`` per irrep.
 
-        Rows of ``x2`` and ``weight`` are slots grouped by receiver in
+        Edges come in slots grouped by receiver, one entry per bucket of
         ``buckets`` (``(nodes, slots per node)`` each, see
-        :class:`~sevenomni_core.nn.convolution.ReceiverSlots`; padded slots
-        must have zero ``x2``), ``x1`` holds the node features and
-        ``senders`` the node of each slot.  The sum over slots and the
+        :class:`~sevenomni_core.nn.convolution.ReceiverSlots`): ``senders[b]``
+        the node of each slot, ``x2[b]`` its harmonics (zero in padded slots)
+        and ``weights[b][p]`` the weights ``(slots, mul)`` of path ``p``;
+        ``x1`` holds the node features.  The sum over slots and the
         Clebsch-Gordan contraction are one batched matrix product per path
-        and bucket, so no per-edge output is formed.  The features are
-        gathered as ``(slot, 2l+1, mul)``, so that each node's slots and
-        components are contiguous and no transposed copy is needed.
+        and bucket, so no per-edge output is formed.  Every large operand is
+        made per bucket and per path (no split of a large tensor, whose
+        gradient would be a full copy), and the features are gathered as
+        ``(slot, 2l+1, mul)`` so that each node's slots and components are
+        contiguous.
         """
         n = x1.shape[0]
-        sizes = [nodes * degree for nodes, degree in buckets]
-        b1 = [
-            b.reshape(n, m.mul, m.ir.dim).transpose(1, 2).contiguous()[senders]
-            for b, m in zip(
-                torch.split(x1, self._splits1, dim=1), self.irreps_in1, strict=True
+        nodes_t = [
+            b.reshape(n, mul, dim).transpose(1, 2).contiguous()
+            for b, (mul, dim) in zip(
+                torch.split(x1, self._splits1, dim=1), self._shapes1, strict=True
             )
         ]
-        b2 = torch.split(x2, self._splits2, dim=1)
-        wpaths = torch.split(weight, self._path_sizes, dim=1)
-        outs: list[torch.Tensor | None] = [None] * len(self.irreps_out)
-        for idx, (i1, i2, out_index, path_index, dims) in enumerate(self._groups):
-            a = b1[i1]  # (S, d1, mul)
-            d1 = a.shape[1]
-            t = self._coupled(idx, b2[i2], d1, x1.dtype)
-            t_paths = [torch.split(tp, sizes) for tp in t.split(dims, 2)]
-            for k, (i_out, p) in enumerate(zip(out_index, path_index, strict=True)):
-                aw = torch.split(a * wpaths[p].unsqueeze(1), sizes)
-                parts = [
-                    torch.bmm(
-                        tb.view(nodes, degree * d1, -1).transpose(1, 2),
-                        ab.view(nodes, degree * d1, -1),
+        per_bucket: list[list[torch.Tensor]] = [[] for _ in self.out_dims]
+        for (nodes, degree), send, sh, w in zip(
+            buckets, senders, x2, weights, strict=True
+        ):
+            outs: list[torch.Tensor | None] = [None] * len(self.out_dims)
+            b1 = [t[send] for t in nodes_t]  # (S, d1, mul)
+            b2 = torch.split(sh, self._splits2, dim=1)
+            for i1, i2, out_index, path_index, _ in self._groups:
+                a = b1[i1]
+                d1 = a.shape[1]
+                for i_out, p in zip(out_index, path_index, strict=True):
+                    # T[s, i, k] = sum_j Y[s, j] C[i, j, k], contiguous
+                    t = torch.mm(b2[i2], getattr(self, f"_cgp{p}").to(x1.dtype))
+                    aw = a * w[p].unsqueeze(1)
+                    part = torch.bmm(
+                        t.view(nodes, degree * d1, -1).transpose(1, 2),
+                        aw.view(nodes, degree * d1, -1),
                     )
-                    for (nodes, degree), ab, tb in zip(
-                        buckets, aw, t_paths[k], strict=True
-                    )
-                ]
-                part = parts[0] if len(parts) == 1 else torch.cat(parts)
-                prev = outs[i_out]
-                outs[i_out] = part if prev is None else prev + part
-        return [None if o is None else o.transpose(1, 2) for o in outs]
+                    prev = outs[i_out]
+                    outs[i_out] = part if prev is None else prev + part
+            for parts, out in zip(per_bucket, outs, strict=True):
+                if out is not None:
+                    parts.append(out)
+        return [
+            None
+            if not parts
+            else (parts[0] if len(parts) == 1 else torch.cat(parts)).transpose(1, 2)
+            for parts in per_bucket
+        ]
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor
@@ -182,7 +202,7 @@ class UVUKernel(torch.nn.Module):
         """``x1 (E, in1) x x2 (E, in2)`` with per-row weights ``(E, numel)``."""
         e = x1.shape[0]
         flat = [
-            (o.reshape(e, m.dim) if o is not None else x1.new_zeros(e, m.dim))
-            for o, m in zip(self.blocks(x1, x2, weight), self.irreps_out, strict=True)
+            (o.reshape(e, dim) if o is not None else x1.new_zeros(e, dim))
+            for o, dim in zip(self.blocks(x1, x2, weight), self.out_dims, strict=True)
         ]
         return torch.cat(flat, dim=1)

@@ -51,11 +51,16 @@ def test_convolution_matches_e3nn(irreps, parity):
     assert sum(n for n, _ in slots.buckets) == 30
 
     def grouped(x):
-        def pad(t):
-            return torch.cat([t, t.new_zeros(1, *t.shape[1:])])[slots.edge_of_slot]
+        rows = torch.split(slots.edge_of_slot, [n * d for n, d in slots.buckets])
 
-        senders = pad(slots.position[edges[1]])
-        out = conv(x[slots.order], pad(y), pad(radial), senders, slots=slots)
+        def per_bucket(t):
+            t = torch.cat([t, t.new_zeros(1, *t.shape[1:])])
+            return [t[r] for r in rows]
+
+        senders = per_bucket(slots.position[edges[1]])
+        out = conv.grouped(
+            x[slots.order], per_bucket(y), per_bucket(radial), senders, slots.buckets
+        )
         return out[slots.position]
 
     torch.testing.assert_close(grouped(x), ref, atol=1e-5, rtol=1e-5)
