@@ -237,7 +237,7 @@ def _profile(maker, structures, labels):
     parts = {
         "fixed-cell relaxations": "relax_groups",
         "batched forces (predict)": "predict",
-        "phonopy set-up (symmetry, displacements)": "phonopy",
+        "phonopy set-up (symmetry, displacements)": "unit_phonopy",
         "phonopy (force constants, mesh, thermal)": "_finish",
         "PhonopyQHA": "__init__",
     }
