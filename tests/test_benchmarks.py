@@ -136,9 +136,11 @@ def test_gpu_check_fails_soft(tmp_path):
 
 
 def test_thermal_speed_smoke():
-    """The QHA benchmark runs both sides and prints the ratio and the profile."""
+    """The QHA benchmark runs both sides and prints the ratio and the
+    profiles of both sides."""
     out = _smoke("thermal_speed.py")
-    assert "ratio loop / ours" in out and "where our time goes" in out
+    assert "ratio loop / ours" in out and "where the time goes, ours" in out
+    assert "where the time goes, phonopy + sevenn loop" in out
 
 
 def test_mof_screen_speed_smoke():

@@ -306,9 +306,9 @@ class GruneisenMaker(PropertyMaker):
     def analyse(self, item, target, ctx, cell, phonons, preds, results):
         """The document of one material from its phonons at three volumes."""
         volumes, energies, common = volume_fields(item, cell, results)
-        failure = force_constants(phonons, preds, volumes)
-        if failure:
-            why, kind = failure
+        fcs = force_constants(phonons, preds, volumes)
+        if isinstance(fcs, tuple):
+            why, kind = fcs
             return self.failed(target, ctx, why, error_type=kind, **common)
         middle = phonons[1]
         mesh = shared_mesh(phonons, self.phonon.mesh)

@@ -91,7 +91,12 @@ class PhononCell:
     def phonopy(self, structure, displacement: float) -> Phonopy:
         """A phonopy object of the primitive cell of ``structure`` in this
         supercell, its displacements (Å) generated."""
-        phonon = Phonopy(self.unit(structure), supercell_matrix=self.supercell_matrix)
+        return self.unit_phonopy(self.unit(structure), displacement)
+
+    def unit_phonopy(self, unit: PhonopyAtoms, displacement: float) -> Phonopy:
+        """A phonopy object of the primitive cell ``unit`` (from
+        :meth:`unit`) in this supercell, its displacements (Å) generated."""
+        phonon = Phonopy(unit, supercell_matrix=self.supercell_matrix)
         phonon.generate_displacements(distance=displacement)
         return phonon
 

@@ -15,6 +15,8 @@ from typing import ClassVar, Final, Literal
 
 import numpy as np
 from phonopy import Phonopy, PhonopyQHA
+from phonopy.structure.atoms import PhonopyAtoms
+from phonopy.structure.cells import get_supercell
 from phonopy.structure.grid_points import length2mesh
 from pydantic import Field
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -31,11 +33,12 @@ from ..jobs.settings import (
 from ..schemas import ResultDocument, failure_type, quantity
 from .phonon import (
     CUTOFF_FREQUENCY,
+    SYMPREC,
     PhononCell,
-    displaced_atoms,
     per_atom,
     phonon_cell,
     set_forces,
+    to_ase,
 )
 from .relax import inner_failure, per_cell, relax_groups
 
@@ -46,6 +49,8 @@ __all__ = [
     "QhaMaker",
     "first_outside",
     "force_constants",
+    "run_mesh",
+    "scaled_copy",
     "shared_mesh",
     "subrange_alpha",
     "volume_fields",
@@ -113,16 +118,78 @@ def volume_fields(item, cell, results) -> tuple[np.ndarray, np.ndarray, dict]:
     return volumes, energies, common
 
 
-def force_constants(phonons, preds, volumes) -> tuple[str, str] | None:
-    """Set each volume's forces and produce its force constants; or why a
-    displaced supercell failed and the failure's type."""
+def force_constants(phonons, preds, volumes) -> list[np.ndarray] | tuple[str, str]:
+    """Each volume's force constants from its forces (one volume at a time:
+    a phonopy object may serve several, see :func:`volume_phonons`); or why
+    a displaced supercell failed and the failure's type."""
+    fcs = []
     for p, mine, volume in zip(phonons, preds, volumes, strict=True):
         errors = set_forces(p, mine)
         if errors:
             why = f"a displaced supercell at {volume:.3f} Å³/atom failed: {errors[0]}"
             return why, failure_type(errors[0])
         p.produce_force_constants()
-    return None
+        fcs.append(p.force_constants)
+    return fcs
+
+
+def scaled_copy(
+    unit: PhonopyAtoms, reference: PhonopyAtoms, tol: float = 1e-10
+) -> bool:
+    """Whether ``unit`` is ``reference`` scaled uniformly: the same atoms at
+    the same fractional positions and lattice vectors in proportion (both to
+    ``tol``, relative), so that they share symmetry, displacements (Å) and
+    the shortest vectors phonopy's dynamical matrix uses."""
+    if list(unit.symbols) != list(reference.symbols):
+        return False
+    factor = np.cbrt(unit.volume / reference.volume)
+    lattice = factor * np.asarray(reference.cell)
+    if np.abs(np.asarray(unit.cell) - lattice).max() > tol * np.abs(lattice).max():
+        return False
+    shift = np.asarray(unit.scaled_positions) - np.asarray(reference.scaled_positions)
+    return bool(np.abs(shift - np.round(shift)).max() <= tol)
+
+
+def run_mesh(phonon: Phonopy, fc: np.ndarray, mesh: list[int]) -> None:
+    """Phonons of the force constants ``fc`` on the Γ-centred ``mesh``.
+
+    A phonopy object that has this mesh already (one shared by several
+    volumes has it from the previous volume) keeps its q-points, whose
+    set-up costs phonopy several times the diagonalisation (Cu, 29³: 0.1 s
+    against 0.03 s): ``fc`` is copied into the dynamical matrix its mesh
+    reads force constants from, and the mesh solved again.
+    """
+    current = phonon.mesh
+    if (
+        current is not None
+        and np.array_equal(current.mesh_numbers, mesh)
+        and current.dynamical_matrix.force_constants.shape == np.shape(fc)
+    ):
+        np.copyto(current.dynamical_matrix.force_constants, fc)
+        current.run()
+    else:
+        phonon.force_constants = fc
+        phonon.run_mesh(mesh, is_gamma_center=True)
+
+
+def _displaced_about(phonon: Phonopy, unit: PhonopyAtoms) -> list:
+    """The displaced supercells of ``phonon`` (its displacements, Å) about
+    the supercell of ``unit``, a uniformly scaled copy of its primitive
+    cell, as ASE atoms: what a phonopy object of ``unit`` would displace."""
+    supercell = get_supercell(unit, phonon.supercell_matrix, symprec=SYMPREC)
+    cells = []
+    for disp in phonon.dataset["first_atoms"]:
+        positions = supercell.positions
+        positions[disp["number"]] += disp["displacement"]
+        cells.append(
+            PhonopyAtoms(
+                symbols=supercell.symbols,
+                masses=supercell.masses,
+                positions=positions,
+                cell=supercell.cell,
+            )
+        )
+    return [to_ase(c) for c in cells]
 
 
 def shared_mesh(phonons, mesh) -> list[int]:
@@ -140,7 +207,12 @@ def shared_mesh(phonons, mesh) -> list[int]:
 
 
 def volume_phonons(
-    items, strains, ctx, relax: RelaxSettings, phonon: PhononSettings
+    items,
+    strains,
+    ctx,
+    relax: RelaxSettings,
+    phonon: PhononSettings,
+    shared: bool = False,
 ) -> list[tuple[PhononCell, list[Phonopy], list, list] | str | Exception]:
     """The phonons of every item at each lattice strain, all items at once.
 
@@ -149,6 +221,18 @@ def volume_phonons(
     volumes of all items in one batch), and the displaced supercells of every
     volume evaluated in one batched prediction.  Used by the QHA and
     Grüneisen Makers.
+
+    With ``shared``, the volumes whose relaxed primitive cell is the middle
+    volume's scaled uniformly (:func:`scaled_copy`: the atoms did not move,
+    as in any crystal whose positions symmetry fixes) share the middle
+    volume's phonopy object: its symmetry search and displacements, the
+    bulk of phonopy's set-up, are done once, and its displacements (Å) are
+    applied about each volume's own supercell.  Force constants, frequencies
+    and thermal properties depend on the cell only through the fractional
+    positions and the Cartesian rotations, which uniform scaling leaves
+    alone, so the numbers are those of one object per volume (to ~1e-12);
+    the shared object must then be used one volume at a time (set each
+    volume's :func:`force_constants` before its mesh).
 
     Returns
     -------
@@ -180,14 +264,29 @@ def volume_phonons(
         try:  # one primitive cell and supercell for every volume
             cell = phonon_cell(it.structure, phonon.min_length, phonon.supercell)
             # ``relax`` keeps the atoms in order: each volume's input cell
-            volumes = [AseAtomsAdaptor.get_structure(r.atoms) for r in results]
+            units = [cell.unit(AseAtomsAdaptor.get_structure(r.atoms)) for r in results]
+            middle = units[len(units) // 2]
+            common = cell.unit_phonopy(middle, phonon.displacement) if shared else None
             setups.append(
-                (cell, [cell.phonopy(v, phonon.displacement) for v in volumes])
+                (
+                    cell,
+                    units,
+                    [
+                        common
+                        if common is not None and scaled_copy(u, middle)
+                        else cell.unit_phonopy(u, phonon.displacement)
+                        for u in units
+                    ],
+                )
             )
         except Exception as err:  # phonopy may refuse one structure
             setups.append(err)
     shown = [  # the displaced cells of each item, for their tasks
-        [a for p in setup[1] for a in displaced_atoms(p)]
+        [
+            a
+            for p, u in zip(setup[2], setup[1], strict=True)
+            for a in _displaced_about(p, u)
+        ]
         if isinstance(setup, tuple)
         else []
         for setup in setups
@@ -199,10 +298,10 @@ def volume_phonons(
         if not isinstance(setup, tuple):
             out.append(setup)
             continue
-        cell, phonons = setup
+        cell, _, phonons = setup
         mine = []
         for p in phonons:
-            n = len(p.supercells_with_displacements)
+            n = len(p.dataset["first_atoms"])
             mine.append(preds[start : start + n])
             start += n
         out.append((cell, phonons, mine, results))
@@ -395,7 +494,9 @@ class QhaMaker(PropertyMaker):
         """Relax every volume of every item in one batch, then all displaced
         supercells in one batched prediction, then each QHA."""
         out = []
-        phonons = volume_phonons(items, self.strains(), ctx, self.relax, self.phonon)
+        phonons = volume_phonons(
+            items, self.strains(), ctx, self.relax, self.phonon, shared=True
+        )
         for it, owed, setup in zip(items, targets, phonons, strict=True):
             if isinstance(setup, str):
                 kind = "InnerRelaxationError"
@@ -418,14 +519,14 @@ class QhaMaker(PropertyMaker):
         temperatures = self.temperature_grid()
         volumes, energies, common = volume_fields(item, cell, results)
         common = {"eos": self.eos, **common}
-        failure = force_constants(phonons, preds, volumes)
-        if failure:
-            why, kind = failure
+        fcs = force_constants(phonons, preds, volumes)
+        if isinstance(fcs, tuple):
+            why, kind = fcs
             return [self.failed(t, ctx, why, error_type=kind, **common) for t in owed]
         mesh = shared_mesh(phonons, self.phonon.mesh)
         free, cv, entropy, imaginary = [], [], [], []
-        for p, volume in zip(phonons, volumes, strict=True):
-            p.run_mesh(mesh, is_gamma_center=True)
+        for p, fc, volume in zip(phonons, fcs, volumes, strict=True):
+            run_mesh(p, fc, mesh)  # a shared object serves one volume at a time
             lowest = float(p.get_mesh_dict()["frequencies"].min())
             if lowest < self.phonon.imaginary_tol:
                 imaginary.append(

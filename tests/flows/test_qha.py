@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from oracle.phonopy_qha import phonopy_qha
+from phonopy.structure.atoms import PhonopyAtoms
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from sevenomni_core import load_model
@@ -12,7 +13,7 @@ from sevenomni_flows.jobs import ModelSettings
 from sevenomni_flows.properties import QhaMaker
 from sevenomni_flows.properties import qha as qha_module
 from sevenomni_flows.properties.phonon import CUTOFF_FREQUENCY
-from sevenomni_flows.properties.qha import RANGE_TOLERANCE
+from sevenomni_flows.properties.qha import RANGE_TOLERANCE, scaled_copy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -161,7 +162,6 @@ def test_a_failed_eos_fit_fails_its_pressure_alone(monkeypatch):
     """phonopy's EOS fit of G(V) failing at one pressure (it raises, or
     would leave that temperature out) fails that pressure's document, naming
     it; the other pressure of the same phonons completes."""
-    from sevenomni_flows.properties import qha as qha_module
 
     real = qha_module.PhonopyQHA
 
@@ -277,3 +277,94 @@ def test_cu_alpha_depends_on_the_range():
     assert not narrow.warnings
     sub = narrow.thermal_expansion_300k_subrange
     assert sub == pytest.approx(narrow.thermal_expansion_300k, rel=RANGE_TOLERANCE)
+
+
+def _free_energies(monkeypatch, maker, structures, shared: bool):
+    """Each volume's (F, C_v, S) per atom as ``maker`` hands them to
+    PhonopyQHA, with the volumes' phonopy objects shared or one each; and
+    how many phonopy objects each material had."""
+    real_volumes, real_thermal = qha_module.volume_phonons, qha_module.per_atom
+    seen, built = [], []
+
+    def volumes(*args, shared=False, _shared=shared, **kwargs):
+        out = real_volumes(*args, shared=_shared, **kwargs)
+        built.extend(len({id(p) for p in setup[1]}) for setup in out)
+        return out
+
+    def thermal(phonon):
+        out = real_thermal(phonon)
+        seen.append(np.array([out[k] for k in sorted(out)]))
+        return out
+
+    monkeypatch.setattr(qha_module, "volume_phonons", volumes)
+    monkeypatch.setattr(qha_module, "per_atom", thermal)
+    docs = maker.run(structures, ["Cu"] * len(structures))
+    assert all(d.state == "completed" for d in docs), [d.error for d in docs]
+    monkeypatch.undo()
+    return seen, built
+
+
+def _check_same(shared, own) -> None:
+    assert len(shared) == len(own)
+    for a, b in zip(shared, own, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_one_phonopy_object_for_all_volumes_gives_each_its_own_numbers(monkeypatch):
+    """Cu: its volumes share one phonopy object (one symmetry search), and
+    each volume's F, C_v and S per atom are those of its own phonopy object
+    to 1e-9.  (The EOS fit downstream is not that exact: scaling F by
+    1 + 1e-13 moves phonopy's α(300 K) of Si by ~4e-4.)
+    Planted: the displacements applied about the middle volume's supercell
+    instead of each volume's own, or the mesh kept from one volume to the
+    next without its new force constants, and the numbers differ."""
+    maker = _narrow(temperatures={"t_max": 400.0})
+    structures = [AseAtomsAdaptor.get_structure(SOLIDS["Cu"])]
+    own, built = _free_energies(monkeypatch, maker, structures, shared=False)
+    assert built == [5]
+    shared, built = _free_energies(monkeypatch, maker, structures, shared=True)
+    assert built == [1]  # one object for Cu's 5 volumes
+    _check_same(shared, own)
+    about = qha_module._displaced_about  # the plant
+    monkeypatch.setattr(
+        qha_module, "_displaced_about", lambda p, unit: about(p, p.unitcell)
+    )
+    planted, _ = _free_energies(monkeypatch, maker, structures, shared=True)
+    with pytest.raises(AssertionError):
+        _check_same(planted, own)
+
+    def stale(phonon, fc, mesh):  # planted: the mesh kept, its fc not renewed
+        if phonon.mesh is None:
+            phonon.force_constants = fc
+            phonon.run_mesh(mesh, is_gamma_center=True)
+        phonon.mesh.run()
+
+    monkeypatch.setattr(qha_module, "run_mesh", stale)
+    planted, _ = _free_energies(monkeypatch, maker, structures, shared=True)
+    with pytest.raises(AssertionError):
+        _check_same(planted, own)
+
+
+def test_scaled_copy_needs_the_same_fractional_positions():
+    """Uniform scaling (and a lattice translation of an atom) keeps a cell a
+    scaled copy; a moved atom or a sheared lattice does not."""
+    si = bulk("Si", "diamond", a=5.45)
+    unit = PhonopyAtoms(
+        symbols=si.get_chemical_symbols(),
+        cell=si.cell.array,
+        scaled_positions=si.get_scaled_positions(),
+    )
+
+    def changed(cell=None, shift=None) -> PhonopyAtoms:
+        positions = unit.scaled_positions + (0 if shift is None else shift)
+        return PhonopyAtoms(
+            symbols=unit.symbols,
+            cell=unit.cell if cell is None else cell,
+            scaled_positions=positions,
+        )
+
+    assert scaled_copy(changed(cell=unit.cell * 1.02), unit)
+    assert scaled_copy(changed(shift=np.array([[0, 0, 0], [1.0, 0, 0]])), unit)
+    assert not scaled_copy(changed(shift=np.array([[0, 0, 0], [1e-6, 0, 0]])), unit)
+    stretched = unit.cell * np.array([[1.0], [1.0], [1.01]])
+    assert not scaled_copy(changed(cell=stretched), unit)
