@@ -11,8 +11,8 @@ In the same process, for each thread count (``torch.set_num_threads``):
 
 - the machine's peaks: a square matrix product of the model's dtype (2048^3
   on the CPU, 8192^3 on a GPU; 2 n^3 FLOPs) for FLOP/s, and a large tensor's
-  ``copy_`` (bytes = read + write, 256 MiB each way) for bandwidth; best of
-  a few rounds;
+  ``copy_`` (bytes = read + write, 256 MiB each way, 1 GiB on a GPU) for
+  bandwidth; best of a few rounds;
 - the pass's time (median of ``--rounds``, no profiler attached);
 - one pass under ``torch.profiler`` (``with_flops=True, record_shapes=True``):
   self time per aten op (device time on a GPU), grouped in kernel classes
@@ -181,7 +181,8 @@ def peaks(device: torch.device, dtype: torch.dtype, smoke: bool, clock: str) -> 
     b = torch.randn(n, n, device=device, dtype=dtype)
     t = best_time(lambda: torch.mm(a, b), 2 if smoke else 3, device, clock)
     flops = 2 * n**3 / t
-    numel = (16 << 20 if smoke else 256 << 20) // dtype.itemsize
+    mib = 16 if smoke else (1024 if device.type == "cuda" else 256)
+    numel = (mib << 20) // dtype.itemsize
     src = torch.ones(numel, device=device, dtype=dtype)
     dst = torch.empty_like(src)
     t = best_time(lambda: dst.copy_(src), 3 if smoke else 5, device, clock)
