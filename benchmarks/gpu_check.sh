@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One prepared GPU check: install, `pytest -m gpu`, then every GPU benchmark,
-# each step under its own time limit (together under 8 minutes), fail-soft:
+# each step under its own time limit (together under 9 minutes), fail-soft:
 # a failing step is recorded and the next one runs.
 #
 #   benchmarks/gpu_check.sh [--cpu-dry-run] OUTDIR
 #
 # OUTDIR/gpu_check.txt  every step's output, in order, with its exit status
 # OUTDIR/steps.json     one entry per step: name, exit status, seconds
+# OUTDIR/roofline.json, roofline.png  the roofline step's numbers and plot
 # The exit status is 0 when every step passed, else 1.
 #
 # --cpu-dry-run runs the same steps on the CPU with tiny sizes (the test
@@ -58,12 +59,14 @@ if [ $dry -eq 1 ]; then
     l3i5_backends=e3nn # cuEquivariance's CPU code generation for l3i5: ~40 s
     capacity=(--max-atoms 40 --max-batch 4 --time-limit 20)
     relax_extra=(--max-steps 5)
+    roofline=(--smoke)
 else
     device=cuda
     n_small=500 n_large=64 n_relax=100 repeats=3 models=7net-0,7net-l3i5,omni
     l3i5_backends=e3nn,cueq
     capacity=(--max-atoms 4000000 --max-batch 1024 --time-limit 25)
     relax_extra=()
+    roofline=(--threads 1 --rounds 3)
 fi
 
 show_environment() {
@@ -120,6 +123,8 @@ step static_small_l3i5 60 bench batch_static.py --device $device --n $n_small \
 step relax 60 bench batch_relax.py --device $device --n $n_relax "${relax_extra[@]}"
 step capacity 90 bench gpu_capacity.py --device $device --models $models \
     "${capacity[@]}"
+step roofline 60 bench roofline.py --device $device "${roofline[@]}" \
+    --json "$out/roofline.json" --plot "$out/roofline.png"
 
 {
     echo "["

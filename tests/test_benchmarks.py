@@ -80,6 +80,54 @@ def test_neb_speed_smoke():
     assert "ASE NEB + FIRE + sevenn loop" in out and "barriers (eV), ours:" in out
 
 
+def test_roofline_smoke(tmp_path):
+    """The roofline runs on Si64: peaks, the pass and its kernel classes; the
+    JSON holds them and the plot (its own run overlaid as "before") is a PNG."""
+    import json
+
+    data, png = tmp_path / "roofline.json", tmp_path / "roofline.png"
+    out = _smoke(
+        "roofline.py", "--json", str(data), "--plot", str(png), "--before", str(data)
+    )
+    assert "% of peak FLOP/s" in out and "| mm/addmm |" in out
+    run = json.loads(data.read_text())["runs"][0]
+    assert run["peak"]["gflops"] > 0 and run["peak"]["gbps"] > 0
+    kernels = run["inputs"]["Si64"]["kernels"]
+    assert kernels["mm/addmm"]["flop"] > 0 and kernels["cat"]["bytes"] > 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_roofline_byte_count(monkeypatch):
+    """The byte estimate by hand: inputs + output, an in-place destination
+    once, views nothing; element-wise FLOPs one per (broadcast) output element.
+    Counting the destination of ``copy_`` as an output too (planted) gives
+    three copies' bytes instead of read + write."""
+    import importlib
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    roofline = importlib.import_module("roofline")
+    a, b, dst = torch.ones(64, 128), torch.ones(128, 32), torch.empty(64, 128)
+    size = 64 * 128 * 4
+    with roofline.ByteCounter() as count:
+        torch.mm(a, b)
+        dst.copy_(a)
+        torch.cat([a, a])
+        a.view(-1).t()
+        torch.ones(1, 128) * a
+    assert count.bytes["mm/addmm"] == size + 128 * 32 * 4 + 64 * 32 * 4
+    assert count.bytes["copy"] == 2 * size
+    assert count.bytes["cat"] == 4 * size
+    assert "views" not in count.bytes and count.calls["views"] == 2
+    assert count.flops["mul"] == 64 * 128
+    assert count.bytes["mul"] == 128 * 4 + 2 * size
+    monkeypatch.setattr(torch._C.FunctionSchema, "is_mutable", False)
+    with roofline.ByteCounter() as planted:
+        dst.copy_(a)
+    assert planted.bytes["copy"] == 3 * size
+
+
 def _gpu_check(out: Path, **env) -> tuple[int, list[dict], str]:
     import json
     import os
@@ -108,6 +156,7 @@ def test_gpu_check_cpu_dry_run(tmp_path):
         "static_small_l3i5",
         "relax",
         "capacity",
+        "roofline",
     ]
     assert rc == 0, report
     assert all(s["exit"] == 0 for s in steps)
@@ -121,6 +170,7 @@ def test_gpu_check_cpu_dry_run(tmp_path):
         "largest cell (c) 7net-0",
         "ms/step",
         "out-of-memory split (e)",
+        "% of peak FLOP/s",
     ):
         assert figure in report, figure
 
@@ -130,9 +180,9 @@ def test_gpu_check_fails_soft(tmp_path):
     exit status, the script goes on to the end and exits non-zero."""
     rc, steps, report = _gpu_check(tmp_path, PYTHON="false")
     assert rc == 1
-    assert len(steps) == 8
-    assert sum(s["exit"] != 0 for s in steps) >= 7
-    assert report.count("=== ") == 8
+    assert len(steps) == 9
+    assert sum(s["exit"] != 0 for s in steps) >= 8
+    assert report.count("=== ") == 9
 
 
 def test_thermal_speed_smoke():
