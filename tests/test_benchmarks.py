@@ -197,3 +197,18 @@ def test_mof_screen_speed_smoke():
     """The CoRE MOF throughput benchmark runs both sides and prints the ratio."""
     out = _smoke("mof_screen_speed.py")
     assert "shared / loop throughput ratio" in out
+
+
+def test_relax_torch_sim_smoke():
+    """The torch-sim comparison relaxes two cells on both sides, prints their
+    step counts, our step's breakdown and the ratios (torch-sim is optional)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch_sim") is None:
+        import pytest
+
+        pytest.skip("torch-sim is not installed (pip install sevenomni[bench])")
+    out = _smoke("relax_torch_sim.py")
+    assert "| Mg2 | 2 | 5 (not converged) | not converged |" in out
+    assert "model forward+backward" in out and "cell filter" in out
+    assert "static ours" in out and "relax  ours" in out and "ratio" in out

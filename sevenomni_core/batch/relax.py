@@ -105,6 +105,8 @@ class _State:
     cell0: np.ndarray = field(default=None)
     r0: np.ndarray = field(default=None)
     u: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))
+    #: The deformation gradient ``exp(u / factor)``, kept in step with ``u``.
+    f_mat: np.ndarray = field(default_factory=lambda: np.eye(3))
     steps: int = 0
     energy0: float | None = None
     energy_apart: float = float("inf")
@@ -123,7 +125,7 @@ class _State:
 
 
 def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndarray:
-    f_mat = deformation(s.u, s.factor)
+    f_mat = s.f_mat
     cell = s.atoms.cell.array
     forces = pred.forces.copy()
     if s.symmetry is not None:
@@ -135,7 +137,7 @@ def _generalised_forces(s: _State, pred: Prediction, pressure: float) -> np.ndar
     stress = voigt_6_to_full_3x3_stress(pred.stress)
     if s.symmetry is not None:
         stress = s.symmetry.stress(cell, stress)
-    cell_part = cell_force(s.u, stress, s.atoms.get_volume(), s.factor, pressure)
+    cell_part = cell_force(s.u, stress, s.atoms.get_volume(), s.factor, pressure, f_mat)
     return np.vstack([atom_part, cell_part])
 
 
@@ -153,7 +155,8 @@ def _step(s: _State, force: np.ndarray) -> None:
     s.r0 = s.r0 + dr[:n]
     if s.relax_cell:
         s.u = s.u + dr[n:]
-    f_mat = deformation(s.u, s.factor)
+        s.f_mat = deformation(s.u, s.factor)
+    f_mat = s.f_mat
     positions = s.r0 @ f_mat.T
     positions[s.fixed] = old[s.fixed]
     s.r0[s.fixed] = np.linalg.solve(f_mat, positions[s.fixed].T).T
