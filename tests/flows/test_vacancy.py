@@ -181,19 +181,6 @@ def _check_written_forms(structure: Structure, primitive=canonical_primitive):
             np.testing.assert_allclose(mine[:13], theirs[:13], atol=1e-3, err_msg=name)
 
 
-def _wurtzite() -> Structure:
-    return AseAtomsAdaptor.get_structure(bulk("ZnO", "wurtzite", a=3.25, c=5.2))
-
-
-def _rutile() -> Structure:
-    return Structure.from_spacegroup(
-        "P4_2/mnm",
-        Lattice.tetragonal(4.59, 2.96),
-        ["Ti", "O"],
-        [[0, 0, 0], [0.305] * 2 + [0]],
-    )
-
-
 @pytest.mark.parametrize("structure", [_cu, _rocksalt, _wurtzite, _rutile])
 def test_every_written_form_gives_one_supercell_and_one_site_order(structure):
     """Primitive, conventional, 2x1x1 and non-diagonal supercells, rotated
